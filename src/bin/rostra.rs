@@ -1,0 +1,41 @@
+//! The Rostra daemon: `rostra agent -dev`, `rostra agent -server ...`.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+use rostra::cli::args::{DaemonArgs, DaemonCommand};
+
+fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let command = DaemonArgs::command();
+    let argv = rostra::cli::goflags::normalize(&command, std::env::args_os());
+    let args = match command.try_get_matches_from(argv).and_then(|m| DaemonArgs::from_arg_matches(&m)) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match args.command {
+        DaemonCommand::Agent(a) => {
+            init_logging(&a.log_level, a.log_json);
+            match rostra::cli::agent::run(a).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("==> {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Every flag of `rostra` and `rostractl`, as clap structs; doc comments are the help.
+//! Flags follow Consul's names so a Consul user's commands carry over (Go's single-dash
+//! syntax is accepted, see `goflags`). Boolean flags accept `-flag`, `-flag=true` and
+//! `-flag=false`, as Go's do.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The Rostra daemon.
+#[derive(Debug, Parser)]
+#[command(name = "rostra", version, about = "Rostra: gRPC-native service discovery and control plane")]
+pub struct DaemonArgs {
+    #[command(subcommand)]
+    pub command: DaemonCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Run an agent (a server, or with -dev a self-contained development server).
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Development mode: one self-bootstrapping server on 127.0.0.1, data in a temporary
+    /// directory unless -data-dir is given.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub dev: bool,
+    /// Run as a server (a raft member).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub server: bool,
+    /// Number of servers to wait for before bootstrapping the cluster.
+    #[arg(long = "bootstrap-expect", value_name = "N")]
+    pub bootstrap_expect: Option<usize>,
+    /// Directory for raft and state data; required unless -dev.
+    #[arg(long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Node name; defaults to the host name.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Datacenter name.
+    #[arg(long, default_value = "dc1")]
+    pub datacenter: String,
+    /// Address the server (raft) port binds to.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Address other servers use to reach this one; defaults to -bind.
+    #[arg(long, value_name = "ADDR")]
+    pub advertise: Option<IpAddr>,
+    /// Address the client APIs (gRPC) bind to.
+    #[arg(long = "client", value_name = "ADDR", default_value = "127.0.0.1")]
+    pub client_addr: IpAddr,
+    /// Server (raft and forwarding) port; 0 picks a free one.
+    #[arg(long = "server-port", default_value_t = crate::config::DEFAULT_SERVER_PORT)]
+    pub server_port: u16,
+    /// Public gRPC API port; 0 picks a free one.
+    #[arg(long = "grpc-port", default_value_t = crate::config::DEFAULT_GRPC_PORT)]
+    pub grpc_port: u16,
+    /// Server address (host:port of its server port) to contact at bootstrap; repeatable.
+    #[arg(long = "retry-join", value_name = "ADDR")]
+    pub retry_join: Vec<String>,
+    /// Raft: entries between snapshots (tests turn this down).
+    #[arg(long = "raft-snapshot-threshold", hide = true)]
+    pub raft_snapshot_threshold: Option<u64>,
+    /// Raft: entries kept behind a snapshot (tests turn this down).
+    #[arg(long = "raft-logs-to-keep", hide = true)]
+    pub raft_logs_to_keep: Option<u64>,
+    /// Log level: trace, debug, info, warn or error (or a tracing filter directive).
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+    /// Log as JSON lines.
+    #[arg(long = "log-json", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub log_json: bool,
+}
+
+/// The Rostra command-line client.
+#[derive(Debug, Parser)]
+#[command(name = "rostractl", version, about = "Command-line client for Rostra (Consul-style commands over gRPC)")]
+pub struct CtlArgs {
+    /// gRPC address of a Rostra agent.
+    #[arg(long, global = true, env = "ROSTRA_ADDR", default_value = "127.0.0.1:8502")]
+    pub addr: String,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Read and write the key/value store.
+    #[command(subcommand)]
+    Kv(KvCommand),
+    /// Watch a key or prefix and print it, or run a handler, on every change.
+    Watch(WatchArgs),
+    /// Measure throughput and latency against a running agent.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// Write a value: `kv put KEY [VALUE]`; VALUE may be `-` (stdin) or `@FILE`.
+    Put(KvPut),
+    /// Read a key (or, with -recurse or -keys, a prefix).
+    Get(KvGet),
+    /// Delete a key (or, with -recurse, a prefix).
+    Delete(KvDelete),
+    /// List key names under a prefix.
+    Keys(KvKeys),
+    /// Export a prefix as JSON (Consul's `kv export` format).
+    Export(KvExport),
+    /// Import JSON produced by `kv export`: inline, `-` (stdin) or `@FILE`.
+    Import(KvImport),
+}
+
+#[derive(Debug, Args)]
+pub struct KvPut {
+    pub key: String,
+    pub value: Option<String>,
+    /// Unsigned integer stored with the value.
+    #[arg(long, default_value_t = 0)]
+    pub flags: u64,
+    /// Check-and-set: write only if the key's modify index equals -modify-index (0: only
+    /// if the key does not exist).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub cas: bool,
+    /// The modify index -cas compares against.
+    #[arg(long = "modify-index", value_name = "N")]
+    pub modify_index: Option<u64>,
+    /// The given value is base64; decode it before storing.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub base64: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KvGet {
+    pub key: Option<String>,
+    /// Every key with KEY as prefix, as `key:value` lines.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub recurse: bool,
+    /// Only key names under the prefix.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub keys: bool,
+    /// With -keys: cut names after this separator.
+    #[arg(long, default_value = "/")]
+    pub separator: String,
+    /// Show every field of the pair.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub detailed: bool,
+    /// Print values base64-encoded.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub base64: bool,
+    /// Let any server answer from local state.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub stale: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KvDelete {
+    pub key: Option<String>,
+    /// Delete every key with KEY as prefix.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub recurse: bool,
+    /// Delete only if the key's modify index equals -modify-index.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub cas: bool,
+    #[arg(long = "modify-index", value_name = "N")]
+    pub modify_index: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct KvKeys {
+    pub prefix: Option<String>,
+    #[arg(long, default_value = "/")]
+    pub separator: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KvExport {
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KvImport {
+    pub data: Option<String>,
+    /// Prepend this to every imported key.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Watch type: key or keyprefix (Consul's other types arrive with their issues).
+    #[arg(long = "type")]
+    pub watch_type: Option<String>,
+    /// Key to watch (-type key).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Prefix to watch (-type keyprefix).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Run the handler through `sh -c` (default) rather than directly.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true")]
+    pub shell: bool,
+    /// Let any server answer from local state.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub stale: bool,
+    /// Handler command line; without one, the first result is printed and the watch ends.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub handler: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Concurrent writes of distinct keys.
+    Put(BenchArgs),
+    /// Concurrent default-consistency reads of one key.
+    Get(BenchArgs),
+    /// Time for one write to reach every one of -watchers watchers.
+    Watch(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Concurrent clients (each with its own connection).
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Total requests (for watch: writes to fan out).
+    #[arg(long, default_value_t = 10_000)]
+    pub requests: usize,
+    /// Value size in bytes.
+    #[arg(long = "value-size", default_value_t = 128)]
+    pub value_size: usize,
+    /// Concurrent watchers (watch mode).
+    #[arg(long, default_value_t = 1000)]
+    pub watchers: usize,
+}

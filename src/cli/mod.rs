@@ -1,0 +1,36 @@
+//! `rostractl` and `rostra agent` argument handling and commands. Commands convert flags
+//! into requests, call [`crate::client`], and print; they return errors instead of
+//! exiting so the binaries own the exit codes:
+//! 0 success, 1 failure (unreachable server, missing key, CAS conflict, handler error),
+//! 2 usage error (from clap).
+
+pub mod agent;
+pub mod args;
+pub mod bench;
+pub mod consul_json;
+pub mod goflags;
+pub mod kv;
+pub mod watch;
+
+use std::io::Write;
+
+use self::args::{CtlArgs, CtlCommand};
+use crate::client::Client;
+
+/// Runs one `rostractl` command, writing its output to `out`.
+pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let connect = || async {
+        Client::connect(&args.addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    match args.command {
+        CtlCommand::Kv(cmd) => kv::run(&connect().await?, cmd, out).await,
+        CtlCommand::Watch(w) => {
+            // Validate flags before touching the network, as Consul does.
+            let plan = watch::plan(&w)?;
+            watch::run(&connect().await?, plan, w, out).await
+        }
+        CtlCommand::Bench(b) => bench::run(&args.addr, b, out).await,
+    }
+}

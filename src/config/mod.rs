@@ -1,0 +1,83 @@
+//! Agent configuration: what `rostra agent` was asked to run. Built from flags by
+//! `cli::agent` (config files in Consul's JSON format arrive with the catalog issue).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use crate::service::Limits;
+
+/// Consul's defaults: server RPC (raft) on 8300, gRPC on 8502.
+pub const DEFAULT_SERVER_PORT: u16 = 8300;
+pub const DEFAULT_GRPC_PORT: u16 = 8502;
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub node_name: String,
+    pub datacenter: String,
+    /// None: a temporary directory removed at exit (dev mode without `-data-dir`).
+    pub data_dir: Option<PathBuf>,
+    pub dev: bool,
+    /// Servers expected before the cluster bootstraps (1 in dev mode).
+    pub bootstrap_expect: usize,
+    /// Address the server (raft) port binds to.
+    pub bind: IpAddr,
+    /// Address peers use to reach this server; defaults to `bind`.
+    pub advertise: Option<IpAddr>,
+    /// Address the client-facing APIs bind to (Consul's `-client`).
+    pub client_addr: IpAddr,
+    pub server_port: u16,
+    pub grpc_port: u16,
+    /// Raft addresses of other servers to find at bootstrap.
+    pub retry_join: Vec<String>,
+    pub limits: Limits,
+    pub raft: RaftTuning,
+}
+
+/// Raft knobs that tests turn down to exercise snapshots quickly.
+#[derive(Debug, Clone, Copy)]
+pub struct RaftTuning {
+    /// Build a snapshot after this many entries since the last one.
+    pub snapshot_threshold: u64,
+    /// Entries kept in the log behind a snapshot, for followers that lag a little.
+    pub logs_to_keep: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> Self {
+        RaftTuning {
+            snapshot_threshold: 10_000,
+            logs_to_keep: 1_000,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// `rostra agent -dev`: one self-bootstrapping server, everything on 127.0.0.1.
+    pub fn dev() -> Self {
+        AgentConfig {
+            node_name: default_node_name(),
+            datacenter: "dc1".into(),
+            data_dir: None,
+            dev: true,
+            bootstrap_expect: 1,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            advertise: None,
+            client_addr: IpAddr::from([127, 0, 0, 1]),
+            server_port: DEFAULT_SERVER_PORT,
+            grpc_port: DEFAULT_GRPC_PORT,
+            retry_join: Vec::new(),
+            limits: Limits::default(),
+            raft: RaftTuning::default(),
+        }
+    }
+}
+
+/// Consul names a node after the host.
+pub fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "rostra".into())
+}

@@ -1,0 +1,49 @@
+//! The one RocksDB database of a server: raft log, raft metadata and the state machine's
+//! tables live in column families of a single DB, so a state-machine write batch and the
+//! log share one WAL and one fsync discipline.
+//!
+//! This module only opens the database and names the column families; what goes in them
+//! belongs to `raft/` (log, vote, snapshots) and `state/` (tables).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+
+/// Raft log entries, keyed by big-endian index so iteration order is log order.
+pub const CF_RAFT_LOG: &str = "raft_log";
+/// Vote, committed log id, last purged log id, this server's node id.
+pub const CF_RAFT_META: &str = "raft_meta";
+/// State machine metadata: last applied log id, membership, the current snapshot.
+pub const CF_SM_META: &str = "sm_meta";
+/// The KV table: key bytes to an encoded `KvEntry`.
+pub const CF_KV: &str = "kv";
+
+const ALL_CFS: [&str; 4] = [CF_RAFT_LOG, CF_RAFT_META, CF_SM_META, CF_KV];
+
+/// Column families that hold state-machine data; a snapshot covers exactly these.
+pub const STATE_CFS: [&str; 1] = [CF_KV];
+
+/// Opens (creating if needed) the database at `path` with every column family.
+pub fn open(path: &Path) -> Result<Arc<DB>, rocksdb::Error> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    // Writes are acknowledged only after raft has synced the WAL, so RocksDB's own
+    // background syncing adds nothing.
+    opts.set_manual_wal_flush(false);
+    let cfs = ALL_CFS.iter().map(|name| {
+        let mut cf_opts = Options::default();
+        cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        ColumnFamilyDescriptor::new(*name, cf_opts)
+    });
+    let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+    Ok(Arc::new(db))
+}
+
+/// Column family handle by name; every name used here was created by `open`.
+pub fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name)
+        .unwrap_or_else(|| panic!("column family {name} is created when the database opens"))
+}

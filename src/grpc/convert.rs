@@ -1,0 +1,86 @@
+//! Conversions between protobuf messages and service/domain types, kept out of handlers.
+
+use crate::pb;
+use crate::service::{Consistency, ResponseMeta, WatchMessage};
+use crate::state::{KvChange, KvEntry};
+
+pub fn header(meta: &ResponseMeta) -> pb::ResponseHeader {
+    pb::ResponseHeader {
+        index: meta.index,
+        node_id: meta.node_id,
+        term: meta.term,
+        known_leader: meta.known_leader,
+        last_contact_ms: meta.last_contact_ms,
+    }
+}
+
+pub fn consistency(value: i32) -> Result<Consistency, tonic::Status> {
+    match pb::Consistency::try_from(value) {
+        Ok(pb::Consistency::Default) => Ok(Consistency::Default),
+        Ok(pb::Consistency::Stale) => Ok(Consistency::Stale),
+        Ok(pb::Consistency::Consistent) => Ok(Consistency::Consistent),
+        Err(_) => Err(tonic::Status::invalid_argument(format!("unknown consistency mode {value}"))),
+    }
+}
+
+pub fn kv_pair(e: KvEntry) -> pb::KvPair {
+    pb::KvPair {
+        key: e.key,
+        value: e.value,
+        flags: e.flags,
+        create_index: e.create_index,
+        modify_index: e.modify_index,
+        lock_index: e.lock_index,
+        session: e.session,
+    }
+}
+
+fn kv_event(change: KvChange, index: u64) -> pb::KvEvent {
+    match change.entry {
+        Some(entry) => pb::KvEvent {
+            r#type: pb::kv_event::Type::Put as i32,
+            kv: Some(kv_pair(entry)),
+        },
+        None => pb::KvEvent {
+            r#type: pb::kv_event::Type::Delete as i32,
+            kv: Some(pb::KvPair {
+                key: change.key,
+                modify_index: index,
+                ..Default::default()
+            }),
+        },
+    }
+}
+
+pub fn watch_response(msg: WatchMessage, header: pb::ResponseHeader) -> pb::WatchResponse {
+    use pb::watch_response::Kind;
+    let (kind, index, events, reason) = match msg {
+        WatchMessage::Snapshot { index, entries } => (
+            Kind::Snapshot,
+            index,
+            entries
+                .into_iter()
+                .map(|e| pb::KvEvent {
+                    r#type: pb::kv_event::Type::Put as i32,
+                    kv: Some(kv_pair(e)),
+                })
+                .collect(),
+            "",
+        ),
+        WatchMessage::Synced { index } => (Kind::Synced, index, Vec::new(), ""),
+        WatchMessage::Changes { index, changes } => (
+            Kind::Changes,
+            index,
+            changes.into_iter().map(|c| kv_event(c, index)).collect(),
+            "",
+        ),
+        WatchMessage::Reset { index, reason } => (Kind::Reset, index, Vec::new(), reason),
+    };
+    pb::WatchResponse {
+        kind: kind as i32,
+        index,
+        events,
+        reason: reason.to_string(),
+        header: Some(pb::ResponseHeader { index, ..header }),
+    }
+}

@@ -1,0 +1,65 @@
+//! `rostra.v1.Status`: the cluster as this server sees it.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::pb;
+use crate::pb::status_server::Status as StatusApi;
+use crate::service::Service;
+
+pub struct StatusService {
+    pub service: Arc<Service>,
+}
+
+#[tonic::async_trait]
+impl StatusApi for StatusService {
+    async fn leader(&self, _: Request<pb::LeaderRequest>) -> Result<Response<pb::LeaderResponse>, Status> {
+        let status = self.service.cluster_status();
+        let (leader_id, node) = status.leader.unwrap_or_default();
+        Ok(Response::new(pb::LeaderResponse {
+            header: Some(convert::header(&self.service.meta(0))),
+            address: node.raft_addr,
+            leader_id,
+            node_name: node.name,
+        }))
+    }
+
+    async fn peers(&self, _: Request<pb::PeersRequest>) -> Result<Response<pb::PeersResponse>, Status> {
+        let status = self.service.cluster_status();
+        Ok(Response::new(pb::PeersResponse {
+            header: Some(convert::header(&self.service.meta(0))),
+            addresses: status
+                .servers
+                .into_iter()
+                .filter(|(_, _, voter)| *voter)
+                .map(|(_, node, _)| node.raft_addr)
+                .collect(),
+        }))
+    }
+
+    async fn raft_configuration(
+        &self,
+        _: Request<pb::RaftConfigurationRequest>,
+    ) -> Result<Response<pb::RaftConfigurationResponse>, Status> {
+        let status = self.service.cluster_status();
+        let leader = status.leader.as_ref().map(|(id, _)| *id);
+        Ok(Response::new(pb::RaftConfigurationResponse {
+            header: Some(convert::header(&self.service.meta(0))),
+            index: status.membership_index,
+            servers: status
+                .servers
+                .into_iter()
+                .map(|(id, node, voter)| pb::RaftServer {
+                    id,
+                    node: node.name,
+                    address: node.raft_addr,
+                    grpc_address: node.grpc_addr,
+                    leader: Some(id) == leader,
+                    voter,
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,28 @@
+//! Rostra: a gRPC-native service-discovery and control-plane server with a
+//! Consul-compatible face.
+//!
+//! A tour, in the order a request travels:
+//! - [`grpc`] decodes `rostra.v1` requests (generated into [`pb`] from `proto/`) and
+//!   calls [`service`], the only layer that knows what a request means.
+//! - [`service`] validates, picks the read consistency, and proposes writes through
+//!   [`raft`] (openraft on RocksDB, peers over gRPC, writes forwarded to the leader).
+//! - Committed entries are applied by [`state`], which also publishes every change on
+//!   its change feed; watches are cursors over that feed.
+//! - [`db`] opens the single RocksDB holding the raft log and the tables.
+//! - [`server`] wires one process together; [`config`] says what to run;
+//!   [`client`] is the Rust client used by `rostractl` ([`cli`]) and the tests.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod db;
+pub mod grpc;
+pub mod raft;
+pub mod server;
+pub mod service;
+pub mod state;
+
+/// Code generated from `proto/rostra/v1`.
+pub mod pb {
+    tonic::include_proto!("rostra.v1");
+}

@@ -1,0 +1,122 @@
+//! Incoming side of the raft transport: the internal `RaftTransport` gRPC service that
+//! peers call. Cluster members only; it is served on the server (raft) port, never on the
+//! public API port.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use openraft::error::{ClientWriteError, RaftError};
+use tonic::{Request, Response, Status};
+
+use super::types::{NodeId, NodeInfo, Raft};
+use super::wire::{self, ForwardError, ForwardWriteReply, PeerIntro, ReadIndexReply};
+use super::LastContact;
+use crate::pb::raft_transport_server::RaftTransport;
+use crate::pb::RaftPayload;
+use crate::state::Command;
+
+pub struct TransportService {
+    pub(super) raft: Raft,
+    pub(super) id: NodeId,
+    pub(super) node: NodeInfo,
+    /// Servers that introduced themselves (bootstrap discovery works in both directions).
+    pub(super) discovered: Arc<Mutex<BTreeMap<NodeId, NodeInfo>>>,
+    pub(super) last_contact: Arc<LastContact>,
+}
+
+/// Maps "this server is not the leader" to a retryable answer.
+fn not_leader<E>(err: &RaftError<NodeId, E>) -> Option<ForwardError>
+where
+    E: TryAsForwardToLeader,
+{
+    match err {
+        RaftError::APIError(e) => e.forward_leader().map(|leader| ForwardError::NotLeader { leader }),
+        RaftError::Fatal(_) => None,
+    }
+}
+
+/// The API errors that can say "go to the leader".
+pub trait TryAsForwardToLeader {
+    fn forward_leader(&self) -> Option<Option<NodeId>>;
+}
+
+impl TryAsForwardToLeader for ClientWriteError<NodeId, NodeInfo> {
+    fn forward_leader(&self) -> Option<Option<NodeId>> {
+        match self {
+            ClientWriteError::ForwardToLeader(f) => Some(f.leader_id),
+            ClientWriteError::ChangeMembershipError(_) => None,
+        }
+    }
+}
+
+impl TryAsForwardToLeader for openraft::error::CheckIsLeaderError<NodeId, NodeInfo> {
+    fn forward_leader(&self) -> Option<Option<NodeId>> {
+        match self {
+            openraft::error::CheckIsLeaderError::ForwardToLeader(f) => Some(f.leader_id),
+            openraft::error::CheckIsLeaderError::QuorumNotEnough(_) => None,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl RaftTransport for TransportService {
+    async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let req = wire::decode(request.get_ref())?;
+        let res = self.raft.append_entries(req).await;
+        if res.is_ok() {
+            self.last_contact.touch();
+        }
+        Ok(Response::new(wire::encode(&res)))
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let req = wire::decode(request.get_ref())?;
+        Ok(Response::new(wire::encode(&self.raft.vote(req).await)))
+    }
+
+    async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let req = wire::decode(request.get_ref())?;
+        let res = self.raft.install_snapshot(req).await;
+        if res.is_ok() {
+            self.last_contact.touch();
+        }
+        Ok(Response::new(wire::encode(&res)))
+    }
+
+    async fn forward_write(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let command: Command = wire::decode(request.get_ref())?;
+        let reply: ForwardWriteReply = match self.raft.client_write(command).await {
+            Ok(resp) => Ok((resp.log_id.index, resp.data)),
+            Err(e) => Err(not_leader(&e).unwrap_or_else(|| ForwardError::Failed(e.to_string()))),
+        };
+        Ok(Response::new(wire::encode(&reply)))
+    }
+
+    async fn read_index(&self, _request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let reply: ReadIndexReply = match self.raft.get_read_log_id().await {
+            Ok((read, _applied)) => Ok(read.map(|id| id.index).unwrap_or(0)),
+            Err(e) => Err(not_leader(&e).unwrap_or_else(|| ForwardError::Failed(e.to_string()))),
+        };
+        Ok(Response::new(wire::encode(&reply)))
+    }
+
+    async fn describe(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let caller: PeerIntro = wire::decode(request.get_ref())?;
+        if caller.id != self.id {
+            self.discovered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(caller.id, caller.node);
+        }
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(wire::encode(&PeerIntro {
+            id: self.id,
+            node: self.node.clone(),
+            initialized,
+        })))
+    }
+}

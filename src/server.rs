@@ -1,0 +1,164 @@
+//! One Rostra server process put together: storage, raft, the change feed, the service
+//! layer and its listeners, all under one cancellation token. `shutdown` stops the
+//! listeners, waits for their tasks, stops raft, and only then lets RocksDB close.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::AgentConfig;
+use crate::raft::{NodeInfo, RaftNode};
+use crate::service::Service;
+use crate::state::{ChangeFeed, StateStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("opening the database: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("reading state: {0}")]
+    State(#[from] crate::state::store::StoreError),
+    #[error("binding {what} on {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Raft(#[from] crate::raft::ConsensusError),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A running server.
+pub struct Server {
+    pub service: Arc<Service>,
+    pub raft: Arc<RaftNode>,
+    pub grpc_addr: SocketAddr,
+    pub raft_addr: SocketAddr,
+    pub data_dir: std::path::PathBuf,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    /// Kept alive so a dev agent's temporary data outlives the server, not the process.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+impl Server {
+    pub async fn start(config: &AgentConfig) -> Result<Server, StartError> {
+        let (data_dir, temp_dir) = match &config.data_dir {
+            Some(dir) => (dir.clone(), None),
+            None => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("rostra-dev-")
+                    .tempdir()
+                    .map_err(|source| StartError::DataDir {
+                        path: std::env::temp_dir().display().to_string(),
+                        source,
+                    })?;
+                (tmp.path().to_path_buf(), Some(tmp))
+            }
+        };
+        std::fs::create_dir_all(&data_dir).map_err(|source| StartError::DataDir {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+
+        let raft_listener = bind("the server (raft) port", SocketAddr::new(config.bind, config.server_port)).await?;
+        let grpc_listener = bind("the gRPC port", SocketAddr::new(config.client_addr, config.grpc_port)).await?;
+        let raft_addr = raft_listener.local_addr().map_err(|e| StartError::Config(e.to_string()))?;
+        let grpc_addr = grpc_listener.local_addr().map_err(|e| StartError::Config(e.to_string()))?;
+        let advertise = match (config.advertise, raft_addr.ip().is_unspecified()) {
+            (Some(ip), _) => SocketAddr::new(ip, raft_addr.port()),
+            (None, false) => raft_addr,
+            (None, true) => {
+                return Err(StartError::Config(format!(
+                    "-bind {} is not an address peers can reach; give -advertise",
+                    raft_addr.ip()
+                )))
+            }
+        };
+
+        let db = crate::db::open(&data_dir.join("rocksdb"))?;
+        let state = Arc::new(StateStore::new(db.clone()));
+        let feed = ChangeFeed::new(state.applied_index()?);
+        let node = NodeInfo {
+            name: config.node_name.clone(),
+            raft_addr: advertise.to_string(),
+            grpc_addr: grpc_addr.to_string(),
+        };
+        let raft = RaftNode::start(db, state.clone(), feed.clone(), node, config.raft).await?;
+        let shutdown = CancellationToken::new();
+        let service = Service::new(raft.clone(), state, feed, config.limits.clone(), shutdown.clone());
+
+        let mut tasks = Vec::new();
+        let transport = raft.transport_service();
+        let token = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(transport)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(raft_listener), token.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "raft transport server failed");
+            }
+        }));
+        let token = shutdown.clone();
+        let api = service.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::grpc::serve(grpc_listener, api, token.cancelled_owned()).await {
+                tracing::error!(error = %e, "gRPC server failed");
+            }
+        }));
+        let boot = raft.clone();
+        let token = shutdown.clone();
+        let (expect, join) = (config.bootstrap_expect, config.retry_join.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = boot.bootstrap(expect, join, token).await {
+                tracing::error!(error = %e, "bootstrap failed");
+            }
+        }));
+
+        tracing::info!(
+            node = %config.node_name,
+            id = raft.id,
+            grpc_addr = %grpc_addr,
+            raft_addr = %advertise,
+            data_dir = %data_dir.display(),
+            "agent ready"
+        );
+        Ok(Server {
+            service,
+            raft,
+            grpc_addr,
+            raft_addr: advertise,
+            data_dir,
+            shutdown,
+            tasks,
+            _temp_dir: temp_dir,
+        })
+    }
+
+    /// Stops serving, waits for every task, then stops raft.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.raft.shutdown().await;
+        tracing::info!("agent stopped");
+    }
+}

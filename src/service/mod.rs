@@ -1,0 +1,142 @@
+//! The service layer: the only place that knows what a request means. Both front ends
+//! (gRPC now, Consul's HTTP shim next) decode into these calls and encode what they
+//! return. It validates, picks the read consistency, proposes writes through raft and
+//! opens watch subscriptions on the change feed.
+//!
+//! It sees no tonic or axum types and no openraft types.
+
+pub mod error;
+pub mod kv;
+pub mod watch;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+pub use self::error::ServiceError;
+pub use self::watch::WatchMessage;
+use crate::raft::{ClusterStatus, RaftNode};
+use crate::state::{ChangeFeed, StateStore};
+
+/// Consul's `kv_max_value_size` default.
+pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024;
+/// Keys are paths, not payloads; this keeps one key from bloating every index entry.
+pub const DEFAULT_MAX_KEY_SIZE: usize = 8 * 1024;
+
+/// Request limits, enforced before anything reaches raft.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_value_size: usize,
+    pub max_key_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            max_key_size: DEFAULT_MAX_KEY_SIZE,
+        }
+    }
+}
+
+/// How fresh a read must be (see `proto/rostra/v1/common.proto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    #[default]
+    Default,
+    Stale,
+    Consistent,
+}
+
+impl Consistency {
+    /// The value of Consul's `X-Consul-Effective-Consistency`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Default => "leader",
+            Consistency::Stale => "stale",
+            Consistency::Consistent => "consistent",
+        }
+    }
+}
+
+/// What every response carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseMeta {
+    pub index: u64,
+    pub node_id: u64,
+    pub term: u64,
+    pub known_leader: bool,
+    pub last_contact_ms: u64,
+}
+
+/// Shared by every front end; cheap to clone behind an `Arc`.
+pub struct Service {
+    raft: Arc<RaftNode>,
+    state: Arc<StateStore>,
+    feed: Arc<ChangeFeed>,
+    limits: Limits,
+    shutdown: CancellationToken,
+}
+
+impl Service {
+    pub fn new(
+        raft: Arc<RaftNode>,
+        state: Arc<StateStore>,
+        feed: Arc<ChangeFeed>,
+        limits: Limits,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Service {
+            raft,
+            state,
+            feed,
+            limits,
+            shutdown,
+        })
+    }
+
+    /// Live watch subscriptions on this server.
+    pub fn watcher_count(&self) -> usize {
+        self.feed.subscriber_count()
+    }
+
+    pub fn cluster_status(&self) -> ClusterStatus {
+        self.raft.status()
+    }
+
+    /// The header for an answer reflecting `index`.
+    pub fn meta(&self, index: u64) -> ResponseMeta {
+        let (term, known_leader, last_contact_ms) = self.raft.header_view();
+        ResponseMeta {
+            index,
+            node_id: self.raft.id,
+            term,
+            known_leader,
+            last_contact_ms,
+        }
+    }
+
+    /// Makes local state fresh enough for `consistency` before a read.
+    async fn read_barrier(&self, consistency: Consistency) -> Result<(), ServiceError> {
+        match consistency {
+            Consistency::Stale => Ok(()),
+            Consistency::Default | Consistency::Consistent => {
+                self.raft.read_barrier().await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs a blocking storage read off the async executor.
+    async fn blocking_read<T, F>(&self, f: F) -> Result<T, ServiceError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&StateStore) -> Result<T, crate::state::store::StoreError> + Send + 'static,
+    {
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || f(&state))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(ServiceError::from)
+    }
+}

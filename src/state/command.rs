@@ -1,0 +1,42 @@
+//! Writes as they travel through raft: one `Command` per log entry.
+
+use serde::{Deserialize, Serialize};
+
+/// A write proposed to raft. Every variant is validated by the service layer before it is
+/// proposed; apply only checks conditions that depend on the state (CAS indexes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create or replace a key. `cas`: None = unconditional, Some(0) = create only,
+    /// Some(n) = only if the key's modify index is n.
+    KvPut {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        cas: Option<u64>,
+    },
+    /// Delete one key; with `cas`, only if its modify index matches (a missing key
+    /// succeeds).
+    KvDelete { key: String, cas: Option<u64> },
+    /// Delete every key starting with `prefix`.
+    KvDeleteTree { prefix: String },
+}
+
+/// What applying a command produced; returned to the proposer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// Entries that carry no command (blank or membership entries).
+    #[default]
+    None,
+    /// Whether a KV write's condition held (always true for unconditional writes).
+    Kv { succeeded: bool },
+}
+
+impl CommandResult {
+    /// True unless a condition failed.
+    pub fn succeeded(&self) -> bool {
+        match self {
+            CommandResult::None => true,
+            CommandResult::Kv { succeeded } => *succeeded,
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The state machine's business logic, free of raft: the commands a write can carry, how
+//! each is applied to the tables, how tables are read, and the change feed that tells
+//! watchers what changed.
+//!
+//! Apply is deterministic: it reads no clock, randomness or environment. Anything such a
+//! decision needs is chosen by the proposer and carried inside the `Command`. The raft
+//! layer (`crate::raft`) decides *when* a command is applied and persists its own metadata
+//! in the same write batch; this module decides *what* applying means.
+
+pub mod command;
+pub mod feed;
+pub mod kv;
+pub mod store;
+
+pub use command::{Command, CommandResult};
+pub use feed::{ChangeBatch, ChangeFeed, FeedEvent, Subscription, WatchTarget};
+pub use kv::{KvChange, KvEntry};
+pub use store::StateStore;

@@ -1,0 +1,156 @@
+//! Shared test harness: in-process servers on ephemeral ports, and `rostra agent` child
+//! processes that report their bound addresses through the "agent ready" log line.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rostra::client::Client;
+use rostra::config::AgentConfig;
+use rostra::server::Server;
+
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A dev server in this process on ephemeral loopback ports with its own data dir.
+pub async fn dev_server() -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = AgentConfig::dev();
+    config.node_name = "test-node".into();
+    config.data_dir = Some(dir.path().to_path_buf());
+    config.server_port = 0;
+    config.grpc_port = 0;
+    let server = Server::start(&config).await.expect("server starts");
+    let client = Client::connect(&server.grpc_addr.to_string()).await.unwrap();
+    wait_until("the dev server elects itself", || {
+        let c = client.clone();
+        async move { c.leader().await.map(|l| l.leader_id != 0).unwrap_or(false) }
+    })
+    .await;
+    (server, dir)
+}
+
+/// Retries `check` until it holds or the deadline passes (then panics naming `what`).
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `rostra agent` child process.
+pub struct Agent {
+    pub child: Child,
+    pub grpc_addr: String,
+    pub raft_addr: String,
+    pub data_dir: PathBuf,
+    pub args: Vec<String>,
+}
+
+pub fn rostra_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rostra")
+}
+
+pub fn rostractl_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_rostractl")
+}
+
+impl Agent {
+    /// Starts `rostra agent ARGS -log-json` and waits for its "agent ready" line.
+    pub fn spawn(data_dir: &Path, args: &[String]) -> Agent {
+        Self::spawn_on(data_dir, args, "0", "0")
+    }
+
+    /// Like `spawn` with given gRPC and server ports ("0" picks free ones).
+    pub fn spawn_on(data_dir: &Path, args: &[String], grpc_port: &str, server_port: &str) -> Agent {
+        let mut full: Vec<String> = vec!["agent".into(), "-log-json".into(), "-data-dir".into()];
+        full.push(data_dir.display().to_string());
+        full.extend(["-grpc-port".into(), grpc_port.into(), "-server-port".into(), server_port.into()]);
+        full.extend(args.iter().cloned());
+        let mut child = Command::new(rostra_bin())
+            .args(&full)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn rostra");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if v["fields"]["message"] == "agent ready" {
+                            let f = &v["fields"];
+                            let _ = tx.send((
+                                f["grpc_addr"].as_str().unwrap_or_default().to_string(),
+                                f["raft_addr"].as_str().unwrap_or_default().to_string(),
+                            ));
+                            sent = true;
+                        }
+                    }
+                }
+                if std::env::var_os("ROSTRA_TEST_LOGS").is_some() {
+                    eprintln!("[agent] {line}");
+                }
+            }
+        });
+        let (grpc_addr, raft_addr) = rx.recv_timeout(DEADLINE).expect("agent reports ready");
+        Agent {
+            child,
+            grpc_addr,
+            raft_addr,
+            data_dir: data_dir.to_path_buf(),
+            args: args.to_vec(),
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.grpc_addr).await.expect("connect")
+    }
+
+    /// SIGKILL: a crash, nothing flushed on the way out.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            assert!(start.elapsed() < DEADLINE, "agent did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the same server again on the same ports and data.
+    pub fn restart(&mut self) {
+        let grpc_port = self.grpc_addr.rsplit(':').next().unwrap().to_string();
+        let raft_port = self.raft_addr.rsplit(':').next().unwrap().to_string();
+        let again = Agent::spawn_on(&self.data_dir, &self.args, &grpc_port, &raft_port);
+        // The old process is already gone; dropping its handle only reaps it.
+        drop(std::mem::replace(self, again));
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -77,7 +77,11 @@ impl Client {
         StatusClient::new(self.channel.clone())
     }
 
-    pub async fn get(&self, key: &str, consistency: pb::Consistency) -> Result<pb::GetResponse, ClientError> {
+    pub async fn get(
+        &self,
+        key: &str,
+        consistency: pb::Consistency,
+    ) -> Result<pb::GetResponse, ClientError> {
         let req = pb::GetRequest {
             key: key.to_string(),
             consistency: consistency as i32,
@@ -89,7 +93,13 @@ impl Client {
         Ok(self.kv().list(req).await?.into_inner())
     }
 
-    pub async fn put(&self, key: &str, value: Vec<u8>, flags: u64, cas: Option<u64>) -> Result<pb::PutResponse, ClientError> {
+    pub async fn put(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        cas: Option<u64>,
+    ) -> Result<pb::PutResponse, ClientError> {
         let req = pb::PutRequest {
             key: key.to_string(),
             value,
@@ -99,7 +109,12 @@ impl Client {
         Ok(self.kv().put(req).await?.into_inner())
     }
 
-    pub async fn delete(&self, key: &str, recurse: bool, cas: Option<u64>) -> Result<pb::DeleteResponse, ClientError> {
+    pub async fn delete(
+        &self,
+        key: &str,
+        recurse: bool,
+        cas: Option<u64>,
+    ) -> Result<pb::DeleteResponse, ClientError> {
         let req = pb::DeleteRequest {
             key: key.to_string(),
             recurse,
@@ -109,7 +124,11 @@ impl Client {
     }
 
     pub async fn leader(&self) -> Result<pb::LeaderResponse, ClientError> {
-        Ok(self.status().leader(pb::LeaderRequest {}).await?.into_inner())
+        Ok(self
+            .status()
+            .leader(pb::LeaderRequest {})
+            .await?
+            .into_inner())
     }
 
     /// Watches a key (or a prefix) and yields a consistent view after every change.
@@ -182,7 +201,9 @@ impl KvWatcher {
                     }
                 }
                 // A request the server rejects will be rejected again: give up.
-                Err(status) if status.code() == tonic::Code::InvalidArgument => return Err(status.into()),
+                Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                    return Err(status.into())
+                }
                 Ok(None) | Err(_) => {
                     self.stream = None;
                     loop {

@@ -18,7 +18,10 @@ use crate::state::{ChangeFeed, StateStore};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("opening the database: {0}")]
     Db(#[from] rocksdb::Error),
     #[error("reading state: {0}")]
@@ -49,11 +52,13 @@ pub struct Server {
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
-        what,
-        addr: addr.to_string(),
-        source,
-    })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            what,
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 impl Server {
@@ -76,10 +81,22 @@ impl Server {
             source,
         })?;
 
-        let raft_listener = bind("the server (raft) port", SocketAddr::new(config.bind, config.server_port)).await?;
-        let grpc_listener = bind("the gRPC port", SocketAddr::new(config.client_addr, config.grpc_port)).await?;
-        let raft_addr = raft_listener.local_addr().map_err(|e| StartError::Config(e.to_string()))?;
-        let grpc_addr = grpc_listener.local_addr().map_err(|e| StartError::Config(e.to_string()))?;
+        let raft_listener = bind(
+            "the server (raft) port",
+            SocketAddr::new(config.bind, config.server_port),
+        )
+        .await?;
+        let grpc_listener = bind(
+            "the gRPC port",
+            SocketAddr::new(config.client_addr, config.grpc_port),
+        )
+        .await?;
+        let raft_addr = raft_listener
+            .local_addr()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let grpc_addr = grpc_listener
+            .local_addr()
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let advertise = match (config.advertise, raft_addr.ip().is_unspecified()) {
             (Some(ip), _) => SocketAddr::new(ip, raft_addr.port()),
             (None, false) => raft_addr,
@@ -101,7 +118,13 @@ impl Server {
         };
         let raft = RaftNode::start(db, state.clone(), feed.clone(), node, config.raft).await?;
         let shutdown = CancellationToken::new();
-        let service = Service::new(raft.clone(), state, feed, config.limits.clone(), shutdown.clone());
+        let service = Service::new(
+            raft.clone(),
+            state,
+            feed,
+            config.limits.clone(),
+            shutdown.clone(),
+        );
 
         let mut tasks = Vec::new();
         let transport = raft.transport_service();
@@ -110,7 +133,10 @@ impl Server {
             let served = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(transport)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(raft_listener), token.cancelled_owned())
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(raft_listener),
+                    token.cancelled_owned(),
+                )
                 .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "raft transport server failed");

@@ -56,35 +56,67 @@ async fn kv_commands_behave_like_consuls() {
         // A leading slash is stripped, as Consul's CLI does.
         assert_eq!(stdout(&ctl(&addr, &["kv", "get", "/app/name"])), "rostra\n");
 
-        assert!(ctl(&addr, &["kv", "put", "-flags=42", "app/file", &format!("@{file}")]).status.success());
+        assert!(ctl(
+            &addr,
+            &["kv", "put", "-flags=42", "app/file", &format!("@{file}")]
+        )
+        .status
+        .success());
         let o = ctl(&addr, &["kv", "get", "-detailed", "app/file"]);
         let text = stdout(&o);
         assert!(text.contains("Flags            42"), "{text}");
         assert!(text.contains("Value            from a file"), "{text}");
         let o = ctl_stdin(&addr, &["kv", "put", "app/stdin", "-"], b"piped\n");
         assert!(o.status.success(), "{}", stderr(&o));
-        assert_eq!(stdout(&ctl(&addr, &["kv", "get", "-base64", "app/stdin"])), "cGlwZWQK\n");
-        assert!(ctl(&addr, &["kv", "put", "-base64", "app/b64", "aGk="]).status.success());
+        assert_eq!(
+            stdout(&ctl(&addr, &["kv", "get", "-base64", "app/stdin"])),
+            "cGlwZWQK\n"
+        );
+        assert!(ctl(&addr, &["kv", "put", "-base64", "app/b64", "aGk="])
+            .status
+            .success());
         assert_eq!(stdout(&ctl(&addr, &["kv", "get", "app/b64"])), "hi\n");
 
         let o = ctl(&addr, &["kv", "get", "-recurse", "app/"]);
-        assert_eq!(stdout(&o), "app/b64:hi\napp/file:from a file\napp/name:rostra\napp/stdin:piped\n\n");
-        assert!(ctl(&addr, &["kv", "put", "app/dir/x", "1"]).status.success());
-        assert_eq!(stdout(&ctl(&addr, &["kv", "get", "-keys", "app/"])), "app/b64\napp/dir/\napp/file\napp/name\napp/stdin\n");
+        assert_eq!(
+            stdout(&o),
+            "app/b64:hi\napp/file:from a file\napp/name:rostra\napp/stdin:piped\n\n"
+        );
+        assert!(ctl(&addr, &["kv", "put", "app/dir/x", "1"])
+            .status
+            .success());
+        assert_eq!(
+            stdout(&ctl(&addr, &["kv", "get", "-keys", "app/"])),
+            "app/b64\napp/dir/\napp/file\napp/name\napp/stdin\n"
+        );
         assert_eq!(stdout(&ctl(&addr, &["kv", "keys", "app/d"])), "app/dir/\n");
 
         // Missing key, CAS conflict: message and exit 1.
         let o = ctl(&addr, &["kv", "get", "nope"]);
         assert_eq!(o.status.code(), Some(1));
-        assert!(stderr(&o).contains("Error! No key exists at: nope"), "{}", stderr(&o));
-        let o = ctl(&addr, &["kv", "put", "-cas", "-modify-index=1", "app/name", "x"]);
+        assert!(
+            stderr(&o).contains("Error! No key exists at: nope"),
+            "{}",
+            stderr(&o)
+        );
+        let o = ctl(
+            &addr,
+            &["kv", "put", "-cas", "-modify-index=1", "app/name", "x"],
+        );
         assert_eq!(o.status.code(), Some(1));
         assert!(stderr(&o).contains("CAS failed"), "{}", stderr(&o));
         let o = ctl(&addr, &["kv", "put", "-cas", "app/name", "x"]);
         assert_eq!(o.status.code(), Some(1));
         assert!(stderr(&o).contains("Must specify -modify-index with -cas!"));
-        let o = ctl(&addr, &["kv", "put", "-cas", "-modify-index=abc", "app/name", "x"]);
-        assert_eq!(o.status.code(), Some(2), "an unparsable index is a usage error");
+        let o = ctl(
+            &addr,
+            &["kv", "put", "-cas", "-modify-index=abc", "app/name", "x"],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "an unparsable index is a usage error"
+        );
         let big = "x".repeat(512 * 1024 + 1);
         let o = ctl_stdin(&addr, &["kv", "put", "app/big", "-"], big.as_bytes());
         assert_eq!(o.status.code(), Some(1));
@@ -93,10 +125,17 @@ async fn kv_commands_behave_like_consuls() {
         // Export, delete, import round trip.
         let export = ctl(&addr, &["kv", "export", "app/"]);
         assert!(export.status.success());
-        assert!(stdout(&export).starts_with("[\n\t{\n\t\t\"key\": \"app/b64\""), "{}", stdout(&export));
+        assert!(
+            stdout(&export).starts_with("[\n\t{\n\t\t\"key\": \"app/b64\""),
+            "{}",
+            stdout(&export)
+        );
         let o = ctl(&addr, &["kv", "delete", "-recurse", "app/"]);
         assert_eq!(stdout(&o), "Success! Deleted keys with prefix: app/\n");
-        assert_eq!(ctl(&addr, &["kv", "get", "app/name"]).status.code(), Some(1));
+        assert_eq!(
+            ctl(&addr, &["kv", "get", "app/name"]).status.code(),
+            Some(1)
+        );
         let o = ctl_stdin(&addr, &["kv", "import", "-"], &export.stdout);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stdout(&o).contains("Imported: app/name"));
@@ -114,9 +153,16 @@ async fn errors_and_help_without_a_server() {
         // Nothing listens on port 1.
         let o = ctl("127.0.0.1:1", &["kv", "get", "x"]);
         assert_eq!(o.status.code(), Some(1));
-        assert!(stderr(&o).contains("Error connecting to Rostra agent"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("Error connecting to Rostra agent"),
+            "{}",
+            stderr(&o)
+        );
         // Flag validation happens before connecting, with Consul's texts.
-        let o = ctl("127.0.0.1:1", &["watch", "-type", "keyprefix", "application/online"]);
+        let o = ctl(
+            "127.0.0.1:1",
+            &["watch", "-type", "keyprefix", "application/online"],
+        );
         assert_eq!(o.status.code(), Some(1));
         assert_eq!(stderr(&o).trim(), "Must specify a single prefix to watch");
         let o = ctl("127.0.0.1:1", &["watch", "-type=key"]);
@@ -147,11 +193,21 @@ async fn walkthrough_watch_prints_foo_then_bar() {
     let (server, _dir) = common::dev_server().await;
     let addr = server.grpc_addr.to_string();
     let a = addr.clone();
-    blocking(move || assert!(ctl(&a, &["kv", "put", "workshop/kv_watch", "foo"]).status.success())).await;
+    blocking(move || {
+        assert!(ctl(&a, &["kv", "put", "workshop/kv_watch", "foo"])
+            .status
+            .success())
+    })
+    .await;
 
     // The walkthrough's exact handler uses jq; the test command installs it when missing.
     let mut watch = Command::new(common::rostractl_bin())
-        .args(["watch", "-type=key", "-key=workshop/kv_watch", "jq -r .Value | base64 -d && echo"])
+        .args([
+            "watch",
+            "-type=key",
+            "-key=workshop/kv_watch",
+            "jq -r .Value | base64 -d && echo",
+        ])
         .env("ROSTRA_ADDR", &addr)
         .stdout(Stdio::piped())
         .spawn()
@@ -163,19 +219,34 @@ async fn walkthrough_watch_prints_foo_then_bar() {
             let _ = tx.send(line);
         }
     });
-    let line = rx.recv_timeout(common::DEADLINE).expect("first handler run");
+    let line = rx
+        .recv_timeout(common::DEADLINE)
+        .expect("first handler run");
     assert_eq!(line, "foo");
     let a = addr.clone();
-    blocking(move || assert!(ctl(&a, &["kv", "put", "workshop/kv_watch", "bar"]).status.success())).await;
-    let line = rx.recv_timeout(common::DEADLINE).expect("handler run after the change");
+    blocking(move || {
+        assert!(ctl(&a, &["kv", "put", "workshop/kv_watch", "bar"])
+            .status
+            .success())
+    })
+    .await;
+    let line = rx
+        .recv_timeout(common::DEADLINE)
+        .expect("handler run after the change");
     assert_eq!(line, "bar");
     // Writing the same value again changes nothing, so the handler must not run; a real
     // change afterwards is the next thing it prints.
     let a = addr.clone();
     blocking(move || {
-        assert!(ctl(&a, &["kv", "put", "workshop/kv_watch", "bar"]).status.success());
-        assert!(ctl(&a, &["kv", "put", "workshop/other", "zzz"]).status.success());
-        assert!(ctl(&a, &["kv", "put", "workshop/kv_watch", "baz"]).status.success());
+        assert!(ctl(&a, &["kv", "put", "workshop/kv_watch", "bar"])
+            .status
+            .success());
+        assert!(ctl(&a, &["kv", "put", "workshop/other", "zzz"])
+            .status
+            .success());
+        assert!(ctl(&a, &["kv", "put", "workshop/kv_watch", "baz"])
+            .status
+            .success());
     })
     .await;
     assert_eq!(rx.recv_timeout(common::DEADLINE).unwrap(), "baz");
@@ -184,20 +255,32 @@ async fn walkthrough_watch_prints_foo_then_bar() {
 
     // Without a handler: the current result as Consul's indented JSON, then exit 0.
     let a = addr.clone();
-    let o = blocking(move || ctl(&a, &["watch", "-type", "keyprefix", "-prefix", "workshop/"])).await;
+    let o =
+        blocking(move || ctl(&a, &["watch", "-type", "keyprefix", "-prefix", "workshop/"])).await;
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 2);
     assert_eq!(v[0]["Key"], "workshop/kv_watch");
     assert_eq!(v[0]["Value"], "YmF6");
     assert_eq!(v[0]["Session"], "");
-    assert!(stdout(&o).contains("\n    {\n        \"Key\""), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("\n    {\n        \"Key\""),
+        "{}",
+        stdout(&o)
+    );
 
     // Handler stdin for keyprefix is the whole array, and CONSUL_INDEX is set.
     let a = addr.clone();
     let o = blocking(move || {
         let mut child = Command::new(common::rostractl_bin())
-            .args(["watch", "-type", "keyprefix", "-prefix", "workshop/", "cat; echo index=$CONSUL_INDEX; exit 3"])
+            .args([
+                "watch",
+                "-type",
+                "keyprefix",
+                "-prefix",
+                "workshop/",
+                "cat; echo index=$CONSUL_INDEX; exit 3",
+            ])
             .env("ROSTRA_ADDR", &a)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -211,7 +294,11 @@ async fn walkthrough_watch_prints_foo_then_bar() {
     })
     .await;
     assert_eq!(o.0.code(), Some(1));
-    assert!(o.1.starts_with("[{\"Key\":\"workshop/kv_watch\""), "{}", o.1);
+    assert!(
+        o.1.starts_with("[{\"Key\":\"workshop/kv_watch\""),
+        "{}",
+        o.1
+    );
     assert!(o.1.contains("index="), "{}", o.1);
     server.shutdown().await;
 }

@@ -30,11 +30,16 @@ async fn ids(agent: &Agent) -> Vec<(u64, String)> {
         .await
         .unwrap()
         .into_inner();
-    conf.servers.into_iter().map(|s| (s.id, s.grpc_address)).collect()
+    conf.servers
+        .into_iter()
+        .map(|s| (s.id, s.grpc_address))
+        .collect()
 }
 
 async fn has_everything(agent: &Agent, expected: &[(String, Vec<u8>)]) -> bool {
-    let Ok(c) = Client::connect(&agent.grpc_addr).await else { return false };
+    let Ok(c) = Client::connect(&agent.grpc_addr).await else {
+        return false;
+    };
     for (k, v) in expected {
         match c.get(k, pb::Consistency::Stale).await {
             Ok(r) if r.kv.as_ref().map(|kv| &kv.value) == Some(v) => {}
@@ -49,10 +54,20 @@ async fn three_servers_survive_losing_the_leader() {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     // Small snapshot settings so a server that was down must be caught up by snapshot.
     let base = |name: &str| -> Vec<String> {
-        ["-server", "-bootstrap-expect", "3", "-node", name, "-raft-snapshot-threshold", "50", "-raft-logs-to-keep", "5"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "-server",
+            "-bootstrap-expect",
+            "3",
+            "-node",
+            name,
+            "-raft-snapshot-threshold",
+            "50",
+            "-raft-logs-to-keep",
+            "5",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     let a = Agent::spawn(dirs[0].path(), &base("a"));
     let join = |mut v: Vec<String>| {
@@ -71,8 +86,16 @@ async fn three_servers_survive_losing_the_leader() {
     let members = ids(&agents[0]).await;
     assert_eq!(members.len(), 3, "all three servers are members");
     let leader_id = leader_of(&agents.iter().collect::<Vec<_>>()).await.unwrap();
-    let leader_grpc = members.iter().find(|(id, _)| *id == leader_id).unwrap().1.clone();
-    let leader_pos = agents.iter().position(|a| a.grpc_addr == leader_grpc).unwrap();
+    let leader_grpc = members
+        .iter()
+        .find(|(id, _)| *id == leader_id)
+        .unwrap()
+        .1
+        .clone();
+    let leader_pos = agents
+        .iter()
+        .position(|a| a.grpc_addr == leader_grpc)
+        .unwrap();
     let follower_pos = (leader_pos + 1) % 3;
 
     // Writes through a follower are forwarded to the leader transparently.
@@ -80,12 +103,20 @@ async fn three_servers_survive_losing_the_leader() {
     let mut acked = Vec::new();
     for i in 0..20 {
         let (k, v) = (format!("cluster/{i}"), format!("v{i}").into_bytes());
-        let r = follower.put(&k, v.clone(), 0, None).await.expect("write via follower");
+        let r = follower
+            .put(&k, v.clone(), 0, None)
+            .await
+            .expect("write via follower");
         assert!(r.succeeded);
         acked.push((k, v));
     }
     // A default-consistency read on the follower sees its own write.
-    assert!(follower.get("cluster/19", pb::Consistency::Default).await.unwrap().kv.is_some());
+    assert!(follower
+        .get("cluster/19", pb::Consistency::Default)
+        .await
+        .unwrap()
+        .kv
+        .is_some());
 
     // Crash the leader.
     agents[leader_pos].kill();
@@ -100,19 +131,31 @@ async fn three_servers_survive_losing_the_leader() {
     // writes; enough of them that the old leader's log is purged behind a snapshot.
     for &i in &survivors {
         let agent = &agents[i];
-        wait_until("a survivor has every acknowledged write", || has_everything(agent, &acked)).await;
+        wait_until("a survivor has every acknowledged write", || {
+            has_everything(agent, &acked)
+        })
+        .await;
     }
     let writer = agents[survivors[1]].client().await;
     for i in 20..150 {
         let (k, v) = (format!("cluster/{i}"), format!("v{i}").into_bytes());
-        assert!(writer.put(&k, v.clone(), 0, None).await.expect("write after failover").succeeded);
+        assert!(
+            writer
+                .put(&k, v.clone(), 0, None)
+                .await
+                .expect("write after failover")
+                .succeeded
+        );
         acked.push((k, v));
     }
 
     // The old leader comes back on the same address and catches up.
     agents[leader_pos].restart();
     let back = &agents[leader_pos];
-    wait_until("the restarted server has caught up", || has_everything(back, &acked)).await;
+    wait_until("the restarted server has caught up", || {
+        has_everything(back, &acked)
+    })
+    .await;
     let list = back
         .client()
         .await

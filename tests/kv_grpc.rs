@@ -9,7 +9,9 @@ use tonic::Code;
 
 async fn setup() -> (rostra::server::Server, tempfile::TempDir, Client) {
     let (server, dir) = common::dev_server().await;
-    let client = Client::connect(&server.grpc_addr.to_string()).await.unwrap();
+    let client = Client::connect(&server.grpc_addr.to_string())
+        .await
+        .unwrap();
     (server, dir, client)
 }
 
@@ -29,7 +31,15 @@ async fn put_get_list_delete_and_cas() {
     assert!(idx > 0);
     let got = c.get("app/a", pb::Consistency::Default).await.unwrap();
     let kv = got.kv.unwrap();
-    assert_eq!((kv.value.as_slice(), kv.flags, kv.create_index, kv.modify_index), (&b"1"[..], u64::MAX, idx, idx));
+    assert_eq!(
+        (
+            kv.value.as_slice(),
+            kv.flags,
+            kv.create_index,
+            kv.modify_index
+        ),
+        (&b"1"[..], u64::MAX, idx, idx)
+    );
     assert!(got.header.unwrap().index >= idx);
 
     // Missing key: no pair, but a header with an index.
@@ -38,21 +48,53 @@ async fn put_get_list_delete_and_cas() {
     assert!(missing.header.unwrap().index >= idx);
 
     // CAS: 0 = create only; N = modify index must match.
-    assert!(!c.put("app/a", b"2".to_vec(), 0, Some(0)).await.unwrap().succeeded);
-    assert!(!c.put("app/a", b"2".to_vec(), 0, Some(idx + 100)).await.unwrap().succeeded);
+    assert!(
+        !c.put("app/a", b"2".to_vec(), 0, Some(0))
+            .await
+            .unwrap()
+            .succeeded
+    );
+    assert!(
+        !c.put("app/a", b"2".to_vec(), 0, Some(idx + 100))
+            .await
+            .unwrap()
+            .succeeded
+    );
     let ok = c.put("app/a", b"2".to_vec(), 0, Some(idx)).await.unwrap();
     assert!(ok.succeeded);
-    assert!(c.put("app/b", b"x".to_vec(), 0, Some(0)).await.unwrap().succeeded);
+    assert!(
+        c.put("app/b", b"x".to_vec(), 0, Some(0))
+            .await
+            .unwrap()
+            .succeeded
+    );
     c.put("app/sub/c", b"y".to_vec(), 0, None).await.unwrap();
     c.put("apple", b"z".to_vec(), 0, None).await.unwrap();
 
     // Identical write keeps the modify index.
-    let before = c.get("app/b", pb::Consistency::Consistent).await.unwrap().kv.unwrap().modify_index;
+    let before = c
+        .get("app/b", pb::Consistency::Consistent)
+        .await
+        .unwrap()
+        .kv
+        .unwrap()
+        .modify_index;
     c.put("app/b", b"x".to_vec(), 0, None).await.unwrap();
-    assert_eq!(c.get("app/b", pb::Consistency::Default).await.unwrap().kv.unwrap().modify_index, before);
+    assert_eq!(
+        c.get("app/b", pb::Consistency::Default)
+            .await
+            .unwrap()
+            .kv
+            .unwrap()
+            .modify_index,
+        before
+    );
 
     let list = c
-        .list(pb::ListRequest { prefix: "app".into(), ..Default::default() })
+        .list(pb::ListRequest {
+            prefix: "app".into(),
+            ..Default::default()
+        })
         .await
         .unwrap();
     let keys: Vec<_> = list.kvs.iter().map(|k| k.key.as_str()).collect();
@@ -70,20 +112,47 @@ async fn put_get_list_delete_and_cas() {
     assert_eq!(keys, vec!["app/a", "app/b", "app/sub/"]);
 
     // Delete with a stale CAS fails; with the right one succeeds; recurse removes a tree.
-    let b_index = c.get("app/b", pb::Consistency::Default).await.unwrap().kv.unwrap().modify_index;
-    assert!(!c.delete("app/b", false, Some(b_index + 1)).await.unwrap().succeeded);
-    assert!(c.delete("app/b", false, Some(b_index)).await.unwrap().succeeded);
-    assert!(c.delete("app/missing", false, None).await.unwrap().succeeded);
+    let b_index = c
+        .get("app/b", pb::Consistency::Default)
+        .await
+        .unwrap()
+        .kv
+        .unwrap()
+        .modify_index;
+    assert!(
+        !c.delete("app/b", false, Some(b_index + 1))
+            .await
+            .unwrap()
+            .succeeded
+    );
+    assert!(
+        c.delete("app/b", false, Some(b_index))
+            .await
+            .unwrap()
+            .succeeded
+    );
+    assert!(
+        c.delete("app/missing", false, None)
+            .await
+            .unwrap()
+            .succeeded
+    );
     assert!(c.delete("app/", true, None).await.unwrap().succeeded);
     let left = c.list(pb::ListRequest::default()).await.unwrap();
-    assert_eq!(left.kvs.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), vec!["apple"]);
+    assert_eq!(
+        left.kvs.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
+        vec!["apple"]
+    );
     server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_invalid_argument() {
     let (server, _dir, c) = setup().await;
-    assert_eq!(code(c.put("", b"v".to_vec(), 0, None).await.unwrap_err()), Code::InvalidArgument);
+    assert_eq!(
+        code(c.put("", b"v".to_vec(), 0, None).await.unwrap_err()),
+        Code::InvalidArgument
+    );
     let e = c.put("/lead", b"v".to_vec(), 0, None).await.unwrap_err();
     assert!(e.to_string().contains("must not begin with a '/'"), "{e}");
     let big = vec![0u8; 512 * 1024 + 1];
@@ -92,12 +161,32 @@ async fn bad_input_is_invalid_argument() {
     // Exactly the limit is fine, and stored whole.
     let max = vec![7u8; 512 * 1024];
     assert!(c.put("max", max.clone(), 0, None).await.unwrap().succeeded);
-    assert_eq!(c.get("max", pb::Consistency::Default).await.unwrap().kv.unwrap().value, max);
+    assert_eq!(
+        c.get("max", pb::Consistency::Default)
+            .await
+            .unwrap()
+            .kv
+            .unwrap()
+            .value,
+        max
+    );
     let long_key = "k".repeat(9000);
-    assert_eq!(code(c.put(&long_key, vec![], 0, None).await.unwrap_err()), Code::InvalidArgument);
-    assert_eq!(code(c.get("", pb::Consistency::Default).await.unwrap_err()), Code::InvalidArgument);
-    assert_eq!(code(c.delete("x", true, Some(1)).await.unwrap_err()), Code::InvalidArgument);
-    assert_eq!(code(c.delete("", false, None).await.unwrap_err()), Code::InvalidArgument);
+    assert_eq!(
+        code(c.put(&long_key, vec![], 0, None).await.unwrap_err()),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(c.get("", pb::Consistency::Default).await.unwrap_err()),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(c.delete("x", true, Some(1)).await.unwrap_err()),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(c.delete("", false, None).await.unwrap_err()),
+        Code::InvalidArgument
+    );
     let e = c
         .list(pb::ListRequest {
             separator: "/".into(),
@@ -117,7 +206,10 @@ async fn bad_input_is_invalid_argument() {
     assert_eq!(e.code(), Code::InvalidArgument);
     // Nothing invalid was written.
     let all = c.list(pb::ListRequest::default()).await.unwrap();
-    assert_eq!(all.kvs.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(), vec!["max"]);
+    assert_eq!(
+        all.kvs.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
+        vec!["max"]
+    );
     server.shutdown().await;
 }
 
@@ -140,8 +232,19 @@ fn watch_req(key: &str, prefix: bool, start_index: u64) -> pb::WatchRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_watch_sends_state_then_only_its_changes() {
     let (server, _dir, c) = setup().await;
-    let first = c.put("w/key", b"foo".to_vec(), 0, None).await.unwrap().header.unwrap().index;
-    let mut s = c.kv().watch(watch_req("w/key", false, 0)).await.unwrap().into_inner();
+    let first = c
+        .put("w/key", b"foo".to_vec(), 0, None)
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .index;
+    let mut s = c
+        .kv()
+        .watch(watch_req("w/key", false, 0))
+        .await
+        .unwrap()
+        .into_inner();
     let snap = next(&mut s).await;
     assert_eq!(snap.kind, Kind::Snapshot as i32);
     assert_eq!(snap.events[0].kv.as_ref().unwrap().value, b"foo");
@@ -150,13 +253,25 @@ async fn key_watch_sends_state_then_only_its_changes() {
 
     // An unrelated write does not reach this watcher; the next message is our key's.
     c.put("w/other", b"x".to_vec(), 0, None).await.unwrap();
-    let second = c.put("w/key", b"bar".to_vec(), 0, None).await.unwrap().header.unwrap().index;
+    let second = c
+        .put("w/key", b"bar".to_vec(), 0, None)
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .index;
     let ch = next(&mut s).await;
     assert_eq!((ch.kind, ch.index), (Kind::Changes as i32, second));
     assert_eq!(ch.events.len(), 1);
     assert_eq!(ch.events[0].kv.as_ref().unwrap().value, b"bar");
 
-    let del = c.delete("w/key", false, None).await.unwrap().header.unwrap().index;
+    let del = c
+        .delete("w/key", false, None)
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .index;
     let ch = next(&mut s).await;
     assert_eq!(ch.index, del);
     assert_eq!(ch.events[0].r#type, pb::kv_event::Type::Delete as i32);
@@ -169,28 +284,58 @@ async fn key_watch_sends_state_then_only_its_changes() {
 async fn prefix_watch_sends_only_changed_keys_and_resumes_exactly() {
     let (server, _dir, c) = setup().await;
     for i in 0..5 {
-        c.put(&format!("p/{i}"), b"v".to_vec(), 0, None).await.unwrap();
+        c.put(&format!("p/{i}"), b"v".to_vec(), 0, None)
+            .await
+            .unwrap();
     }
-    let mut s = c.kv().watch(watch_req("p/", true, 0)).await.unwrap().into_inner();
+    let mut s = c
+        .kv()
+        .watch(watch_req("p/", true, 0))
+        .await
+        .unwrap()
+        .into_inner();
     let snap = next(&mut s).await;
     assert_eq!(snap.events.len(), 5);
     let synced = next(&mut s).await;
     assert_eq!(synced.kind, Kind::Synced as i32);
-    let idx = c.put("p/3", b"changed".to_vec(), 0, None).await.unwrap().header.unwrap().index;
+    let idx = c
+        .put("p/3", b"changed".to_vec(), 0, None)
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .index;
     let ch = next(&mut s).await;
     assert_eq!(ch.index, idx);
-    assert_eq!(ch.events.iter().map(|e| e.kv.as_ref().unwrap().key.as_str()).collect::<Vec<_>>(), vec!["p/3"]);
+    assert_eq!(
+        ch.events
+            .iter()
+            .map(|e| e.kv.as_ref().unwrap().key.as_str())
+            .collect::<Vec<_>>(),
+        vec!["p/3"]
+    );
     drop(s);
 
     // While nobody watches, three more writes; resuming after `idx` gets exactly those.
     let mut expected = Vec::new();
-    for k in ["p/1", "q/ignored", "p/9", "p/1"] {
-        let h = c.put(k, k.as_bytes().to_vec(), 0, None).await.unwrap().header.unwrap().index;
+    for (n, k) in ["p/1", "q/ignored", "p/9", "p/1"].iter().enumerate() {
+        let h = c
+            .put(k, format!("{k}-{n}").into_bytes(), 0, None)
+            .await
+            .unwrap()
+            .header
+            .unwrap()
+            .index;
         if k.starts_with("p/") {
             expected.push(h);
         }
     }
-    let mut s = c.kv().watch(watch_req("p/", true, idx)).await.unwrap().into_inner();
+    let mut s = c
+        .kv()
+        .watch(watch_req("p/", true, idx))
+        .await
+        .unwrap()
+        .into_inner();
     let mut got = Vec::new();
     loop {
         let m = next(&mut s).await;
@@ -198,7 +343,11 @@ async fn prefix_watch_sends_only_changed_keys_and_resumes_exactly() {
             assert_eq!(m.index, *expected.last().unwrap());
             break;
         }
-        assert_eq!(m.kind, Kind::Changes as i32, "a resumable watch sends no snapshot");
+        assert_eq!(
+            m.kind,
+            Kind::Changes as i32,
+            "a resumable watch sends no snapshot"
+        );
         got.push(m.index);
     }
     assert_eq!(got, expected);
@@ -211,7 +360,11 @@ async fn thousands_of_watchers_all_see_one_write() {
     const WATCHERS: usize = 2000;
     let mut clients = Vec::new();
     for _ in 0..WATCHERS.div_ceil(100) {
-        clients.push(Client::connect(&server.grpc_addr.to_string()).await.unwrap());
+        clients.push(
+            Client::connect(&server.grpc_addr.to_string())
+                .await
+                .unwrap(),
+        );
     }
     let mut watchers = Vec::new();
     for i in 0..WATCHERS {
@@ -220,7 +373,10 @@ async fn thousands_of_watchers_all_see_one_write() {
     // Wait for every watcher to hold the initial state, so the write below is a change
     // for all of them rather than part of someone's snapshot.
     for w in watchers.iter_mut() {
-        tokio::time::timeout(common::DEADLINE, w.next()).await.unwrap().unwrap();
+        tokio::time::timeout(common::DEADLINE, w.next())
+            .await
+            .unwrap()
+            .unwrap();
     }
     assert!(server.service.watcher_count() >= WATCHERS);
     let mut handles = Vec::new();
@@ -230,9 +386,18 @@ async fn thousands_of_watchers_all_see_one_write() {
             (index, w.state().get("fan/out").map(|kv| kv.value.clone()))
         }));
     }
-    let idx = c.put("fan/out", b"hello".to_vec(), 0, None).await.unwrap().header.unwrap().index;
+    let idx = c
+        .put("fan/out", b"hello".to_vec(), 0, None)
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .index;
     for h in handles {
-        let (index, value) = tokio::time::timeout(common::DEADLINE, h).await.unwrap().unwrap();
+        let (index, value) = tokio::time::timeout(common::DEADLINE, h)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(index, idx);
         assert_eq!(value.as_deref(), Some(&b"hello"[..]));
     }

@@ -23,8 +23,13 @@ async fn data_survives_clean_and_crash_restarts() {
     let mut agent = Agent::spawn(dir.path(), &["-dev".to_string()]);
     elected(&agent).await;
     let c = agent.client().await;
-    c.put("workshop/kv_watch", b"foo".to_vec(), 0, None).await.unwrap();
-    let last = c.put("workshop/kv_watch", b"bar".to_vec(), 0, None).await.unwrap();
+    c.put("workshop/kv_watch", b"foo".to_vec(), 0, None)
+        .await
+        .unwrap();
+    let last = c
+        .put("workshop/kv_watch", b"bar".to_vec(), 0, None)
+        .await
+        .unwrap();
     let last_index = last.header.unwrap().index;
     c.put("other", b"1".to_vec(), 7, None).await.unwrap();
 
@@ -32,9 +37,25 @@ async fn data_survives_clean_and_crash_restarts() {
     agent.restart();
     elected(&agent).await;
     let c = agent.client().await;
-    let kv = c.get("workshop/kv_watch", pb::Consistency::Default).await.unwrap().kv.unwrap();
-    assert_eq!((kv.value.as_slice(), kv.modify_index), (&b"bar"[..], last_index));
-    assert_eq!(c.get("other", pb::Consistency::Default).await.unwrap().kv.unwrap().flags, 7);
+    let kv = c
+        .get("workshop/kv_watch", pb::Consistency::Default)
+        .await
+        .unwrap()
+        .kv
+        .unwrap();
+    assert_eq!(
+        (kv.value.as_slice(), kv.modify_index),
+        (&b"bar"[..], last_index)
+    );
+    assert_eq!(
+        c.get("other", pb::Consistency::Default)
+            .await
+            .unwrap()
+            .kv
+            .unwrap()
+            .flags,
+        7
+    );
 
     // Acknowledged writes survive a crash too.
     let mut acked = Vec::new();
@@ -74,5 +95,8 @@ async fn data_survives_clean_and_crash_restarts() {
     let snap = s.message().await.unwrap().unwrap();
     assert_eq!(snap.kind, Kind::Snapshot as i32);
     assert_eq!(snap.events[0].kv.as_ref().unwrap().value, b"bar");
-    assert_eq!(s.message().await.unwrap().unwrap().kind, Kind::Synced as i32);
+    assert_eq!(
+        s.message().await.unwrap().unwrap().kind,
+        Kind::Synced as i32
+    );
 }

@@ -6,8 +6,11 @@ use clap::{CommandFactory, FromArgMatches};
 use rostra::cli::args::{DaemonArgs, DaemonCommand};
 
 fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -19,7 +22,10 @@ fn init_logging(level: &str, json: bool) {
 async fn main() -> ExitCode {
     let command = DaemonArgs::command();
     let argv = rostra::cli::goflags::normalize(&command, std::env::args_os());
-    let args = match command.try_get_matches_from(argv).and_then(|m| DaemonArgs::from_arg_matches(&m)) {
+    let args = match command
+        .try_get_matches_from(argv)
+        .and_then(|m| DaemonArgs::from_arg_matches(&m))
+    {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();

@@ -9,7 +9,10 @@ use rostra::cli::args::CtlArgs;
 async fn main() -> ExitCode {
     let command = CtlArgs::command();
     let argv = rostra::cli::goflags::normalize(&command, std::env::args_os());
-    let args = match command.try_get_matches_from(argv).and_then(|m| CtlArgs::from_arg_matches(&m)) {
+    let args = match command
+        .try_get_matches_from(argv)
+        .and_then(|m| CtlArgs::from_arg_matches(&m))
+    {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
@@ -21,7 +24,9 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (`| head`) is not a failure worth a message.
-            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            {
                 return ExitCode::SUCCESS;
             }
             eprintln!("{e:#}");

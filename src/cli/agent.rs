@@ -54,7 +54,10 @@ pub async fn run(a: AgentArgs) -> anyhow::Result<()> {
     tracing::info!("shutdown signal received");
     // Graceful shutdown waits for open streams to end; a stuck peer must not keep the
     // process alive forever (everything acknowledged is already durable).
-    if tokio::time::timeout(std::time::Duration::from_secs(15), server.shutdown()).await.is_err() {
+    if tokio::time::timeout(std::time::Duration::from_secs(15), server.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown took longer than 15s; exiting anyway");
     }
     Ok(())

@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand};
 
 /// The Rostra daemon.
 #[derive(Debug, Parser)]
-#[command(name = "rostra", version, about = "Rostra: gRPC-native service discovery and control plane")]
+#[command(
+    name = "rostra",
+    version,
+    about = "Rostra: gRPC-native service discovery and control plane"
+)]
 pub struct DaemonArgs {
     #[command(subcommand)]
     pub command: DaemonCommand,
@@ -77,10 +81,19 @@ pub struct AgentArgs {
 
 /// The Rostra command-line client.
 #[derive(Debug, Parser)]
-#[command(name = "rostractl", version, about = "Command-line client for Rostra (Consul-style commands over gRPC)")]
+#[command(
+    name = "rostractl",
+    version,
+    about = "Command-line client for Rostra (Consul-style commands over gRPC)"
+)]
 pub struct CtlArgs {
     /// gRPC address of a Rostra agent.
-    #[arg(long, global = true, env = "ROSTRA_ADDR", default_value = "127.0.0.1:8502")]
+    #[arg(
+        long,
+        global = true,
+        env = "ROSTRA_ADDR",
+        default_value = "127.0.0.1:8502"
+    )]
     pub addr: String,
     #[command(subcommand)]
     pub command: CtlCommand,

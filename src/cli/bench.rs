@@ -13,7 +13,11 @@ use crate::pb;
 /// Streams per connection for watchers; HTTP/2 servers commonly cap concurrent streams.
 const WATCHERS_PER_CONNECTION: usize = 100;
 
-pub async fn run(addr: &str, cmd: BenchCommand, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+pub async fn run(
+    addr: &str,
+    cmd: BenchCommand,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Put(a) => put_or_get(addr, a, true, out).await,
         BenchCommand::Get(a) => put_or_get(addr, a, false, out).await,
@@ -56,7 +60,12 @@ async fn connect_many(addr: &str, n: usize) -> anyhow::Result<Vec<Client>> {
     Ok(clients)
 }
 
-async fn put_or_get(addr: &str, a: BenchArgs, write: bool, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+async fn put_or_get(
+    addr: &str,
+    a: BenchArgs,
+    write: bool,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
     if a.clients == 0 || a.requests == 0 {
         bail!("-clients and -requests must be at least 1");
     }
@@ -76,7 +85,9 @@ async fn put_or_get(addr: &str, a: BenchArgs, write: bool, out: &mut (dyn Write 
             for i in 0..n {
                 let t = Instant::now();
                 if write {
-                    client.put(&format!("bench/put/{c}/{i}"), value.clone(), 0, None).await?;
+                    client
+                        .put(&format!("bench/put/{c}/{i}"), value.clone(), 0, None)
+                        .await?;
                 } else {
                     client.get("bench/get", pb::Consistency::Default).await?;
                 }
@@ -103,7 +114,10 @@ async fn put_or_get(addr: &str, a: BenchArgs, write: bool, out: &mut (dyn Write 
     summary.print(&label, out)?;
     if write {
         // Clean up so repeated runs measure the same thing.
-        Client::connect(addr).await?.delete("bench/put/", true, None).await?;
+        Client::connect(addr)
+            .await?
+            .delete("bench/put/", true, None)
+            .await?;
     }
     Ok(())
 }
@@ -137,10 +151,18 @@ async fn watch(addr: &str, a: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow
         }));
     }
     while synced < a.watchers {
-        seen_rx.recv().await.ok_or_else(|| anyhow!("watchers ended early"))?;
+        seen_rx
+            .recv()
+            .await
+            .ok_or_else(|| anyhow!("watchers ended early"))?;
         synced += 1;
     }
-    writeln!(out, "watch: {} watchers synced in {:.2}s", a.watchers, setup.elapsed().as_secs_f64())?;
+    writeln!(
+        out,
+        "watch: {} watchers synced in {:.2}s",
+        a.watchers,
+        setup.elapsed().as_secs_f64()
+    )?;
     let requests = a.requests.min(1000);
     let value = vec![b'x'; a.value_size];
     let started = Instant::now();
@@ -149,10 +171,18 @@ async fn watch(addr: &str, a: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow
         let mut v = value.clone();
         v.extend_from_slice(i.to_string().as_bytes());
         let t = Instant::now();
-        let index = writer.put(key, v, 0, None).await?.header.map(|h| h.index).unwrap_or(0);
+        let index = writer
+            .put(key, v, 0, None)
+            .await?
+            .header
+            .map(|h| h.index)
+            .unwrap_or(0);
         let mut reached = 0;
         while reached < a.watchers {
-            let seen = seen_rx.recv().await.ok_or_else(|| anyhow!("watchers ended early"))?;
+            let seen = seen_rx
+                .recv()
+                .await
+                .ok_or_else(|| anyhow!("watchers ended early"))?;
             if seen >= index {
                 reached += 1;
             }
@@ -168,7 +198,10 @@ async fn watch(addr: &str, a: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow
         latencies,
     }
     .print(
-        &format!("watch fan-out (write to all {} watchers, value {} B)", a.watchers, a.value_size),
+        &format!(
+            "watch fan-out (write to all {} watchers, value {} B)",
+            a.watchers, a.value_size
+        ),
         out,
     )?;
     Ok(())

@@ -60,7 +60,9 @@ pub fn to_pretty_json<T: Serialize>(value: &T, indent: &[u8]) -> String {
     let mut buf = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(indent);
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    value.serialize(&mut ser).expect("JSON encoding of plain data");
+    value
+        .serialize(&mut ser)
+        .expect("JSON encoding of plain data");
     String::from_utf8(buf).expect("serde_json writes UTF-8")
 }
 
@@ -82,6 +84,8 @@ mod tests {
             r#"{"Key":"application/online","CreateIndex":1149,"ModifyIndex":1182,"LockIndex":0,"Flags":0,"Value":"ZmFsc2U=","Session":""}"#
         );
         let empty = pb::KvPair::default();
-        assert!(serde_json::to_string(&KvPairJson::from(&empty)).unwrap().contains(r#""Value":null"#));
+        assert!(serde_json::to_string(&KvPairJson::from(&empty))
+            .unwrap()
+            .contains(r#""Value":null"#));
     }
 }

@@ -26,18 +26,29 @@ pub fn normalize(command: &Command, args: impl IntoIterator<Item = OsString>) ->
             out.extend(rest[i..].iter().cloned());
             break;
         }
-        let dashes = if arg.starts_with("--") { 2 } else if arg.starts_with('-') { 1 } else { 0 };
-        if dashes > 0 && arg.len() > dashes && arg[dashes..].starts_with(|c: char| c.is_ascii_alphabetic()) {
+        let dashes = if arg.starts_with("--") {
+            2
+        } else if arg.starts_with('-') {
+            1
+        } else {
+            0
+        };
+        if dashes > 0
+            && arg.len() > dashes
+            && arg[dashes..].starts_with(|c: char| c.is_ascii_alphabetic())
+        {
             let body = &arg[dashes..];
             let name = body.split('=').next().unwrap_or(body);
-            let known = scopes
-                .iter()
-                .rev()
-                .find_map(|c| c.get_arguments().find(|a| a.get_long() == Some(name)).cloned());
+            let known = scopes.iter().rev().find_map(|c| {
+                c.get_arguments()
+                    .find(|a| a.get_long() == Some(name))
+                    .cloned()
+            });
             match known {
                 Some(def) => {
                     out.push(format!("--{body}").into());
-                    let takes_value = def.get_action().takes_values() && def.get_num_args().is_none_or(|n| n.min_values() > 0);
+                    let takes_value = def.get_action().takes_values()
+                        && def.get_num_args().is_none_or(|n| n.min_values() > 0);
                     if takes_value && !body.contains('=') && i + 1 < rest.len() {
                         i += 1;
                         out.push(rest[i].clone());
@@ -73,9 +84,24 @@ mod tests {
         Command::new("t").subcommand(
             Command::new("watch")
                 .arg(Arg::new("type").long("type"))
-                .arg(Arg::new("shell").long("shell").num_args(0..=1).require_equals(true).default_missing_value("true"))
-                .arg(Arg::new("recurse").long("recurse").action(ArgAction::SetTrue))
-                .arg(Arg::new("handler").num_args(0..).trailing_var_arg(true).allow_hyphen_values(true)),
+                .arg(
+                    Arg::new("shell")
+                        .long("shell")
+                        .num_args(0..=1)
+                        .require_equals(true)
+                        .default_missing_value("true"),
+                )
+                .arg(
+                    Arg::new("recurse")
+                        .long("recurse")
+                        .action(ArgAction::SetTrue),
+                )
+                .arg(
+                    Arg::new("handler")
+                        .num_args(0..)
+                        .trailing_var_arg(true)
+                        .allow_hyphen_values(true),
+                ),
         )
     }
 
@@ -88,10 +114,22 @@ mod tests {
 
     #[test]
     fn go_style_flags_become_clap_style() {
-        assert_eq!(norm(&["t", "watch", "-type", "key", "cat", "-n"]), vec!["t", "watch", "--type", "key", "cat", "-n"]);
-        assert_eq!(norm(&["t", "watch", "-type=key", "-recurse", "x"]), vec!["t", "watch", "--type=key", "--recurse", "x"]);
-        assert_eq!(norm(&["t", "watch", "-shell", "x"]), vec!["t", "watch", "--shell", "x"]);
-        assert_eq!(norm(&["t", "watch", "-", "x"]), vec!["t", "watch", "-", "x"]);
+        assert_eq!(
+            norm(&["t", "watch", "-type", "key", "cat", "-n"]),
+            vec!["t", "watch", "--type", "key", "cat", "-n"]
+        );
+        assert_eq!(
+            norm(&["t", "watch", "-type=key", "-recurse", "x"]),
+            vec!["t", "watch", "--type=key", "--recurse", "x"]
+        );
+        assert_eq!(
+            norm(&["t", "watch", "-shell", "x"]),
+            vec!["t", "watch", "--shell", "x"]
+        );
+        assert_eq!(
+            norm(&["t", "watch", "-", "x"]),
+            vec!["t", "watch", "-", "x"]
+        );
         assert_eq!(norm(&["t", "watch", "-h"]), vec!["t", "watch", "-h"]);
     }
 }

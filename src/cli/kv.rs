@@ -9,7 +9,11 @@ use super::consul_json::{b64, to_pretty_json, unb64, ExportEntry};
 use crate::client::Client;
 use crate::pb;
 
-pub async fn run(client: &Client, cmd: KvCommand, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+pub async fn run(
+    client: &Client,
+    cmd: KvCommand,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
     match cmd {
         KvCommand::Put(a) => put(client, a, out).await,
         KvCommand::Get(a) => get(client, a, out).await,
@@ -29,7 +33,9 @@ fn clean_key(key: &str) -> &str {
 fn read_data(arg: &str) -> anyhow::Result<Vec<u8>> {
     if arg == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("Failed to read stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("Failed to read stdin")?;
         Ok(buf)
     } else if let Some(path) = arg.strip_prefix('@') {
         std::fs::read(path).with_context(|| format!("Failed to read file {path}"))
@@ -57,7 +63,8 @@ async fn put(client: &Client, a: KvPut, out: &mut (dyn Write + Send)) -> anyhow:
         None => Vec::new(),
     };
     if a.base64 {
-        value = unb64(&String::from_utf8_lossy(&value)).map_err(|e| anyhow!("Failed to base64 decode value: {e}"))?;
+        value = unb64(&String::from_utf8_lossy(&value))
+            .map_err(|e| anyhow!("Failed to base64 decode value: {e}"))?;
     }
     let cas = cas_index(a.cas, a.modify_index)?;
     let resp = client
@@ -129,7 +136,10 @@ async fn get(client: &Client, a: KvGet, out: &mut (dyn Write + Send)) -> anyhow:
     if key.is_empty() {
         bail!("Missing KEY argument");
     }
-    let resp = client.get(key, consistency(a.stale)).await.map_err(query_err)?;
+    let resp = client
+        .get(key, consistency(a.stale))
+        .await
+        .map_err(query_err)?;
     let Some(kv) = resp.kv else {
         bail!("Error! No key exists at: {key}");
     };
@@ -143,8 +153,16 @@ async fn get(client: &Client, a: KvGet, out: &mut (dyn Write + Send)) -> anyhow:
 }
 
 /// Consul's `-detailed` layout: sorted field names in a column.
-fn write_detailed(out: &mut (dyn Write + Send), kv: &pb::KvPair, base64: bool) -> std::io::Result<()> {
-    let session = if kv.session.is_empty() { "-" } else { &kv.session };
+fn write_detailed(
+    out: &mut (dyn Write + Send),
+    kv: &pb::KvPair,
+    base64: bool,
+) -> std::io::Result<()> {
+    let session = if kv.session.is_empty() {
+        "-"
+    } else {
+        &kv.session
+    };
     let rows = [
         ("CreateIndex", kv.create_index.to_string()),
         ("Flags", kv.flags.to_string()),
@@ -228,7 +246,8 @@ async fn import(client: &Client, a: KvImport, out: &mut (dyn Write + Send)) -> a
     let entries: Vec<ExportEntry> =
         serde_json::from_slice(&data).map_err(|e| anyhow!("Cannot unmarshal data: {e}"))?;
     for entry in entries {
-        let value = unb64(&entry.value).map_err(|e| anyhow!("Error base 64 decoding value for key {}: {e}", entry.key))?;
+        let value = unb64(&entry.value)
+            .map_err(|e| anyhow!("Error base 64 decoding value for key {}: {e}", entry.key))?;
         let key = format!("{}{}", a.prefix, entry.key);
         client
             .put(&key, value, entry.flags, None)

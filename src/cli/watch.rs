@@ -44,7 +44,11 @@ pub fn plan(w: &WatchArgs) -> anyhow::Result<WatchPlan> {
 }
 
 /// The JSON Consul's watch produces for the current state.
-fn render(plan: &WatchPlan, state: &std::collections::BTreeMap<String, crate::pb::KvPair>, pretty: bool) -> String {
+fn render(
+    plan: &WatchPlan,
+    state: &std::collections::BTreeMap<String, crate::pb::KvPair>,
+    pretty: bool,
+) -> String {
     let encode = |v: &dyn erased::Json| if pretty { v.pretty() } else { v.compact() };
     match plan {
         WatchPlan::Key(k) => encode(&state.get(k).map(KvPairJson::from)),
@@ -77,7 +81,12 @@ mod erased {
     }
 }
 
-pub async fn run(client: &Client, plan: WatchPlan, w: WatchArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+pub async fn run(
+    client: &Client,
+    plan: WatchPlan,
+    w: WatchArgs,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
     let (key, prefix) = match &plan {
         WatchPlan::Key(k) => (k.clone(), false),
         WatchPlan::KeyPrefix(p) => (p.clone(), true),
@@ -106,7 +115,12 @@ pub async fn run(client: &Client, plan: WatchPlan, w: WatchArgs, out: &mut (dyn 
 }
 
 /// Runs the handler with the payload (plus a newline) on stdin; its output is ours.
-async fn run_handler(handler: &[String], shell: bool, payload: &str, index: u64) -> anyhow::Result<()> {
+async fn run_handler(
+    handler: &[String],
+    shell: bool,
+    payload: &str,
+    index: u64,
+) -> anyhow::Result<()> {
     let mut cmd = if shell {
         let mut c = tokio::process::Command::new("sh");
         c.arg("-c").arg(handler.join(" "));
@@ -119,7 +133,9 @@ async fn run_handler(handler: &[String], shell: bool, payload: &str, index: u64)
     cmd.env("CONSUL_INDEX", index.to_string())
         .env("ROSTRA_INDEX", index.to_string())
         .stdin(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| anyhow!("Error executing handler: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| anyhow!("Error executing handler: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         let mut data = payload.as_bytes().to_vec();
         data.push(b'\n');
@@ -128,7 +144,10 @@ async fn run_handler(handler: &[String], shell: bool, payload: &str, index: u64)
             Ok(()) | Err(_) => {}
         }
     }
-    let status = child.wait().await.map_err(|e| anyhow!("Error executing handler: {e}"))?;
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| anyhow!("Error executing handler: {e}"))?;
     if !status.success() {
         bail!("Error executing handler: {status}");
     }
@@ -154,17 +173,32 @@ mod tests {
     fn consul_messages_for_bad_flags() {
         let msg = |a| plan(&a).unwrap_err().to_string();
         assert_eq!(msg(args(None, None, None)), "Watch type must be specified");
-        assert_eq!(msg(args(Some("key"), None, None)), "Must specify a single key to watch");
-        assert_eq!(msg(args(Some("keyprefix"), None, None)), "Must specify a single prefix to watch");
-        assert_eq!(msg(args(Some("bogus"), None, None)), "Unsupported watch type: bogus");
-        assert_eq!(plan(&args(Some("keyprefix"), None, Some("a/"))).unwrap(), WatchPlan::KeyPrefix("a/".into()));
+        assert_eq!(
+            msg(args(Some("key"), None, None)),
+            "Must specify a single key to watch"
+        );
+        assert_eq!(
+            msg(args(Some("keyprefix"), None, None)),
+            "Must specify a single prefix to watch"
+        );
+        assert_eq!(
+            msg(args(Some("bogus"), None, None)),
+            "Unsupported watch type: bogus"
+        );
+        assert_eq!(
+            plan(&args(Some("keyprefix"), None, Some("a/"))).unwrap(),
+            WatchPlan::KeyPrefix("a/".into())
+        );
     }
 
     #[test]
     fn renders_null_object_and_array() {
         let mut state = std::collections::BTreeMap::new();
         assert_eq!(render(&WatchPlan::Key("k".into()), &state, false), "null");
-        assert_eq!(render(&WatchPlan::KeyPrefix("".into()), &state, false), "null");
+        assert_eq!(
+            render(&WatchPlan::KeyPrefix("".into()), &state, false),
+            "null"
+        );
         state.insert(
             "k".to_string(),
             crate::pb::KvPair {
@@ -174,6 +208,8 @@ mod tests {
             },
         );
         assert!(render(&WatchPlan::Key("k".into()), &state, false).starts_with(r#"{"Key":"k""#));
-        assert!(render(&WatchPlan::KeyPrefix("".into()), &state, false).starts_with(r#"[{"Key":"k""#));
+        assert!(
+            render(&WatchPlan::KeyPrefix("".into()), &state, false).starts_with(r#"[{"Key":"k""#)
+        );
     }
 }

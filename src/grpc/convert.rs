@@ -19,7 +19,9 @@ pub fn consistency(value: i32) -> Result<Consistency, tonic::Status> {
         Ok(pb::Consistency::Default) => Ok(Consistency::Default),
         Ok(pb::Consistency::Stale) => Ok(Consistency::Stale),
         Ok(pb::Consistency::Consistent) => Ok(Consistency::Consistent),
-        Err(_) => Err(tonic::Status::invalid_argument(format!("unknown consistency mode {value}"))),
+        Err(_) => Err(tonic::Status::invalid_argument(format!(
+            "unknown consistency mode {value}"
+        ))),
     }
 }
 

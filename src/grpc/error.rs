@@ -7,7 +7,9 @@ use crate::service::ServiceError;
 impl From<ServiceError> for Status {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::InvalidArgument(m) | ServiceError::TooLarge(m) => Status::invalid_argument(m),
+            ServiceError::InvalidArgument(m) | ServiceError::TooLarge(m) => {
+                Status::invalid_argument(m)
+            }
             ServiceError::Unavailable(m) => Status::unavailable(m),
             ServiceError::OutcomeUnknown(m) => Status::unknown(m),
             ServiceError::Internal(m) => {

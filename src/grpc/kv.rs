@@ -22,7 +22,10 @@ pub struct KvService {
 #[tonic::async_trait]
 impl Kv for KvService {
     #[tracing::instrument(level = "debug", skip_all, fields(key = %request.get_ref().key))]
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let req = request.into_inner();
         let (meta, entry) = self
             .service
@@ -35,11 +38,17 @@ impl Kv for KvService {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(prefix = %request.get_ref().prefix))]
-    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
         let req = request.into_inner();
         let consistency = convert::consistency(req.consistency)?;
         if req.keys_only {
-            let (meta, keys) = self.service.kv_keys(&req.prefix, &req.separator, consistency).await?;
+            let (meta, keys) = self
+                .service
+                .kv_keys(&req.prefix, &req.separator, consistency)
+                .await?;
             return Ok(Response::new(pb::ListResponse {
                 header: Some(convert::header(&meta)),
                 kvs: Vec::new(),
@@ -47,7 +56,9 @@ impl Kv for KvService {
             }));
         }
         if !req.separator.is_empty() {
-            return Err(Status::invalid_argument("separator is only allowed with keys_only"));
+            return Err(Status::invalid_argument(
+                "separator is only allowed with keys_only",
+            ));
         }
         let (meta, entries) = self.service.kv_list(&req.prefix, consistency).await?;
         Ok(Response::new(pb::ListResponse {
@@ -58,7 +69,10 @@ impl Kv for KvService {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(key = %request.get_ref().key))]
-    async fn put(&self, request: Request<pb::PutRequest>) -> Result<Response<pb::PutResponse>, Status> {
+    async fn put(
+        &self,
+        request: Request<pb::PutRequest>,
+    ) -> Result<Response<pb::PutResponse>, Status> {
         let req = request.into_inner();
         let (meta, succeeded) = self
             .service
@@ -76,9 +90,15 @@ impl Kv for KvService {
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(key = %request.get_ref().key))]
-    async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
         let req = request.into_inner();
-        let (meta, succeeded) = self.service.kv_delete(&req.key, req.recurse, req.cas).await?;
+        let (meta, succeeded) = self
+            .service
+            .kv_delete(&req.key, req.recurse, req.cas)
+            .await?;
         Ok(Response::new(pb::DeleteResponse {
             header: Some(convert::header(&meta)),
             succeeded,
@@ -88,7 +108,10 @@ impl Kv for KvService {
     type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
     #[tracing::instrument(level = "debug", skip_all, fields(key = %request.get_ref().key))]
-    async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let req = request.into_inner();
         let target = if req.prefix {
             WatchTarget::Prefix(req.key)

@@ -15,7 +15,10 @@ pub struct StatusService {
 
 #[tonic::async_trait]
 impl StatusApi for StatusService {
-    async fn leader(&self, _: Request<pb::LeaderRequest>) -> Result<Response<pb::LeaderResponse>, Status> {
+    async fn leader(
+        &self,
+        _: Request<pb::LeaderRequest>,
+    ) -> Result<Response<pb::LeaderResponse>, Status> {
         let status = self.service.cluster_status();
         let (leader_id, node) = status.leader.unwrap_or_default();
         Ok(Response::new(pb::LeaderResponse {
@@ -26,7 +29,10 @@ impl StatusApi for StatusService {
         }))
     }
 
-    async fn peers(&self, _: Request<pb::PeersRequest>) -> Result<Response<pb::PeersResponse>, Status> {
+    async fn peers(
+        &self,
+        _: Request<pb::PeersRequest>,
+    ) -> Result<Response<pb::PeersResponse>, Status> {
         let status = self.service.cluster_status();
         Ok(Response::new(pb::PeersResponse {
             header: Some(convert::header(&self.service.meta(0))),

@@ -40,6 +40,7 @@ pub(super) async fn run(
         id: node.id,
         node: node.node.clone(),
         initialized: false,
+        peers: Vec::new(),
     };
     let mut warned_existing = false;
     loop {
@@ -64,8 +65,17 @@ pub(super) async fn run(
                         tracing::warn!(peer = %peer.node, "peer already belongs to a cluster; adding servers to a running cluster is not supported yet");
                     }
                     known.insert(peer.id, peer.node);
+                    let mut discovered = node.discovered.lock().unwrap_or_else(|p| p.into_inner());
+                    for (id, info) in peer.peers {
+                        if id != node.id {
+                            known.insert(id, info.clone());
+                            discovered.insert(id, info);
+                        }
+                    }
                 }
-                Err(status) => tracing::debug!(addr, error = %status.message(), "peer not reachable yet"),
+                Err(status) => {
+                    tracing::debug!(addr, error = %status.message(), "peer not reachable yet")
+                }
             }
         }
         if known.len() >= expect {
@@ -75,14 +85,18 @@ pub(super) async fn run(
                 match node.raft.initialize(known).await {
                     Ok(()) => return Ok(()),
                     // Someone initialized us meanwhile (a vote or heartbeat arrived).
-                    Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {
-                        return Ok(())
-                    }
+                    Err(openraft::error::RaftError::APIError(
+                        openraft::error::InitializeError::NotAllowed(_),
+                    )) => return Ok(()),
                     Err(e) => return Err(ConsensusError::Fatal(e.to_string())),
                 }
             }
         } else {
-            tracing::info!(known = known.len(), expect, "waiting for servers to bootstrap");
+            tracing::info!(
+                known = known.len(),
+                expect,
+                "waiting for servers to bootstrap"
+            );
         }
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),

@@ -62,7 +62,12 @@ impl LogStore {
 
     /// Writes a metadata record; `sync` makes it durable before returning, off the async
     /// executor.
-    async fn put_meta<T: Serialize>(&self, key: &'static [u8], value: &T, sync: bool) -> Result<(), StorageIOError<u64>> {
+    async fn put_meta<T: Serialize>(
+        &self,
+        key: &'static [u8],
+        value: &T,
+        sync: bool,
+    ) -> Result<(), StorageIOError<u64>> {
         let bytes = postcard::to_stdvec(value).map_err(|e| StorageIOError::write(&e))?;
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || {
@@ -76,12 +81,15 @@ impl LogStore {
     }
 
     fn last_entry_log_id(&self) -> Result<Option<LogId>, StorageIOError<u64>> {
-        let mut iter = self.db.iterator_cf(cf(&self.db, CF_RAFT_LOG), IteratorMode::End);
+        let mut iter = self
+            .db
+            .iterator_cf(cf(&self.db, CF_RAFT_LOG), IteratorMode::End);
         match iter.next() {
             None => Ok(None),
             Some(item) => {
                 let (_, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-                let entry: Entry = postcard::from_bytes(&v).map_err(|e| StorageIOError::read_logs(&e))?;
+                let entry: Entry =
+                    postcard::from_bytes(&v).map_err(|e| StorageIOError::read_logs(&e))?;
                 Ok(Some(entry.log_id))
             }
         }
@@ -136,11 +144,13 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         for item in iter {
             let (k, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-            let index = parse_log_key(&k).ok_or_else(|| StorageIOError::read_logs(&std::io::Error::other("bad log key")))?;
+            let index = parse_log_key(&k)
+                .ok_or_else(|| StorageIOError::read_logs(&std::io::Error::other("bad log key")))?;
             if !range.contains(&index) {
                 break;
             }
-            let entry: Entry = postcard::from_bytes(&v).map_err(|e| StorageIOError::read_logs(&e))?;
+            let entry: Entry =
+                postcard::from_bytes(&v).map_err(|e| StorageIOError::read_logs(&e))?;
             out.push(entry);
         }
         Ok(out)
@@ -182,7 +192,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_meta::<Option<LogId>>(COMMITTED_KEY)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -194,7 +208,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(handle, log_key(entry.log_id.index), bytes);
         }
         // Unsynced write: visible to readers now; the flusher makes it durable.
-        self.db.write(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db
+            .write(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         self.flusher
             .send(callback)
             .map_err(|e| StorageIOError::write_logs(&std::io::Error::other(e.to_string())))?;

@@ -23,12 +23,12 @@ use openraft::error::{ClientWriteError, RaftError};
 use rocksdb::DB;
 use tokio::sync::watch;
 
-pub use self::types::{NodeId, NodeInfo, RaftMetrics, TypeConfig};
 use self::log_store::LogStore;
 use self::network::{PeerChannels, PeerNetwork};
 use self::state_machine::StateMachine;
 use self::transport::{TransportService, TryAsForwardToLeader};
 use self::types::Raft;
+pub use self::types::{NodeId, NodeInfo, RaftMetrics, TypeConfig};
 use self::wire::{ForwardError, ForwardWriteReply, ReadIndexReply};
 use crate::config::RaftTuning;
 use crate::db::{cf, CF_RAFT_META};
@@ -74,7 +74,8 @@ impl LastContact {
     }
 
     fn since_ms(&self) -> u64 {
-        (self.start.elapsed().as_millis() as u64).saturating_sub(self.last_ms.load(Ordering::Relaxed))
+        (self.start.elapsed().as_millis() as u64)
+            .saturating_sub(self.last_ms.load(Ordering::Relaxed))
     }
 }
 
@@ -143,7 +144,11 @@ impl RaftNode {
         tuning: RaftTuning,
     ) -> Result<Arc<Self>, ConsensusError> {
         let id = load_or_create_node_id(&db).map_err(|e| ConsensusError::Fatal(e.to_string()))?;
-        let config = Arc::new(raft_config(tuning).validate().map_err(|e| ConsensusError::Fatal(e.to_string()))?);
+        let config = Arc::new(
+            raft_config(tuning)
+                .validate()
+                .map_err(|e| ConsensusError::Fatal(e.to_string()))?,
+        );
         let channels = PeerChannels::default();
         let network = PeerNetwork {
             channels: channels.clone(),
@@ -186,7 +191,11 @@ impl RaftNode {
     pub fn header_view(&self) -> (u64, bool, u64) {
         let rx = self.raft.metrics();
         let m = rx.borrow();
-        let last_contact = if m.current_leader == Some(self.id) { 0 } else { self.last_contact.since_ms() };
+        let last_contact = if m.current_leader == Some(self.id) {
+            0
+        } else {
+            self.last_contact.since_ms()
+        };
         (m.current_term, m.current_leader.is_some(), last_contact)
     }
 
@@ -213,7 +222,9 @@ impl RaftNode {
             },
             leader,
             servers,
-            membership_index: (*m.membership_config.log_id()).map(|l| l.index).unwrap_or(0),
+            membership_index: (*m.membership_config.log_id())
+                .map(|l| l.index)
+                .unwrap_or(0),
         }
     }
 
@@ -235,18 +246,25 @@ impl RaftNode {
                     continue;
                 }
             };
-            let reply: Result<ForwardWriteReply, tonic::Status> =
-                self.call_leader(&leader.1, &command, |mut c, r| Box::pin(async move { c.forward_write(r).await })).await;
+            let reply: Result<ForwardWriteReply, tonic::Status> = self
+                .call_leader(&leader.1, &command, |mut c, r| {
+                    Box::pin(async move { c.forward_write(r).await })
+                })
+                .await;
             match reply {
                 Ok(Ok(done)) => return Ok(done),
                 Ok(Err(ForwardError::NotLeader { .. })) => {
-                    self.wait_for_leader_other_than(Some(leader.0), deadline).await?;
+                    self.wait_for_leader_other_than(Some(leader.0), deadline)
+                        .await?;
                 }
                 Ok(Err(ForwardError::Failed(msg))) => return Err(ConsensusError::Fatal(msg)),
                 Err(status) if never_sent(&status) => {
-                    self.wait_for_leader_other_than(Some(leader.0), deadline).await?;
+                    self.wait_for_leader_other_than(Some(leader.0), deadline)
+                        .await?;
                 }
-                Err(status) => return Err(ConsensusError::OutcomeUnknown(status.message().to_string())),
+                Err(status) => {
+                    return Err(ConsensusError::OutcomeUnknown(status.message().to_string()))
+                }
             }
         }
     }
@@ -263,7 +281,8 @@ impl RaftNode {
                 Some(id) if id == self.id => match self.raft.ensure_linearizable().await {
                     Ok(read) => return Ok(read.map(|l| l.index).unwrap_or(0)),
                     Err(RaftError::APIError(e)) if e.forward_leader().is_some() => {
-                        self.wait_for_leader_other_than(Some(self.id), deadline).await?;
+                        self.wait_for_leader_other_than(Some(self.id), deadline)
+                            .await?;
                         continue;
                     }
                     Err(e) => return Err(ConsensusError::NoLeader(e.to_string())),
@@ -275,11 +294,15 @@ impl RaftNode {
                 }
             };
             let Some(node) = self.member(target) else {
-                self.wait_for_leader_other_than(Some(target), deadline).await?;
+                self.wait_for_leader_other_than(Some(target), deadline)
+                    .await?;
                 continue;
             };
-            let reply: Result<ReadIndexReply, tonic::Status> =
-                self.call_leader(&node, &(), |mut c, r| Box::pin(async move { c.read_index(r).await })).await;
+            let reply: Result<ReadIndexReply, tonic::Status> = self
+                .call_leader(&node, &(), |mut c, r| {
+                    Box::pin(async move { c.read_index(r).await })
+                })
+                .await;
             match reply {
                 Ok(Ok(index)) => {
                     let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -287,12 +310,15 @@ impl RaftNode {
                         .wait(Some(remaining))
                         .applied_index_at_least(Some(index), "read barrier")
                         .await
-                        .map_err(|e| ConsensusError::NoLeader(format!("catching up to the leader: {e}")))?;
+                        .map_err(|e| {
+                            ConsensusError::NoLeader(format!("catching up to the leader: {e}"))
+                        })?;
                     return Ok(index);
                 }
                 Ok(Err(ForwardError::NotLeader { .. })) | Err(_) => {
                     // Reads are idempotent: retry on any failure until the deadline.
-                    self.wait_for_leader_other_than(Some(target), deadline).await?;
+                    self.wait_for_leader_other_than(Some(target), deadline)
+                        .await?;
                 }
                 Ok(Err(ForwardError::Failed(msg))) => return Err(ConsensusError::NoLeader(msg)),
             }
@@ -316,7 +342,10 @@ impl RaftNode {
         method: fn(
             crate::pb::raft_transport_client::RaftTransportClient<tonic::transport::Channel>,
             tonic::Request<crate::pb::RaftPayload>,
-        ) -> futures::future::BoxFuture<'static, Result<tonic::Response<crate::pb::RaftPayload>, tonic::Status>>,
+        ) -> futures::future::BoxFuture<
+            'static,
+            Result<tonic::Response<crate::pb::RaftPayload>, tonic::Status>,
+        >,
     ) -> Result<Resp, tonic::Status> {
         let client = self.channels.client(&leader.raft_addr)?;
         let mut request = tonic::Request::new(wire::encode(req));
@@ -348,9 +377,15 @@ impl RaftNode {
                 }
             }
             if now >= deadline {
-                return Err(ConsensusError::NoLeader("no leader elected before the deadline".into()));
+                return Err(ConsensusError::NoLeader(
+                    "no leader elected before the deadline".into(),
+                ));
             }
-            let wake = if not.is_some() { grace.min(deadline) } else { deadline };
+            let wake = if not.is_some() {
+                grace.min(deadline)
+            } else {
+                deadline
+            };
             let wake = if wake <= now { deadline } else { wake };
             match tokio::time::timeout_at(wake, rx.changed()).await {
                 Ok(Ok(())) | Err(_) => {}
@@ -388,7 +423,9 @@ fn never_sent(status: &tonic::Status) -> bool {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return matches!(
                 io.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected | std::io::ErrorKind::AddrNotAvailable
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::NotConnected
+                    | std::io::ErrorKind::AddrNotAvailable
             );
         }
         if err.to_string().contains("tcp connect error") {

@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -65,7 +67,8 @@ pub struct PeerClient {
     client: Result<RaftTransportClient<Channel>, tonic::Status>,
 }
 
-type RpcResult<R, E = openraft::error::Infallible> = Result<R, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>;
+type RpcResult<R, E = openraft::error::Infallible> =
+    Result<R, RPCError<NodeId, NodeInfo, RaftError<NodeId, E>>>;
 
 impl PeerClient {
     async fn call<Req, Resp, E>(
@@ -73,7 +76,10 @@ impl PeerClient {
         method: fn(
             RaftTransportClient<Channel>,
             tonic::Request<RaftPayload>,
-        ) -> futures::future::BoxFuture<'static, Result<tonic::Response<RaftPayload>, tonic::Status>>,
+        ) -> futures::future::BoxFuture<
+            'static,
+            Result<tonic::Response<RaftPayload>, tonic::Status>,
+        >,
         req: &Req,
         option: &RPCOption,
     ) -> RpcResult<Resp, E>
@@ -103,8 +109,12 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        self.call(|mut c, r| Box::pin(async move { c.append_entries(r).await }), &rpc, &option)
-            .await
+        self.call(
+            |mut c, r| Box::pin(async move { c.append_entries(r).await }),
+            &rpc,
+            &option,
+        )
+        .await
     }
 
     async fn install_snapshot(
@@ -112,13 +122,25 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        self.call(|mut c, r| Box::pin(async move { c.install_snapshot(r).await }), &rpc, &option)
-            .await
+        self.call(
+            |mut c, r| Box::pin(async move { c.install_snapshot(r).await }),
+            &rpc,
+            &option,
+        )
+        .await
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> RpcResult<VoteResponse<NodeId>> {
-        self.call(|mut c, r| Box::pin(async move { c.vote(r).await }), &rpc, &option)
-            .await
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        self.call(
+            |mut c, r| Box::pin(async move { c.vote(r).await }),
+            &rpc,
+            &option,
+        )
+        .await
     }
 
     fn backoff(&self) -> openraft::network::Backoff {

@@ -12,7 +12,9 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
 use rocksdb::{ReadOptions, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 
-use super::types::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use super::types::{
+    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
 use crate::db::{cf, CF_SM_META};
 use crate::state::feed::ResetReason;
 use crate::state::store::TablesDump;
@@ -50,7 +52,11 @@ impl StateMachine {
         }
     }
 
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8], opts: &ReadOptions) -> Result<Option<T>, StorageError> {
+    fn read_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+        opts: &ReadOptions,
+    ) -> Result<Option<T>, StorageError> {
         let bytes = self
             .db
             .get_cf_opt(cf(&self.db, CF_SM_META), key, opts)
@@ -66,9 +72,14 @@ impl StateMachine {
         batch.put_cf(cf(&self.db, CF_SM_META), key, bytes);
     }
 
-    fn applied(&self, opts: &ReadOptions) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+    fn applied(
+        &self,
+        opts: &ReadOptions,
+    ) -> Result<(Option<LogId>, StoredMembership), StorageError> {
         let last = self.read_meta::<LogId>(LAST_APPLIED_KEY, opts)?;
-        let membership = self.read_meta::<StoredMembership>(MEMBERSHIP_KEY, opts)?.unwrap_or_default();
+        let membership = self
+            .read_meta::<StoredMembership>(MEMBERSHIP_KEY, opts)?
+            .unwrap_or_default();
         Ok((last, membership))
     }
 
@@ -121,7 +132,8 @@ impl StateMachine {
             .store
             .dump(&snap)
             .map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let data = postcard::to_stdvec(&dump).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        let data =
+            postcard::to_stdvec(&dump).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_log_id {
             Some(id) => format!("{}-{}-{seq}", id.leader_id.term, id.index),
@@ -161,7 +173,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        entries.into_iter().map(|entry| self.apply_entry(&entry)).collect()
+        entries
+            .into_iter()
+            .map(|entry| self.apply_entry(&entry))
+            .collect()
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -172,10 +187,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let dump: TablesDump =
-            postcard::from_bytes(&data).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let dump: TablesDump = postcard::from_bytes(&data)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let index = meta.last_log_id.map(|id| id.index).unwrap_or(0);
         let mut batch = WriteBatch::default();
         self.store
@@ -205,7 +224,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let stored: Option<StoredSnapshot> = self.read_meta(SNAPSHOT_KEY, &ReadOptions::default())?;
+        let stored: Option<StoredSnapshot> =
+            self.read_meta(SNAPSHOT_KEY, &ReadOptions::default())?;
         Ok(stored.map(|s| Snapshot {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),

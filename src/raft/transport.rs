@@ -30,7 +30,9 @@ where
     E: TryAsForwardToLeader,
 {
     match err {
-        RaftError::APIError(e) => e.forward_leader().map(|leader| ForwardError::NotLeader { leader }),
+        RaftError::APIError(e) => e
+            .forward_leader()
+            .map(|leader| ForwardError::NotLeader { leader }),
         RaftError::Fatal(_) => None,
     }
 }
@@ -60,7 +62,10 @@ impl TryAsForwardToLeader for openraft::error::CheckIsLeaderError<NodeId, NodeIn
 
 #[tonic::async_trait]
 impl RaftTransport for TransportService {
-    async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn append_entries(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let req = wire::decode(request.get_ref())?;
         let res = self.raft.append_entries(req).await;
         if res.is_ok() {
@@ -74,7 +79,10 @@ impl RaftTransport for TransportService {
         Ok(Response::new(wire::encode(&self.raft.vote(req).await)))
     }
 
-    async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let req = wire::decode(request.get_ref())?;
         let res = self.raft.install_snapshot(req).await;
         if res.is_ok() {
@@ -83,7 +91,10 @@ impl RaftTransport for TransportService {
         Ok(Response::new(wire::encode(&res)))
     }
 
-    async fn forward_write(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn forward_write(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let command: Command = wire::decode(request.get_ref())?;
         let reply: ForwardWriteReply = match self.raft.client_write(command).await {
             Ok(resp) => Ok((resp.log_id.index, resp.data)),
@@ -92,7 +103,10 @@ impl RaftTransport for TransportService {
         Ok(Response::new(wire::encode(&reply)))
     }
 
-    async fn read_index(&self, _request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn read_index(
+        &self,
+        _request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let reply: ReadIndexReply = match self.raft.get_read_log_id().await {
             Ok((read, _applied)) => Ok(read.map(|id| id.index).unwrap_or(0)),
             Err(e) => Err(not_leader(&e).unwrap_or_else(|| ForwardError::Failed(e.to_string()))),
@@ -100,14 +114,18 @@ impl RaftTransport for TransportService {
         Ok(Response::new(wire::encode(&reply)))
     }
 
-    async fn describe(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+    async fn describe(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
         let caller: PeerIntro = wire::decode(request.get_ref())?;
-        if caller.id != self.id {
-            self.discovered
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(caller.id, caller.node);
-        }
+        let peers = {
+            let mut discovered = self.discovered.lock().unwrap_or_else(|p| p.into_inner());
+            if caller.id != self.id {
+                discovered.insert(caller.id, caller.node);
+            }
+            discovered.iter().map(|(id, n)| (*id, n.clone())).collect()
+        };
         let initialized = self
             .raft
             .is_initialized()
@@ -117,6 +135,7 @@ impl RaftTransport for TransportService {
             id: self.id,
             node: self.node.clone(),
             initialized,
+            peers,
         })))
     }
 }

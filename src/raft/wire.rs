@@ -28,6 +28,9 @@ pub struct PeerIntro {
     pub node: NodeInfo,
     /// Whether it already belongs to an initialized cluster.
     pub initialized: bool,
+    /// Other servers it has heard from, so discovery is transitive: with B and C both
+    /// joining A, B learns of C through A.
+    pub peers: Vec<(NodeId, NodeInfo)>,
 }
 
 pub fn encode<T: Serialize>(value: &T) -> RaftPayload {
@@ -37,5 +40,6 @@ pub fn encode<T: Serialize>(value: &T) -> RaftPayload {
 }
 
 pub fn decode<T: serde::de::DeserializeOwned>(payload: &RaftPayload) -> Result<T, tonic::Status> {
-    postcard::from_bytes(&payload.data).map_err(|e| tonic::Status::invalid_argument(format!("undecodable raft payload: {e}")))
+    postcard::from_bytes(&payload.data)
+        .map_err(|e| tonic::Status::invalid_argument(format!("undecodable raft payload: {e}")))
 }

@@ -39,7 +39,11 @@ impl Service {
         Ok(())
     }
 
-    pub async fn kv_get(&self, key: &str, consistency: Consistency) -> Result<(ResponseMeta, Option<KvEntry>), ServiceError> {
+    pub async fn kv_get(
+        &self,
+        key: &str,
+        consistency: Consistency,
+    ) -> Result<(ResponseMeta, Option<KvEntry>), ServiceError> {
         self.validate_key(key)?;
         self.read_barrier(consistency).await?;
         let key = key.to_string();
@@ -47,7 +51,11 @@ impl Service {
         Ok((self.meta(index), entry))
     }
 
-    pub async fn kv_list(&self, prefix: &str, consistency: Consistency) -> Result<(ResponseMeta, Vec<KvEntry>), ServiceError> {
+    pub async fn kv_list(
+        &self,
+        prefix: &str,
+        consistency: Consistency,
+    ) -> Result<(ResponseMeta, Vec<KvEntry>), ServiceError> {
         self.validate_prefix(prefix)?;
         self.read_barrier(consistency).await?;
         let prefix = prefix.to_string();
@@ -90,7 +98,12 @@ impl Service {
     }
 
     /// Deletes one key (optionally CAS) or, with `recurse`, a prefix.
-    pub async fn kv_delete(&self, key: &str, recurse: bool, cas: Option<u64>) -> Result<(ResponseMeta, bool), ServiceError> {
+    pub async fn kv_delete(
+        &self,
+        key: &str,
+        recurse: bool,
+        cas: Option<u64>,
+    ) -> Result<(ResponseMeta, bool), ServiceError> {
         let command = if recurse {
             if cas.is_some() {
                 return Err(ServiceError::InvalidArgument(
@@ -98,7 +111,9 @@ impl Service {
                 ));
             }
             self.validate_prefix(key)?;
-            Command::KvDeleteTree { prefix: key.to_string() }
+            Command::KvDeleteTree {
+                prefix: key.to_string(),
+            }
         } else {
             self.validate_key(key)?;
             Command::KvDelete {

@@ -31,7 +31,11 @@ impl Service {
     /// Starts a watch on `target`. `start_index` 0 means "send the full state"; N means
     /// "I have everything through N". The returned receiver ends when the server shuts
     /// down; dropping it ends the watch.
-    pub fn watch(&self, target: WatchTarget, start_index: u64) -> Result<mpsc::Receiver<WatchMessage>, ServiceError> {
+    pub fn watch(
+        &self,
+        target: WatchTarget,
+        start_index: u64,
+    ) -> Result<mpsc::Receiver<WatchMessage>, ServiceError> {
         match &target {
             WatchTarget::Key(k) => self.validate_key(k)?,
             WatchTarget::Prefix(p) => self.validate_prefix(p)?,
@@ -120,7 +124,11 @@ async fn run_watch(
 }
 
 /// Forwards live changes after `last` until the feed drops this subscriber.
-async fn follow(sub: &mut Subscription, last: &mut u64, out: &mpsc::Sender<WatchMessage>) -> Result<ResetReason, WatchEnd> {
+async fn follow(
+    sub: &mut Subscription,
+    last: &mut u64,
+    out: &mpsc::Sender<WatchMessage>,
+) -> Result<ResetReason, WatchEnd> {
     loop {
         match sub.recv().await {
             Ok(ev) if ev.index <= *last => continue,
@@ -147,7 +155,9 @@ async fn send_snapshot(
     let reader = state.clone();
     let t = target.clone();
     let (index, entries) = tokio::task::spawn_blocking(move || match t {
-        WatchTarget::Key(k) => reader.get(&k).map(|(i, e)| (i, e.into_iter().collect::<Vec<_>>())),
+        WatchTarget::Key(k) => reader
+            .get(&k)
+            .map(|(i, e)| (i, e.into_iter().collect::<Vec<_>>())),
         WatchTarget::Prefix(p) => reader.list(&p),
     })
     .await
@@ -167,7 +177,11 @@ async fn send_snapshot(
         }
     }
     if !chunk.is_empty() {
-        out.send(WatchMessage::Snapshot { index, entries: chunk }).await?;
+        out.send(WatchMessage::Snapshot {
+            index,
+            entries: chunk,
+        })
+        .await?;
     }
     out.send(WatchMessage::Synced { index }).await?;
     Ok(index)

@@ -115,7 +115,8 @@ impl Subscription {
     pub async fn recv(&mut self) -> Result<FeedEvent, ResetReason> {
         match self.rx.recv().await {
             Some(ev) => Ok(ev),
-            None => Err(ResetReason::from_code(self.reason.load(Ordering::Acquire)).unwrap_or(ResetReason::Shutdown)),
+            None => Err(ResetReason::from_code(self.reason.load(Ordering::Acquire))
+                .unwrap_or(ResetReason::Shutdown)),
         }
     }
 }
@@ -154,7 +155,11 @@ pub struct ChangeFeed {
 impl ChangeFeed {
     /// A feed whose history starts at `applied_index` (nothing before it can be replayed).
     pub fn new(applied_index: u64) -> Arc<Self> {
-        Self::with_limits(applied_index, DEFAULT_RETAINED_CHANGES, DEFAULT_SUBSCRIBER_BUFFER)
+        Self::with_limits(
+            applied_index,
+            DEFAULT_RETAINED_CHANGES,
+            DEFAULT_SUBSCRIBER_BUFFER,
+        )
     }
 
     pub fn with_limits(applied_index: u64, retain_limit: usize, buffer: usize) -> Arc<Self> {
@@ -205,7 +210,10 @@ impl ChangeFeed {
                     routed.entry(*id).or_default().push(change.clone());
                 }
             }
-            let boundaries = key.char_indices().map(|(i, _)| i).chain(std::iter::once(key.len()));
+            let boundaries = key
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain(std::iter::once(key.len()));
             for end in boundaries {
                 if let Some(ids) = inner.by_prefix.get(&key[..end]) {
                     for id in ids {
@@ -216,7 +224,9 @@ impl ChangeFeed {
         }
         let mut dropped = Vec::new();
         for (id, changes) in routed {
-            let Some(sub) = inner.subscribers.get(&id) else { continue };
+            let Some(sub) = inner.subscribers.get(&id) else {
+                continue;
+            };
             let event = FeedEvent {
                 index: batch.index,
                 changes,
@@ -224,7 +234,8 @@ impl ChangeFeed {
             match sub.tx.try_send(event) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    sub.reason.store(ResetReason::Lagged.code(), Ordering::Release);
+                    sub.reason
+                        .store(ResetReason::Lagged.code(), Ordering::Release);
                     dropped.push(id);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => dropped.push(id),
@@ -237,7 +248,9 @@ impl ChangeFeed {
         inner.retained_changes += batch.changes.len();
         inner.retained.push_back(batch);
         while inner.retained_changes > self.retain_limit {
-            let Some(old) = inner.retained.pop_front() else { break };
+            let Some(old) = inner.retained.pop_front() else {
+                break;
+            };
             inner.retained_changes -= old.changes.len();
             inner.compacted_through = old.index;
         }
@@ -280,8 +293,12 @@ impl ChangeFeed {
                 .iter()
                 .filter(|b| b.index > after)
                 .filter_map(|b| {
-                    let changes: Vec<KvChange> =
-                        b.changes.iter().filter(|c| target.matches(&c.key)).cloned().collect();
+                    let changes: Vec<KvChange> = b
+                        .changes
+                        .iter()
+                        .filter(|c| target.matches(&c.key))
+                        .cloned()
+                        .collect();
                     (!changes.is_empty()).then_some(FeedEvent {
                         index: b.index,
                         changes,
@@ -330,7 +347,9 @@ impl ChangeFeed {
 }
 
 fn remove(inner: &mut FeedInner, id: u64) {
-    let Some(sub) = inner.subscribers.remove(&id) else { return };
+    let Some(sub) = inner.subscribers.remove(&id) else {
+        return;
+    };
     let (map, key) = match &sub.target {
         WatchTarget::Key(k) => (&mut inner.by_key, k),
         WatchTarget::Prefix(p) => (&mut inner.by_prefix, p),
@@ -380,7 +399,13 @@ mod tests {
         let ev = key_sub.recv().await.unwrap();
         assert_eq!((ev.index, ev.changes.len()), (2, 1));
         let ev = prefix_sub.recv().await.unwrap();
-        assert_eq!(ev.changes.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(), vec!["a/c", "a/b"]);
+        assert_eq!(
+            ev.changes
+                .iter()
+                .map(|c| c.key.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a/c", "a/b"]
+        );
         assert!(key_sub.rx.try_recv().is_err());
     }
 

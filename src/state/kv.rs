@@ -162,7 +162,11 @@ pub fn scan_prefix(db: &DB, prefix: &str) -> Result<Vec<KvEntry>, crate::state::
 
 /// Consul's `?keys&separator=`: each key is cut just after the first separator that
 /// follows the prefix; duplicates collapse. Input must be sorted; output stays sorted.
-pub fn keys_with_separator(keys: impl IntoIterator<Item = String>, prefix: &str, separator: &str) -> Vec<String> {
+pub fn keys_with_separator(
+    keys: impl IntoIterator<Item = String>,
+    prefix: &str,
+    separator: &str,
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for key in keys {
         let cut = if separator.is_empty() {
@@ -186,8 +190,7 @@ mod tests {
 
     #[test]
     fn separator_cuts_after_prefix_and_dedups() {
-        let keys = ["web/bar", "web/foo", "web/subdir/a", "web/subdir/b"]
-            .map(String::from);
+        let keys = ["web/bar", "web/foo", "web/subdir/a", "web/subdir/b"].map(String::from);
         assert_eq!(
             keys_with_separator(keys.clone(), "web/", "/"),
             vec!["web/bar", "web/foo", "web/subdir/"]

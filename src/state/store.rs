@@ -74,7 +74,11 @@ impl StateStore {
 
     /// Records `index` as applied; part of every apply batch.
     pub fn put_applied_index(&self, batch: &mut WriteBatch, index: u64) {
-        batch.put_cf(cf(&self.db, CF_SM_META), APPLIED_INDEX_KEY, index.to_be_bytes());
+        batch.put_cf(
+            cf(&self.db, CF_SM_META),
+            APPLIED_INDEX_KEY,
+            index.to_be_bytes(),
+        );
     }
 
     /// The index of the last applied entry, from committed state.
@@ -88,7 +92,9 @@ impl StateStore {
         let mut opts = ReadOptions::default();
         opts.set_snapshot(&snap);
         let index = read_applied(&self.db, &opts)?;
-        let value = self.db.get_cf_opt(cf(&self.db, crate::db::CF_KV), key.as_bytes(), &opts)?;
+        let value = self
+            .db
+            .get_cf_opt(cf(&self.db, crate::db::CF_KV), key.as_bytes(), &opts)?;
         let entry = value.map(|v| kv::decode(&v)).transpose()?;
         Ok((index, entry))
     }
@@ -124,16 +130,25 @@ impl StateStore {
         for name in STATE_CFS {
             let mut opts = ReadOptions::default();
             opts.set_snapshot(snap);
-            for item in self.db.iterator_cf_opt(cf(&self.db, name), opts, IteratorMode::Start) {
+            for item in self
+                .db
+                .iterator_cf_opt(cf(&self.db, name), opts, IteratorMode::Start)
+            {
                 let (k, v) = item?;
-                dump.records.push((name.to_string(), k.to_vec(), v.to_vec()));
+                dump.records
+                    .push((name.to_string(), k.to_vec(), v.to_vec()));
             }
         }
         Ok(dump)
     }
 
     /// Adds to `batch` the writes that replace every table with `dump` at `index`.
-    pub fn replace_all(&self, batch: &mut WriteBatch, dump: &TablesDump, index: u64) -> Result<(), StoreError> {
+    pub fn replace_all(
+        &self,
+        batch: &mut WriteBatch,
+        dump: &TablesDump,
+        index: u64,
+    ) -> Result<(), StoreError> {
         for name in STATE_CFS {
             let handle = cf(&self.db, name);
             for item in self.db.iterator_cf(handle, IteratorMode::Start) {
@@ -195,7 +210,10 @@ mod tests {
         assert!(apply(&s, 4, put("a", "2", Some(1))).0.succeeded());
         let (idx, e) = s.get("a").unwrap();
         let e = e.unwrap();
-        assert_eq!((idx, e.create_index, e.modify_index, e.value.as_slice()), (4, 1, 4, &b"2"[..]));
+        assert_eq!(
+            (idx, e.create_index, e.modify_index, e.value.as_slice()),
+            (4, 1, 4, &b"2"[..])
+        );
     }
 
     #[test]
@@ -214,12 +232,39 @@ mod tests {
         apply(&s, 1, put("p/a", "1", None));
         apply(&s, 2, put("p/b", "1", None));
         apply(&s, 3, put("q", "1", None));
-        assert!(!apply(&s, 4, Command::KvDelete { key: "p/a".into(), cas: Some(0) }).0.succeeded());
-        assert!(apply(&s, 5, Command::KvDelete { key: "missing".into(), cas: Some(3) }).0.succeeded());
-        let (_, changes) = apply(&s, 6, Command::KvDeleteTree { prefix: "p/".into() });
+        assert!(!apply(
+            &s,
+            4,
+            Command::KvDelete {
+                key: "p/a".into(),
+                cas: Some(0)
+            }
+        )
+        .0
+        .succeeded());
+        assert!(apply(
+            &s,
+            5,
+            Command::KvDelete {
+                key: "missing".into(),
+                cas: Some(3)
+            }
+        )
+        .0
+        .succeeded());
+        let (_, changes) = apply(
+            &s,
+            6,
+            Command::KvDeleteTree {
+                prefix: "p/".into(),
+            },
+        );
         assert_eq!(changes.len(), 2);
         let (_, rest) = s.list("").unwrap();
-        assert_eq!(rest.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), vec!["q"]);
+        assert_eq!(
+            rest.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            vec!["q"]
+        );
     }
 
     #[test]
@@ -238,6 +283,9 @@ mod tests {
         t.db().write(b).unwrap();
         let (idx, all) = t.list("").unwrap();
         assert_eq!(idx, 2);
-        assert_eq!(all.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(
+            all.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            vec!["a", "b"]
+        );
     }
 }

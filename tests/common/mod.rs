@@ -23,7 +23,9 @@ pub async fn dev_server() -> (Server, tempfile::TempDir) {
     config.server_port = 0;
     config.grpc_port = 0;
     let server = Server::start(&config).await.expect("server starts");
-    let client = Client::connect(&server.grpc_addr.to_string()).await.unwrap();
+    let client = Client::connect(&server.grpc_addr.to_string())
+        .await
+        .unwrap();
     wait_until("the dev server elects itself", || {
         let c = client.clone();
         async move { c.leader().await.map(|l| l.leader_id != 0).unwrap_or(false) }
@@ -75,7 +77,12 @@ impl Agent {
     pub fn spawn_on(data_dir: &Path, args: &[String], grpc_port: &str, server_port: &str) -> Agent {
         let mut full: Vec<String> = vec!["agent".into(), "-log-json".into(), "-data-dir".into()];
         full.push(data_dir.display().to_string());
-        full.extend(["-grpc-port".into(), grpc_port.into(), "-server-port".into(), server_port.into()]);
+        full.extend([
+            "-grpc-port".into(),
+            grpc_port.into(),
+            "-server-port".into(),
+            server_port.into(),
+        ]);
         full.extend(args.iter().cloned());
         let mut child = Command::new(rostra_bin())
             .args(&full)
@@ -127,13 +134,19 @@ impl Agent {
 
     /// SIGTERM and wait for a clean exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.success();
             }
-            assert!(start.elapsed() < DEADLINE, "agent did not exit after SIGTERM");
+            assert!(
+                start.elapsed() < DEADLINE,
+                "agent did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -5,9 +5,21 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 use rostra::cli::args::{DaemonArgs, DaemonCommand};
 
+/// `-log-level` takes a level or a full tracing directive. A bare level keeps openraft's
+/// and the HTTP/2 stack's chatter one level quieter, since at info they log every
+/// election step.
+fn log_filter(level: &str) -> String {
+    match level.to_ascii_lowercase().as_str() {
+        "trace" => "trace".into(),
+        "debug" => "debug,openraft=info,h2=info,hyper=info,tower=info".into(),
+        l @ ("info" | "warn" | "error") => format!("{l},openraft=warn"),
+        _ => level.to_string(),
+    }
+}
+
 fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

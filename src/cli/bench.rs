@@ -52,6 +52,14 @@ impl Summary {
     }
 }
 
+async fn metrics(client: &Client) -> anyhow::Result<pb::MetricsResponse> {
+    Ok(client
+        .status()
+        .metrics(pb::MetricsRequest {})
+        .await?
+        .into_inner())
+}
+
 async fn connect_many(addr: &str, n: usize) -> anyhow::Result<Vec<Client>> {
     let mut clients = Vec::with_capacity(n);
     for _ in 0..n {
@@ -71,6 +79,7 @@ async fn put_or_get(
     }
     let clients = connect_many(addr, a.clients).await?;
     let value = vec![b'x'; a.value_size];
+    let before = metrics(&clients[0]).await?;
     if !write {
         clients[0].put("bench/get", value.clone(), 0, None).await?;
     }
@@ -113,6 +122,17 @@ async fn put_or_get(
     );
     summary.print(&label, out)?;
     if write {
+        let after = metrics(&Client::connect(addr).await?).await?;
+        let writes = after.writes.saturating_sub(before.writes);
+        let proposals = after.proposals.saturating_sub(before.proposals);
+        let fsyncs = after.wal_fsyncs.saturating_sub(before.wal_fsyncs);
+        let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+        writeln!(
+            out,
+            "  batching on the answering server: {writes} writes in {proposals} raft entries ({:.1} writes/entry), {fsyncs} WAL fsyncs ({:.1} writes/fsync)",
+            ratio(writes, proposals),
+            ratio(writes, fsyncs),
+        )?;
         // Clean up so repeated runs measure the same thing.
         Client::connect(addr)
             .await?

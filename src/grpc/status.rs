@@ -68,4 +68,19 @@ impl StatusApi for StatusService {
                 .collect(),
         }))
     }
+
+    async fn metrics(
+        &self,
+        _: Request<pb::MetricsRequest>,
+    ) -> Result<Response<pb::MetricsResponse>, Status> {
+        let m = self.service.metrics();
+        Ok(Response::new(pb::MetricsResponse {
+            header: Some(convert::header(&self.service.meta(0))),
+            writes: m.writes,
+            proposals: m.proposals,
+            log_entries: m.log_entries,
+            wal_fsyncs: m.wal_fsyncs,
+            watchers: m.watchers,
+        }))
+    }
 }

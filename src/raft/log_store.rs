@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
+use super::RaftStats;
 use crate::db::{cf, CF_RAFT_LOG, CF_RAFT_META};
 
 const VOTE_KEY: &[u8] = b"vote";
@@ -36,18 +37,24 @@ pub fn parse_log_key(key: &[u8]) -> Option<u64> {
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    stats: Arc<RaftStats>,
     flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
 }
 
 impl LogStore {
-    pub fn new(db: Arc<DB>) -> Self {
+    pub fn new(db: Arc<DB>, stats: Arc<RaftStats>) -> Self {
         let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
         let flush_db = db.clone();
+        let flush_stats = stats.clone();
         std::thread::Builder::new()
             .name("raft-log-flush".into())
-            .spawn(move || flush_loop(flush_db, rx))
+            .spawn(move || flush_loop(flush_db, rx, flush_stats))
             .expect("spawning the log flusher thread");
-        LogStore { db, flusher: tx }
+        LogStore {
+            db,
+            stats,
+            flusher: tx,
+        }
     }
 
     fn get_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageIOError<u64>> {
@@ -111,11 +118,14 @@ impl LogStore {
     }
 }
 
-fn flush_loop(db: Arc<DB>, rx: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+fn flush_loop(db: Arc<DB>, rx: mpsc::Receiver<LogFlushed<TypeConfig>>, stats: Arc<RaftStats>) {
     while let Ok(first) = rx.recv() {
         let mut pending = vec![first];
         pending.extend(rx.try_iter());
         let result = db.flush_wal(true);
+        stats
+            .wal_fsyncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         for callback in pending {
             let r = match &result {
                 Ok(()) => Ok(()),
@@ -184,8 +194,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Not synced: losing it only means re-applying from the last applied entry.
-        Ok(self.put_meta(COMMITTED_KEY, &committed, false).await?)
+        // Not synced (losing it only means re-applying from the last applied entry), so a
+        // plain memtable write on this thread is cheaper than a hop to the blocking pool.
+        let bytes = postcard::to_stdvec(&committed).map_err(|e| StorageIOError::write(&e))?;
+        self.db
+            .put_cf(cf(&self.db, CF_RAFT_META), COMMITTED_KEY, bytes)
+            .map_err(|e| StorageIOError::write(&e))?;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -203,10 +218,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let handle = cf(&self.db, CF_RAFT_LOG);
         let mut batch = WriteBatch::default();
+        let mut count = 0;
         for entry in entries {
+            count += 1;
             let bytes = postcard::to_stdvec(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
             batch.put_cf(handle, log_key(entry.log_id.index), bytes);
         }
+        self.stats
+            .log_entries
+            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
         // Unsynced write: visible to readers now; the flusher makes it durable.
         self.db
             .write(batch)
@@ -262,7 +282,7 @@ mod conformance {
             let db = crate::db::open(dir.path()).expect("open db");
             let state = Arc::new(StateStore::new(db.clone()));
             let sm = StateMachine::new(state, ChangeFeed::new(0));
-            Ok((dir, LogStore::new(db), sm))
+            Ok((dir, LogStore::new(db, Default::default()), sm))
         }
     }
 

@@ -9,6 +9,7 @@
 mod bootstrap;
 pub mod log_store;
 pub mod network;
+mod proposer;
 pub mod state_machine;
 mod transport;
 pub mod types;
@@ -19,12 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use rocksdb::DB;
 use tokio::sync::watch;
 
 use self::log_store::LogStore;
 use self::network::{PeerChannels, PeerNetwork};
+use self::proposer::ProposeError;
 use self::state_machine::StateMachine;
 use self::transport::{TransportService, TryAsForwardToLeader};
 use self::types::Raft;
@@ -38,6 +40,8 @@ use crate::state::{ChangeFeed, Command, CommandResult, StateStore};
 /// How long a write or read barrier may wait for a leader before giving up.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
 const NODE_ID_KEY: &[u8] = b"node_id";
+/// An AppendEntries carries at most `max_payload_entries` proposals of about 1 MiB each.
+const MAX_PEER_MESSAGE: usize = 256 * 1024 * 1024;
 
 /// What can go wrong getting something through consensus.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,19 @@ impl LastContact {
     }
 }
 
+/// Counters that show how well writes are batched (see `rostractl bench`).
+#[derive(Debug, Default)]
+pub struct RaftStats {
+    /// Client writes proposed on this server.
+    pub writes: AtomicU64,
+    /// Raft entries those writes were batched into.
+    pub proposals: AtomicU64,
+    /// Entries appended to this server's log (its own and replicated ones).
+    pub log_entries: AtomicU64,
+    /// WAL fsyncs that made appended entries durable.
+    pub wal_fsyncs: AtomicU64,
+}
+
 /// One server's view of the cluster, for headers and the Status service.
 #[derive(Debug, Clone)]
 pub struct ClusterStatus {
@@ -97,6 +114,8 @@ pub struct RaftNode {
     pub id: NodeId,
     pub node: NodeInfo,
     raft: Raft,
+    proposer: proposer::Proposer,
+    stats: Arc<RaftStats>,
     channels: PeerChannels,
     discovered: Arc<Mutex<BTreeMap<NodeId, NodeInfo>>>,
     last_contact: Arc<LastContact>,
@@ -111,6 +130,8 @@ fn raft_config(tuning: RaftTuning) -> openraft::Config {
         election_timeout_min: 500,
         election_timeout_max: 1000,
         install_snapshot_timeout: 5_000,
+        // Proposals batch up to ~1 MiB of writes; keep one AppendEntries bounded.
+        max_payload_entries: 64,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(tuning.snapshot_threshold),
         max_in_snapshot_log_to_keep: tuning.logs_to_keep,
         ..Default::default()
@@ -153,15 +174,19 @@ impl RaftNode {
         let network = PeerNetwork {
             channels: channels.clone(),
         };
-        let log_store = LogStore::new(db.clone());
+        let stats = Arc::new(RaftStats::default());
+        let log_store = LogStore::new(db.clone(), stats.clone());
         let sm = StateMachine::new(state, feed);
         let raft = Raft::new(id, config, network, log_store, sm)
             .await
             .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
         tracing::info!(id, node = %node, "raft started");
+        let proposer = proposer::Proposer::start(raft.clone(), stats.clone());
         Ok(Arc::new(RaftNode {
             id,
             node,
+            proposer,
+            stats,
             raft,
             channels,
             discovered: Arc::default(),
@@ -173,12 +198,17 @@ impl RaftNode {
     pub fn transport_service(&self) -> RaftTransportServer<TransportService> {
         RaftTransportServer::new(TransportService {
             raft: self.raft.clone(),
+            proposer: self.proposer.clone(),
             id: self.id,
             node: self.node.clone(),
             discovered: self.discovered.clone(),
             last_contact: self.last_contact.clone(),
         })
-        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_decoding_message_size(MAX_PEER_MESSAGE)
+    }
+
+    pub fn stats(&self) -> &RaftStats {
+        &self.stats
     }
 
     /// Raft metrics, for waiting on conditions (leader known, index applied).
@@ -234,12 +264,15 @@ impl RaftNode {
     pub async fn write(&self, command: Command) -> Result<(u64, CommandResult), ConsensusError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
-            let err = match self.raft.client_write(command.clone()).await {
-                Ok(resp) => return Ok((resp.log_id.index, resp.data)),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f,
-                Err(e) => return Err(ConsensusError::Fatal(e.to_string())),
+            let (leader_id, leader_node) = match self.proposer.propose(command.clone()).await {
+                Ok(done) => return Ok(done),
+                Err(ProposeError::ForwardToLeader {
+                    leader_id,
+                    leader_node,
+                }) => (leader_id, leader_node),
+                Err(ProposeError::Fatal(e)) => return Err(ConsensusError::Fatal(e)),
             };
-            let leader = match (err.leader_id, err.leader_node) {
+            let leader = match (leader_id, leader_node) {
                 (Some(id), Some(node)) if id != self.id => (id, node),
                 _ => {
                     self.wait_for_leader_other_than(None, deadline).await?;

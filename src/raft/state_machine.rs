@@ -18,7 +18,7 @@ use super::types::{
 use crate::db::{cf, CF_SM_META};
 use crate::state::feed::ResetReason;
 use crate::state::store::TablesDump;
-use crate::state::{ChangeBatch, ChangeFeed, CommandResult, StateStore};
+use crate::state::{ChangeBatch, ChangeFeed, ProposalResult, StateStore};
 
 const LAST_APPLIED_KEY: &[u8] = b"last_applied_log";
 const MEMBERSHIP_KEY: &[u8] = b"membership";
@@ -83,32 +83,50 @@ impl StateMachine {
         Ok((last, membership))
     }
 
-    /// Applies one entry in its own write batch: data, applied index and membership commit
-    /// together, and each entry sees the committed effect of the previous one (a CAS in
-    /// entry n+1 must see entry n's write).
-    fn apply_entry(&self, entry: &Entry) -> Result<CommandResult, StorageError> {
-        let index = entry.log_id.index;
-        let mut batch = WriteBatch::default();
-        let (result, changes) = match &entry.payload {
-            EntryPayload::Blank => (CommandResult::None, Vec::new()),
-            EntryPayload::Normal(command) => self
-                .store
-                .apply(&mut batch, index, command)
-                .map_err(|e| StorageIOError::apply(entry.log_id, &e))?,
-            EntryPayload::Membership(m) => {
-                let stored = StoredMembership::new(Some(entry.log_id), m.clone());
-                self.put_meta(&mut batch, MEMBERSHIP_KEY, &stored);
-                (CommandResult::None, Vec::new())
-            }
+    /// Applies every entry of one `apply` call in a single write batch: data, last applied
+    /// log id and membership commit together, so after a crash state and index agree.
+    /// Watchers are told only after the batch is committed, entry by entry.
+    fn apply_entries(&self, entries: Vec<Entry>) -> Result<Vec<ProposalResult>, StorageError> {
+        let Some(last) = entries.last().map(|e| e.log_id) else {
+            return Ok(Vec::new());
         };
-        self.put_meta(&mut batch, LAST_APPLIED_KEY, &entry.log_id);
-        self.store.put_applied_index(&mut batch, index);
+        let mut ab = self.store.begin();
+        let mut results = Vec::with_capacity(entries.len());
+        let mut published = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let index = entry.log_id.index;
+            let mut changes = Vec::new();
+            let mut result = ProposalResult::default();
+            match &entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(proposal) => {
+                    for command in &proposal.commands {
+                        let (r, c) = self
+                            .store
+                            .apply(&mut ab, index, command)
+                            .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
+                        result.results.push(r);
+                        changes.extend(c);
+                    }
+                }
+                EntryPayload::Membership(m) => {
+                    let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+                    self.put_meta(ab.write_batch(), MEMBERSHIP_KEY, &stored);
+                }
+            }
+            results.push(result);
+            published.push(ChangeBatch { index, changes });
+        }
+        self.put_meta(ab.write_batch(), LAST_APPLIED_KEY, &last);
+        self.store.put_applied_index(ab.write_batch(), last.index);
         // Not synced: the log is durable, and a crash re-applies from the last applied id.
         self.db
-            .write(batch)
-            .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
-        self.feed.publish(ChangeBatch { index, changes });
-        Ok(result)
+            .write(ab.into_write_batch())
+            .map_err(|e| StorageIOError::apply(last, &e))?;
+        for batch in published {
+            self.feed.publish(batch);
+        }
+        Ok(results)
     }
 }
 
@@ -168,15 +186,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.applied(&ReadOptions::default())
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ProposalResult>, StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        entries
-            .into_iter()
-            .map(|entry| self.apply_entry(&entry))
-            .collect()
+        self.apply_entries(entries.into_iter().collect())
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

@@ -17,6 +17,7 @@ use crate::state::Command;
 
 pub struct TransportService {
     pub(super) raft: Raft,
+    pub(super) proposer: super::proposer::Proposer,
     pub(super) id: NodeId,
     pub(super) node: NodeInfo,
     /// Servers that introduced themselves (bootstrap discovery works in both directions).
@@ -96,9 +97,12 @@ impl RaftTransport for TransportService {
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
         let command: Command = wire::decode(request.get_ref())?;
-        let reply: ForwardWriteReply = match self.raft.client_write(command).await {
-            Ok(resp) => Ok((resp.log_id.index, resp.data)),
-            Err(e) => Err(not_leader(&e).unwrap_or_else(|| ForwardError::Failed(e.to_string()))),
+        let reply: ForwardWriteReply = match self.proposer.propose(command).await {
+            Ok(done) => Ok(done),
+            Err(super::proposer::ProposeError::ForwardToLeader { leader_id, .. }) => {
+                Err(ForwardError::NotLeader { leader: leader_id })
+            }
+            Err(super::proposer::ProposeError::Fatal(e)) => Err(ForwardError::Failed(e)),
         };
         Ok(Response::new(wire::encode(&reply)))
     }

@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-use crate::state::{Command, CommandResult};
+use crate::state::{Proposal, ProposalResult};
 
 /// A server as recorded in the raft membership: enough for any member to reach it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,11 +26,11 @@ impl std::fmt::Display for NodeInfo {
 pub type NodeId = u64;
 
 openraft::declare_raft_types!(
-    /// Rostra's raft types: log entries carry a `Command`, applying one yields a
-    /// `CommandResult`.
+    /// Rostra's raft types: a log entry carries a `Proposal` (one or more batched client
+    /// writes); applying it yields one result per write.
     pub TypeConfig:
-        D = Command,
-        R = CommandResult,
+        D = Proposal,
+        R = ProposalResult,
         NodeId = NodeId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,

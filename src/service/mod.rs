@@ -69,6 +69,16 @@ pub struct ResponseMeta {
     pub last_contact_ms: u64,
 }
 
+/// Server counters (see `Status.Metrics`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Metrics {
+    pub writes: u64,
+    pub proposals: u64,
+    pub log_entries: u64,
+    pub wal_fsyncs: u64,
+    pub watchers: u64,
+}
+
 /// Shared by every front end; cheap to clone behind an `Arc`.
 pub struct Service {
     raft: Arc<RaftNode>,
@@ -93,6 +103,19 @@ impl Service {
             limits,
             shutdown,
         })
+    }
+
+    /// Batching and durability counters plus the number of watchers.
+    pub fn metrics(&self) -> Metrics {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.raft.stats();
+        Metrics {
+            writes: s.writes.load(Relaxed),
+            proposals: s.proposals.load(Relaxed),
+            log_entries: s.log_entries.load(Relaxed),
+            wal_fsyncs: s.wal_fsyncs.load(Relaxed),
+            watchers: self.watcher_count() as u64,
+        }
     }
 
     /// Live watch subscriptions on this server.

@@ -21,6 +21,20 @@ pub enum Command {
     KvDeleteTree { prefix: String },
 }
 
+/// What one raft entry carries: client writes that arrived together, batched by the
+/// proposer so that one log append, one fsync and one apply serve all of them. They are
+/// applied in order at the entry's index, each seeing the effect of those before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub commands: Vec<Command>,
+}
+
+/// One result per command of a `Proposal`, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalResult {
+    pub results: Vec<CommandResult>,
+}
+
 /// What applying a command produced; returned to the proposer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CommandResult {

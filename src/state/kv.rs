@@ -1,9 +1,11 @@
 //! The KV table: Consul's KVPair semantics (create/modify/lock indexes, flags, CAS) as
 //! applied by the state machine, plus the reads that serve `GET /v1/kv` and `KV.Get/List`.
 
-use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
+use rocksdb::DB;
 use serde::{Deserialize, Serialize};
 
+use super::apply::ApplyBatch;
+use super::store::StoreError;
 use crate::db::{cf, CF_KV};
 
 /// One stored key, as persisted in the `kv` column family.
@@ -26,7 +28,7 @@ pub struct KvChange {
     pub entry: Option<KvEntry>,
 }
 
-fn encode(entry: &KvEntry) -> Vec<u8> {
+pub(super) fn encode(entry: &KvEntry) -> Vec<u8> {
     postcard::to_stdvec(entry).expect("KvEntry always encodes")
 }
 
@@ -36,26 +38,25 @@ pub fn decode(bytes: &[u8]) -> Result<KvEntry, postcard::Error> {
 }
 
 /// Reads one key from committed state.
-pub fn get(db: &DB, key: &str) -> Result<Option<KvEntry>, crate::state::store::StoreError> {
+pub fn get(db: &DB, key: &str) -> Result<Option<KvEntry>, StoreError> {
     match db.get_cf(cf(db, CF_KV), key.as_bytes())? {
         Some(bytes) => Ok(Some(decode(&bytes)?)),
         None => Ok(None),
     }
 }
 
-/// Applies a put at `index` into `batch`; returns whether the CAS condition held and the
-/// change, if any. A put identical to the stored entry changes nothing, so its index
-/// stays and no watcher wakes (Consul does the same).
+/// Applies a put at `index`; returns whether the CAS condition held and the change, if
+/// any. A put identical to the stored entry changes nothing, so its index stays and no
+/// watcher wakes (Consul does the same).
 pub fn apply_put(
-    db: &DB,
-    batch: &mut WriteBatch,
+    ab: &mut ApplyBatch<'_>,
     index: u64,
     key: &str,
     value: &[u8],
     flags: u64,
     cas: Option<u64>,
-) -> Result<(bool, Option<KvChange>), crate::state::store::StoreError> {
-    let current = get(db, key)?;
+) -> Result<(bool, Option<KvChange>), StoreError> {
+    let current = ab.kv_get(key)?;
     let allowed = match (cas, &current) {
         (None, _) => true,
         (Some(0), existing) => existing.is_none(),
@@ -87,7 +88,7 @@ pub fn apply_put(
             session: String::new(),
         },
     };
-    batch.put_cf(cf(db, CF_KV), key.as_bytes(), encode(&entry));
+    ab.kv_put(entry.clone());
     Ok((
         true,
         Some(KvChange {
@@ -100,12 +101,11 @@ pub fn apply_put(
 /// Applies a single-key delete; with `cas`, only if the modify index matches. Deleting a
 /// missing key succeeds and changes nothing.
 pub fn apply_delete(
-    db: &DB,
-    batch: &mut WriteBatch,
+    ab: &mut ApplyBatch<'_>,
     key: &str,
     cas: Option<u64>,
-) -> Result<(bool, Option<KvChange>), crate::state::store::StoreError> {
-    let Some(existing) = get(db, key)? else {
+) -> Result<(bool, Option<KvChange>), StoreError> {
+    let Some(existing) = ab.kv_get(key)? else {
         return Ok((true, None));
     };
     if let Some(n) = cas {
@@ -113,7 +113,7 @@ pub fn apply_delete(
             return Ok((false, None));
         }
     }
-    batch.delete_cf(cf(db, CF_KV), key.as_bytes());
+    ab.kv_delete(key);
     Ok((
         true,
         Some(KvChange {
@@ -125,39 +125,17 @@ pub fn apply_delete(
 
 /// Applies a prefix delete; one change per deleted key.
 pub fn apply_delete_tree(
-    db: &DB,
-    batch: &mut WriteBatch,
+    ab: &mut ApplyBatch<'_>,
     prefix: &str,
-) -> Result<Vec<KvChange>, crate::state::store::StoreError> {
-    let keys: Vec<String> = scan_prefix(db, prefix)?
-        .into_iter()
-        .map(|e| e.key)
-        .collect();
-    let handle = cf(db, CF_KV);
+) -> Result<Vec<KvChange>, StoreError> {
+    let keys = ab.kv_keys_with_prefix(prefix)?;
     Ok(keys
         .into_iter()
         .map(|key| {
-            batch.delete_cf(handle, key.as_bytes());
+            ab.kv_delete(&key);
             KvChange { key, entry: None }
         })
         .collect())
-}
-
-/// Every entry whose key starts with `prefix`, in key order, from committed state.
-pub fn scan_prefix(db: &DB, prefix: &str) -> Result<Vec<KvEntry>, crate::state::store::StoreError> {
-    let iter = db.iterator_cf(
-        cf(db, CF_KV),
-        IteratorMode::From(prefix.as_bytes(), Direction::Forward),
-    );
-    let mut out = Vec::new();
-    for item in iter {
-        let (k, v) = item?;
-        if !k.starts_with(prefix.as_bytes()) {
-            break;
-        }
-        out.push(decode(&v)?);
-    }
-    Ok(out)
 }
 
 /// Consul's `?keys&separator=`: each key is cut just after the first separator that

@@ -7,12 +7,14 @@
 //! layer (`crate::raft`) decides *when* a command is applied and persists its own metadata
 //! in the same write batch; this module decides *what* applying means.
 
+pub mod apply;
 pub mod command;
 pub mod feed;
 pub mod kv;
 pub mod store;
 
-pub use command::{Command, CommandResult};
+pub use apply::ApplyBatch;
+pub use command::{Command, CommandResult, Proposal, ProposalResult};
 pub use feed::{ChangeBatch, ChangeFeed, FeedEvent, Subscription, WatchTarget};
 pub use kv::{KvChange, KvEntry};
 pub use store::StateStore;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 use serde::{Deserialize, Serialize};
 
+use super::apply::ApplyBatch;
 use super::command::{Command, CommandResult};
 use super::kv::{self, KvChange, KvEntry};
 use crate::db::{cf, CF_SM_META, STATE_CFS};
@@ -44,15 +45,19 @@ impl StateStore {
         &self.db
     }
 
-    /// Applies `command` at log `index` into `batch` (which the caller commits together with
+    /// Starts a batch of applies that commit together.
+    pub fn begin(&self) -> ApplyBatch<'_> {
+        ApplyBatch::new(self)
+    }
+
+    /// Applies `command` at log `index` into `ab` (which the caller commits together with
     /// raft's own metadata) and reports the result and the keys it changed.
     pub fn apply(
         &self,
-        batch: &mut WriteBatch,
+        ab: &mut ApplyBatch<'_>,
         index: u64,
         command: &Command,
     ) -> Result<(CommandResult, Vec<KvChange>), StoreError> {
-        let db = &self.db;
         let (succeeded, changes) = match command {
             Command::KvPut {
                 key,
@@ -60,14 +65,14 @@ impl StateStore {
                 flags,
                 cas,
             } => {
-                let (ok, change) = kv::apply_put(db, batch, index, key, value, *flags, *cas)?;
+                let (ok, change) = kv::apply_put(ab, index, key, value, *flags, *cas)?;
                 (ok, change.into_iter().collect())
             }
             Command::KvDelete { key, cas } => {
-                let (ok, change) = kv::apply_delete(db, batch, key, *cas)?;
+                let (ok, change) = kv::apply_delete(ab, key, *cas)?;
                 (ok, change.into_iter().collect())
             }
-            Command::KvDeleteTree { prefix } => (true, kv::apply_delete_tree(db, batch, prefix)?),
+            Command::KvDeleteTree { prefix } => (true, kv::apply_delete_tree(ab, prefix)?),
         };
         Ok((CommandResult::Kv { succeeded }, changes))
     }
@@ -185,10 +190,10 @@ mod tests {
     }
 
     fn apply(s: &StateStore, index: u64, c: Command) -> (CommandResult, Vec<KvChange>) {
-        let mut b = WriteBatch::default();
-        let out = s.apply(&mut b, index, &c).unwrap();
-        s.put_applied_index(&mut b, index);
-        s.db().write(b).unwrap();
+        let mut ab = s.begin();
+        let out = s.apply(&mut ab, index, &c).unwrap();
+        s.put_applied_index(ab.write_batch(), index);
+        s.db().write(ab.into_write_batch()).unwrap();
         out
     }
 
@@ -265,6 +270,44 @@ mod tests {
             rest.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
             vec!["q"]
         );
+    }
+
+    #[test]
+    fn commands_in_one_batch_see_each_other() {
+        let (_d, s) = store();
+        let mut ab = s.begin();
+        assert!(s
+            .apply(&mut ab, 1, &put("k", "a", Some(0)))
+            .unwrap()
+            .0
+            .succeeded());
+        // Same batch: the create-only put must now fail, and a CAS on index 1 succeed.
+        assert!(!s
+            .apply(&mut ab, 1, &put("k", "b", Some(0)))
+            .unwrap()
+            .0
+            .succeeded());
+        assert!(s
+            .apply(&mut ab, 2, &put("k", "c", Some(1)))
+            .unwrap()
+            .0
+            .succeeded());
+        s.apply(&mut ab, 2, &put("t/x", "1", None)).unwrap();
+        let (_, deleted) = s
+            .apply(
+                &mut ab,
+                3,
+                &Command::KvDeleteTree {
+                    prefix: "t/".into(),
+                },
+            )
+            .unwrap();
+        assert_eq!(deleted.len(), 1);
+        s.put_applied_index(ab.write_batch(), 3);
+        s.db().write(ab.into_write_batch()).unwrap();
+        let (idx, e) = s.get("k").unwrap();
+        assert_eq!((idx, e.unwrap().value), (3, b"c".to_vec()));
+        assert!(s.list("t/").unwrap().1.is_empty());
     }
 
     #[test]

@@ -1,0 +1,149 @@
+//! Batches client writes into raft entries. openraft 0.9 appends one entry per
+//! `client_write`, and every entry costs a log append, a commit round and an apply; under
+//! load that per-entry cost, not the disk, is the limit. The proposer takes whatever
+//! writes are waiting, proposes them as one `Proposal`, and keeps a few proposals in
+//! flight: a lone client pays nothing extra, many clients share one entry and one fsync.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use openraft::error::ClientWriteError;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::types::{NodeId, NodeInfo, Raft};
+use super::RaftStats;
+use crate::state::{Command, CommandResult, Proposal};
+
+/// Most writes in one entry.
+const MAX_BATCH_COMMANDS: usize = 512;
+/// Stop adding writes once an entry holds this many bytes of keys and values (a single
+/// write may exceed it on its own; the value limit bounds that).
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
+/// Proposals awaiting commit at once: enough to pipeline, few enough that waiting writes
+/// pile up into the next batch.
+const MAX_IN_FLIGHT: usize = 4;
+/// Writes queued for the proposer before submitters wait.
+const QUEUE: usize = 4096;
+
+/// Why a write was not applied here.
+#[derive(Debug, Clone)]
+pub enum ProposeError {
+    /// This server is not the leader; nothing was proposed.
+    ForwardToLeader {
+        leader_id: Option<NodeId>,
+        leader_node: Option<NodeInfo>,
+    },
+    Fatal(String),
+}
+
+pub type ProposeReply = Result<(u64, CommandResult), ProposeError>;
+
+type Pending = (Command, oneshot::Sender<ProposeReply>);
+
+/// Handle to the proposer task; cheap to clone.
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Proposer {
+    pub fn start(raft: Raft, stats: Arc<RaftStats>) -> Proposer {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(raft, rx, stats));
+        Proposer { tx }
+    }
+
+    /// Proposes `command` on this server; returns its log index and result once applied.
+    pub async fn propose(&self, command: Command) -> ProposeReply {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || ProposeError::Fatal("raft stopped".into());
+        self.tx
+            .send((command, reply))
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+fn size(command: &Command) -> usize {
+    match command {
+        Command::KvPut { key, value, .. } => key.len() + value.len(),
+        Command::KvDelete { key, .. } => key.len(),
+        Command::KvDeleteTree { prefix } => prefix.len(),
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, stats: Arc<RaftStats>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    loop {
+        // Take the permit first: while all are busy, writes accumulate for the next batch.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else { return };
+        let mut bytes = size(&first.0);
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += size(&p.0);
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let (commands, replies): (Vec<Command>, Vec<oneshot::Sender<ProposeReply>>) =
+            batch.into_iter().unzip();
+        stats
+            .writes
+            .fetch_add(commands.len() as u64, Ordering::Relaxed);
+        stats.proposals.fetch_add(1, Ordering::Relaxed);
+        match raft.client_write_ff(Proposal { commands }).await {
+            Ok(pending) => {
+                tokio::spawn(async move {
+                    let outcome = pending.await;
+                    drop(permit);
+                    let replies = replies.into_iter();
+                    match outcome {
+                        Ok(Ok(resp)) => {
+                            let index = resp.log_id.index;
+                            let mut results = resp.data.results.into_iter();
+                            for reply in replies {
+                                let r = results.next().map(|r| (index, r)).ok_or_else(|| {
+                                    ProposeError::Fatal("missing result for a batched write".into())
+                                });
+                                let _ = reply.send(r);
+                            }
+                        }
+                        Ok(Err(ClientWriteError::ForwardToLeader(f))) => {
+                            let e = ProposeError::ForwardToLeader {
+                                leader_id: f.leader_id,
+                                leader_node: f.leader_node,
+                            };
+                            for reply in replies {
+                                let _ = reply.send(Err(e.clone()));
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(ProposeError::Fatal(e.to_string())));
+                            }
+                        }
+                        Err(_) => {
+                            for reply in replies {
+                                let _ = reply.send(Err(ProposeError::Fatal(
+                                    "raft stopped before answering".into(),
+                                )));
+                            }
+                        }
+                    }
+                });
+            }
+            Err(fatal) => {
+                for reply in replies {
+                    let _ = reply.send(Err(ProposeError::Fatal(fatal.to_string())));
+                }
+            }
+        }
+    }
+}

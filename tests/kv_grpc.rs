@@ -15,6 +15,16 @@ async fn setup() -> (rostra::server::Server, tempfile::TempDir, Client) {
     (server, dir, client)
 }
 
+/// Puts unconditionally and returns the write's raft index.
+async fn put_index(c: &Client, key: &str, value: Vec<u8>) -> u64 {
+    c.put(key, value, 0, None)
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .index
+}
+
 fn code(e: rostra::client::ClientError) -> Code {
     match e {
         rostra::client::ClientError::Rpc(s) => s.code(),
@@ -232,13 +242,7 @@ fn watch_req(key: &str, prefix: bool, start_index: u64) -> pb::WatchRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_watch_sends_state_then_only_its_changes() {
     let (server, _dir, c) = setup().await;
-    let first = c
-        .put("w/key", b"foo".to_vec(), 0, None)
-        .await
-        .unwrap()
-        .header
-        .unwrap()
-        .index;
+    let first = put_index(&c, "w/key", b"foo".to_vec()).await;
     let mut s = c
         .kv()
         .watch(watch_req("w/key", false, 0))
@@ -253,13 +257,7 @@ async fn key_watch_sends_state_then_only_its_changes() {
 
     // An unrelated write does not reach this watcher; the next message is our key's.
     c.put("w/other", b"x".to_vec(), 0, None).await.unwrap();
-    let second = c
-        .put("w/key", b"bar".to_vec(), 0, None)
-        .await
-        .unwrap()
-        .header
-        .unwrap()
-        .index;
+    let second = put_index(&c, "w/key", b"bar".to_vec()).await;
     let ch = next(&mut s).await;
     assert_eq!((ch.kind, ch.index), (Kind::Changes as i32, second));
     assert_eq!(ch.events.len(), 1);
@@ -298,13 +296,7 @@ async fn prefix_watch_sends_only_changed_keys_and_resumes_exactly() {
     assert_eq!(snap.events.len(), 5);
     let synced = next(&mut s).await;
     assert_eq!(synced.kind, Kind::Synced as i32);
-    let idx = c
-        .put("p/3", b"changed".to_vec(), 0, None)
-        .await
-        .unwrap()
-        .header
-        .unwrap()
-        .index;
+    let idx = put_index(&c, "p/3", b"changed".to_vec()).await;
     let ch = next(&mut s).await;
     assert_eq!(ch.index, idx);
     assert_eq!(
@@ -319,13 +311,7 @@ async fn prefix_watch_sends_only_changed_keys_and_resumes_exactly() {
     // While nobody watches, three more writes; resuming after `idx` gets exactly those.
     let mut expected = Vec::new();
     for (n, k) in ["p/1", "q/ignored", "p/9", "p/1"].iter().enumerate() {
-        let h = c
-            .put(k, format!("{k}-{n}").into_bytes(), 0, None)
-            .await
-            .unwrap()
-            .header
-            .unwrap()
-            .index;
+        let h = put_index(&c, k, format!("{k}-{n}").into_bytes()).await;
         if k.starts_with("p/") {
             expected.push(h);
         }
@@ -386,13 +372,7 @@ async fn thousands_of_watchers_all_see_one_write() {
             (index, w.state().get("fan/out").map(|kv| kv.value.clone()))
         }));
     }
-    let idx = c
-        .put("fan/out", b"hello".to_vec(), 0, None)
-        .await
-        .unwrap()
-        .header
-        .unwrap()
-        .index;
+    let idx = put_index(&c, "fan/out", b"hello".to_vec()).await;
     for h in handles {
         let (index, value) = tokio::time::timeout(common::DEADLINE, h)
             .await

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
 use rostra::cli::args::{DaemonArgs, DaemonCommand};
 
 /// `-log-level` takes a level or a full tracing directive. A bare level keeps openraft's
@@ -32,17 +31,9 @@ fn init_logging(level: &str, json: bool) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let command = DaemonArgs::command();
-    let argv = rostra::cli::goflags::normalize(&command, std::env::args_os());
-    let args = match command
-        .try_get_matches_from(argv)
-        .and_then(|m| DaemonArgs::from_arg_matches(&m))
-    {
+    let args: DaemonArgs = match rostra::cli::goflags::parse() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return code,
     };
     match args.command {
         DaemonCommand::Agent(a) => {

@@ -2,22 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
 use rostra::cli::args::CtlArgs;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let command = CtlArgs::command();
-    let argv = rostra::cli::goflags::normalize(&command, std::env::args_os());
-    let args = match command
-        .try_get_matches_from(argv)
-        .and_then(|m| CtlArgs::from_arg_matches(&m))
-    {
+    let args: CtlArgs = match rostra::cli::goflags::parse() {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return code,
     };
     let mut stdout = std::io::stdout();
     match rostra::cli::run_ctl(args, &mut stdout).await {

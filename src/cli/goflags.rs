@@ -8,6 +8,20 @@ use std::ffi::OsString;
 
 use clap::Command;
 
+/// Parses this process's arguments Go-style into `T`. On a usage error (or `--help`),
+/// prints clap's message and returns the exit code to use: 2 for errors, 0 for help.
+pub fn parse<T: clap::Parser>() -> Result<T, std::process::ExitCode> {
+    let command = T::command();
+    let argv = normalize(&command, std::env::args_os());
+    command
+        .try_get_matches_from(argv)
+        .and_then(|m| T::from_arg_matches(&m))
+        .map_err(|e| {
+            let _ = e.print();
+            std::process::ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+        })
+}
+
 /// Rewrites `args` (including the program name) for `command`.
 pub fn normalize(command: &Command, args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut args = args.into_iter();

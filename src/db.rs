@@ -18,11 +18,21 @@ pub const CF_RAFT_META: &str = "raft_meta";
 pub const CF_SM_META: &str = "sm_meta";
 /// The KV table: key bytes to an encoded `KvEntry`.
 pub const CF_KV: &str = "kv";
+/// Deleted keys to the index of their deletion, so a prefix's index never goes backwards
+/// when its newest key is deleted (Consul's tombstones); reaped by the leader after a TTL.
+pub const CF_KV_TOMBSTONES: &str = "kv_tombstones";
 
-const ALL_CFS: [&str; 4] = [CF_RAFT_LOG, CF_RAFT_META, CF_SM_META, CF_KV];
+const ALL_CFS: [&str; 5] = [
+    CF_RAFT_LOG,
+    CF_RAFT_META,
+    CF_SM_META,
+    CF_KV,
+    CF_KV_TOMBSTONES,
+];
 
-/// Column families that hold state-machine data; a snapshot covers exactly these.
-pub const STATE_CFS: [&str; 1] = [CF_KV];
+/// Column families that hold state-machine data; a snapshot covers exactly these (plus
+/// the state keys of `sm_meta`, which `state::store` dumps itself).
+pub const STATE_CFS: [&str; 2] = [CF_KV, CF_KV_TOMBSTONES];
 
 /// Opens (creating if needed) the database at `path` with every column family.
 pub fn open(path: &Path) -> Result<Arc<DB>, rocksdb::Error> {

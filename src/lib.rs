@@ -3,7 +3,8 @@
 //!
 //! A tour, in the order a request travels:
 //! - [`grpc`] decodes `rostra.v1` requests (generated into [`pb`] from `proto/`) and
-//!   calls [`service`], the only layer that knows what a request means.
+//!   [`http`] decodes Consul's HTTP API; both call [`service`], the only layer that
+//!   knows what a request means.
 //! - [`service`] validates, picks the read consistency, and proposes writes through
 //!   [`raft`] (openraft on RocksDB, peers over gRPC, writes forwarded to the leader).
 //! - Committed entries are applied by [`state`], which also publishes every change on
@@ -17,6 +18,8 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod grpc;
+pub mod http;
+pub mod json;
 pub mod raft;
 pub mod server;
 pub mod service;

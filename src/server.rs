@@ -43,6 +43,7 @@ pub struct Server {
     pub service: Arc<Service>,
     pub raft: Arc<RaftNode>,
     pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
     pub raft_addr: SocketAddr,
     pub data_dir: std::path::PathBuf,
     shutdown: CancellationToken,
@@ -91,6 +92,14 @@ impl Server {
             SocketAddr::new(config.client_addr, config.grpc_port),
         )
         .await?;
+        let http_listener = bind(
+            "the HTTP port",
+            SocketAddr::new(config.client_addr, config.http_port),
+        )
+        .await?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(|e| StartError::Config(e.to_string()))?;
         let raft_addr = raft_listener
             .local_addr()
             .map_err(|e| StartError::Config(e.to_string()))?;
@@ -149,6 +158,22 @@ impl Server {
                 tracing::error!(error = %e, "gRPC server failed");
             }
         }));
+        let http_state = crate::http::HttpState {
+            service: service.clone(),
+            agent: Arc::new(crate::http::AgentInfo {
+                datacenter: config.datacenter.clone(),
+                node_name: config.node_name.clone(),
+                dev: config.dev,
+            }),
+        };
+        let token = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) =
+                crate::http::serve(http_listener, http_state, token.cancelled_owned()).await
+            {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
         let boot = raft.clone();
         let token = shutdown.clone();
         let (expect, join) = (config.bootstrap_expect, config.retry_join.clone());
@@ -158,10 +183,19 @@ impl Server {
             }
         }));
 
+        let reaper = service.clone();
+        let token = shutdown.clone();
+        tasks.push(tokio::spawn(crate::service::reaper::run_tombstone_reaper(
+            reaper,
+            crate::service::reaper::TOMBSTONE_TTL,
+            token,
+        )));
+
         tracing::info!(
             node = %config.node_name,
             id = raft.id,
             grpc_addr = %grpc_addr,
+            http_addr = %http_addr,
             raft_addr = %advertise,
             data_dir = %data_dir.display(),
             "agent ready"
@@ -170,6 +204,7 @@ impl Server {
             service,
             raft,
             grpc_addr,
+            http_addr,
             raft_addr: advertise,
             data_dir,
             shutdown,

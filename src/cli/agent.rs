@@ -18,6 +18,7 @@ pub fn config_from_args(a: &AgentArgs) -> anyhow::Result<AgentConfig> {
     config.client_addr = a.client_addr;
     config.server_port = a.server_port;
     config.grpc_port = a.grpc_port;
+    config.http_port = a.http_port;
     config.retry_join = a.retry_join.clone();
     if let Some(n) = a.raft_snapshot_threshold {
         config.raft.snapshot_threshold = n;
@@ -44,8 +45,9 @@ pub async fn run(a: AgentArgs) -> anyhow::Result<()> {
     let config = config_from_args(&a)?;
     let server = Server::start(&config).await.context("starting the agent")?;
     eprintln!(
-        "==> Rostra agent running: node {:?}, gRPC {}, server {}, data {}",
+        "==> Rostra agent running: node {:?}, HTTP {}, gRPC {}, server {}, data {}",
         config.node_name,
+        server.http_addr,
         server.grpc_addr,
         server.raft_addr,
         server.data_dir.display()

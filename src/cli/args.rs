@@ -59,6 +59,9 @@ pub struct AgentArgs {
     /// Server (raft and forwarding) port; 0 picks a free one.
     #[arg(long = "server-port", default_value_t = crate::config::DEFAULT_SERVER_PORT)]
     pub server_port: u16,
+    /// Consul-compatible HTTP API port; 0 picks a free one.
+    #[arg(long = "http-port", default_value_t = crate::config::DEFAULT_HTTP_PORT)]
+    pub http_port: u16,
     /// Public gRPC API port; 0 picks a free one.
     #[arg(long = "grpc-port", default_value_t = crate::config::DEFAULT_GRPC_PORT)]
     pub grpc_port: u16,

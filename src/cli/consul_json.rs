@@ -55,16 +55,7 @@ pub struct ExportEntry {
     pub value: String,
 }
 
-/// Go's `json.MarshalIndent(v, "", "    ")` as `consul watch` prints results.
-pub fn to_pretty_json<T: Serialize>(value: &T, indent: &[u8]) -> String {
-    let mut buf = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(indent);
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
-    value
-        .serialize(&mut ser)
-        .expect("JSON encoding of plain data");
-    String::from_utf8(buf).expect("serde_json writes UTF-8")
-}
+pub use crate::json::to_pretty_json;
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,8 @@ use crate::service::Limits;
 /// Consul's defaults: server RPC (raft) on 8300, gRPC on 8502.
 pub const DEFAULT_SERVER_PORT: u16 = 8300;
 pub const DEFAULT_GRPC_PORT: u16 = 8502;
+/// Consul's HTTP API port.
+pub const DEFAULT_HTTP_PORT: u16 = 8500;
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -27,6 +29,8 @@ pub struct AgentConfig {
     pub client_addr: IpAddr,
     pub server_port: u16,
     pub grpc_port: u16,
+    /// Consul-compatible HTTP API port.
+    pub http_port: u16,
     /// Raft addresses of other servers to find at bootstrap.
     pub retry_join: Vec<String>,
     pub limits: Limits,
@@ -65,6 +69,7 @@ impl AgentConfig {
             client_addr: IpAddr::from([127, 0, 0, 1]),
             server_port: DEFAULT_SERVER_PORT,
             grpc_port: DEFAULT_GRPC_PORT,
+            http_port: DEFAULT_HTTP_PORT,
             retry_join: Vec::new(),
             limits: Limits::default(),
             raft: RaftTuning::default(),

@@ -1,7 +1,9 @@
 //! Conversions between protobuf messages and service/domain types, kept out of handlers.
 
 use crate::pb;
+use crate::service::txn::TxnReply;
 use crate::service::{Consistency, ResponseMeta, WatchMessage};
+use crate::state::txn::{KvTxnOp, KvTxnVerb};
 use crate::state::{KvChange, KvEntry};
 
 pub fn header(meta: &ResponseMeta) -> pb::ResponseHeader {
@@ -84,5 +86,50 @@ pub fn watch_response(msg: WatchMessage, header: pb::ResponseHeader) -> pb::Watc
         events,
         reason: reason.to_string(),
         header: Some(pb::ResponseHeader { index, ..header }),
+    }
+}
+
+pub fn txn_op(op: pb::TxnOp) -> Result<KvTxnOp, tonic::Status> {
+    use pb::txn_op::Verb;
+    let verb = match Verb::try_from(op.verb) {
+        Ok(Verb::Set) => KvTxnVerb::Set,
+        Ok(Verb::Cas) => KvTxnVerb::Cas,
+        Ok(Verb::Get) => KvTxnVerb::Get,
+        Ok(Verb::GetTree) => KvTxnVerb::GetTree,
+        Ok(Verb::CheckIndex) => KvTxnVerb::CheckIndex,
+        Ok(Verb::CheckNotExists) => KvTxnVerb::CheckNotExists,
+        Ok(Verb::Delete) => KvTxnVerb::Delete,
+        Ok(Verb::DeleteTree) => KvTxnVerb::DeleteTree,
+        Ok(Verb::DeleteCas) => KvTxnVerb::DeleteCas,
+        Err(_) => {
+            return Err(tonic::Status::invalid_argument(format!(
+                "unknown transaction verb {}",
+                op.verb
+            )))
+        }
+    };
+    Ok(KvTxnOp {
+        verb,
+        key: op.key,
+        value: op.value,
+        flags: op.flags,
+        index: op.index,
+    })
+}
+
+pub fn txn_response(reply: TxnReply) -> pb::TxnResponse {
+    let outcome = reply.outcome;
+    pb::TxnResponse {
+        header: Some(header(&reply.meta)),
+        succeeded: outcome.errors.is_empty(),
+        results: outcome.results.into_iter().map(kv_pair).collect(),
+        errors: outcome
+            .errors
+            .into_iter()
+            .map(|e| pb::TxnError {
+                op_index: e.op_index as u32,
+                what: e.what,
+            })
+            .collect(),
     }
 }

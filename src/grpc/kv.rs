@@ -12,7 +12,7 @@ use super::convert;
 use crate::pb;
 use crate::pb::kv_server::Kv;
 use crate::service::kv::PutArgs;
-use crate::service::Service;
+use crate::service::{QueryOptions, Service};
 use crate::state::WatchTarget;
 
 pub struct KvService {
@@ -29,10 +29,13 @@ impl Kv for KvService {
         let req = request.into_inner();
         let (meta, entry) = self
             .service
-            .kv_get(&req.key, convert::consistency(req.consistency)?)
+            .kv_get(
+                &req.key,
+                &QueryOptions::with_consistency(convert::consistency(req.consistency)?),
+            )
             .await?;
         Ok(Response::new(pb::GetResponse {
-            header: Some(convert::header(&meta)),
+            header: Some(convert::header(&meta.meta)),
             kv: entry.map(convert::kv_pair),
         }))
     }
@@ -43,14 +46,14 @@ impl Kv for KvService {
         request: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
         let req = request.into_inner();
-        let consistency = convert::consistency(req.consistency)?;
+        let opts = QueryOptions::with_consistency(convert::consistency(req.consistency)?);
         if req.keys_only {
             let (meta, keys) = self
                 .service
-                .kv_keys(&req.prefix, &req.separator, consistency)
+                .kv_keys(&req.prefix, &req.separator, &opts)
                 .await?;
             return Ok(Response::new(pb::ListResponse {
-                header: Some(convert::header(&meta)),
+                header: Some(convert::header(&meta.meta)),
                 kvs: Vec::new(),
                 keys,
             }));
@@ -60,9 +63,9 @@ impl Kv for KvService {
                 "separator is only allowed with keys_only",
             ));
         }
-        let (meta, entries) = self.service.kv_list(&req.prefix, consistency).await?;
+        let (meta, entries) = self.service.kv_list(&req.prefix, &opts).await?;
         Ok(Response::new(pb::ListResponse {
-            header: Some(convert::header(&meta)),
+            header: Some(convert::header(&meta.meta)),
             kvs: entries.into_iter().map(convert::kv_pair).collect(),
             keys: Vec::new(),
         }))
@@ -103,6 +106,22 @@ impl Kv for KvService {
             header: Some(convert::header(&meta)),
             succeeded,
         }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(ops = request.get_ref().ops.len()))]
+    async fn txn(
+        &self,
+        request: Request<pb::TxnRequest>,
+    ) -> Result<Response<pb::TxnResponse>, Status> {
+        let req = request.into_inner();
+        let consistency = convert::consistency(req.consistency)?;
+        let ops = req
+            .ops
+            .into_iter()
+            .map(convert::txn_op)
+            .collect::<Result<Vec<_>, _>>()?;
+        let reply = self.service.kv_txn(ops, consistency).await?;
+        Ok(Response::new(convert::txn_response(reply)))
     }
 
     type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;

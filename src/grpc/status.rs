@@ -81,6 +81,7 @@ impl StatusApi for StatusService {
             log_entries: m.log_entries,
             wal_fsyncs: m.wal_fsyncs,
             watchers: m.watchers,
+            query_wakeups: m.query_wakeups,
         }))
     }
 }

@@ -70,6 +70,8 @@ fn size(command: &Command) -> usize {
         Command::KvPut { key, value, .. } => key.len() + value.len(),
         Command::KvDelete { key, .. } => key.len(),
         Command::KvDeleteTree { prefix } => prefix.len(),
+        Command::KvTxn { ops } => ops.iter().map(|op| op.key.len() + op.value.len()).sum(),
+        Command::KvReapTombstones { .. } => 0,
     }
 }
 

@@ -1,8 +1,9 @@
 //! KV requests: Consul's `/v1/kv` semantics, shared by `KV` over gRPC and the HTTP shim.
 
-use super::{Consistency, ResponseMeta, Service, ServiceError};
+use super::query::{QueryMeta, QueryOptions};
+use super::{ResponseMeta, Service, ServiceError};
 use crate::state::kv::keys_with_separator;
-use crate::state::{Command, KvEntry};
+use crate::state::{Command, KvEntry, WatchTarget};
 
 /// A put as the front ends decode it.
 #[derive(Debug, Clone, Default)]
@@ -39,28 +40,28 @@ impl Service {
         Ok(())
     }
 
+    /// One key (Consul's `GET /v1/kv/<key>`), blocking per `opts`.
     pub async fn kv_get(
         &self,
         key: &str,
-        consistency: Consistency,
-    ) -> Result<(ResponseMeta, Option<KvEntry>), ServiceError> {
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<KvEntry>), ServiceError> {
         self.validate_key(key)?;
-        self.read_barrier(consistency).await?;
-        let key = key.to_string();
-        let (index, entry) = self.blocking_read(move |s| s.get(&key)).await?;
-        Ok((self.meta(index), entry))
+        let k = key.to_string();
+        self.query(WatchTarget::Key(k.clone()), opts, move |s| s.kv_get(&k))
+            .await
     }
 
+    /// Every pair under `prefix` (`?recurse`), blocking per `opts`.
     pub async fn kv_list(
         &self,
         prefix: &str,
-        consistency: Consistency,
-    ) -> Result<(ResponseMeta, Vec<KvEntry>), ServiceError> {
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<KvEntry>), ServiceError> {
         self.validate_prefix(prefix)?;
-        self.read_barrier(consistency).await?;
-        let prefix = prefix.to_string();
-        let (index, entries) = self.blocking_read(move |s| s.list(&prefix)).await?;
-        Ok((self.meta(index), entries))
+        let p = prefix.to_string();
+        self.query(WatchTarget::Prefix(p.clone()), opts, move |s| s.kv_list(&p))
+            .await
     }
 
     /// Key names under `prefix`, cut at `separator` (Consul's `?keys&separator=`).
@@ -68,9 +69,9 @@ impl Service {
         &self,
         prefix: &str,
         separator: &str,
-        consistency: Consistency,
-    ) -> Result<(ResponseMeta, Vec<String>), ServiceError> {
-        let (meta, entries) = self.kv_list(prefix, consistency).await?;
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<String>), ServiceError> {
+        let (meta, entries) = self.kv_list(prefix, opts).await?;
         let keys = keys_with_separator(entries.into_iter().map(|e| e.key), prefix, separator);
         Ok((meta, keys))
     }

@@ -7,6 +7,9 @@
 
 pub mod error;
 pub mod kv;
+pub mod query;
+pub mod reaper;
+pub mod txn;
 pub mod watch;
 
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use self::error::ServiceError;
+pub use self::query::{QueryMeta, QueryOptions};
 pub use self::watch::WatchMessage;
 use crate::raft::{ClusterStatus, RaftNode};
 use crate::state::{ChangeFeed, StateStore};
@@ -23,11 +27,15 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024;
 /// Keys are paths, not payloads; this keeps one key from bloating every index entry.
 pub const DEFAULT_MAX_KEY_SIZE: usize = 8 * 1024;
 
+/// Consul's documented transaction limit (newer releases raised it to 128).
+pub const DEFAULT_MAX_TXN_OPS: usize = 64;
+
 /// Request limits, enforced before anything reaches raft.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_value_size: usize,
     pub max_key_size: usize,
+    pub max_txn_ops: usize,
 }
 
 impl Default for Limits {
@@ -35,6 +43,7 @@ impl Default for Limits {
         Limits {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             max_key_size: DEFAULT_MAX_KEY_SIZE,
+            max_txn_ops: DEFAULT_MAX_TXN_OPS,
         }
     }
 }
@@ -77,6 +86,7 @@ pub struct Metrics {
     pub log_entries: u64,
     pub wal_fsyncs: u64,
     pub watchers: u64,
+    pub query_wakeups: u64,
 }
 
 /// Shared by every front end; cheap to clone behind an `Arc`.
@@ -86,6 +96,8 @@ pub struct Service {
     feed: Arc<ChangeFeed>,
     limits: Limits,
     shutdown: CancellationToken,
+    /// Blocked queries woken by a change to what they read (never by unrelated writes).
+    query_wakeups: std::sync::atomic::AtomicU64,
 }
 
 impl Service {
@@ -102,6 +114,7 @@ impl Service {
             feed,
             limits,
             shutdown,
+            query_wakeups: Default::default(),
         })
     }
 
@@ -115,7 +128,12 @@ impl Service {
             log_entries: s.log_entries.load(Relaxed),
             wal_fsyncs: s.wal_fsyncs.load(Relaxed),
             watchers: self.watcher_count() as u64,
+            query_wakeups: self.query_wakeups.load(Relaxed),
         }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Live watch subscriptions on this server.

@@ -156,9 +156,9 @@ async fn send_snapshot(
     let t = target.clone();
     let (index, entries) = tokio::task::spawn_blocking(move || match t {
         WatchTarget::Key(k) => reader
-            .get(&k)
-            .map(|(i, e)| (i, e.into_iter().collect::<Vec<_>>())),
-        WatchTarget::Prefix(p) => reader.list(&p),
+            .kv_get(&k)
+            .map(|q| (q.applied, q.value.into_iter().collect::<Vec<_>>())),
+        WatchTarget::Prefix(p) => reader.kv_list(&p).map(|q| (q.applied, q.value)),
     })
     .await
     .map_err(|_| WatchEnd::Closed)??;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::txn::{KvTxnOp, TxnOutcome};
+
 /// A write proposed to raft. Every variant is validated by the service layer before it is
 /// proposed; apply only checks conditions that depend on the state (CAS indexes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +21,10 @@ pub enum Command {
     KvDelete { key: String, cas: Option<u64> },
     /// Delete every key starting with `prefix`.
     KvDeleteTree { prefix: String },
+    /// Consul's KV transaction: all operations apply, or none.
+    KvTxn { ops: Vec<KvTxnOp> },
+    /// Leader housekeeping: forget tombstones created at or before `up_to`.
+    KvReapTombstones { up_to: u64 },
 }
 
 /// What one raft entry carries: client writes that arrived together, batched by the
@@ -43,6 +49,8 @@ pub enum CommandResult {
     None,
     /// Whether a KV write's condition held (always true for unconditional writes).
     Kv { succeeded: bool },
+    /// A transaction's results or errors.
+    Txn(TxnOutcome),
 }
 
 impl CommandResult {
@@ -51,6 +59,7 @@ impl CommandResult {
         match self {
             CommandResult::None => true,
             CommandResult::Kv { succeeded } => *succeeded,
+            CommandResult::Txn(outcome) => outcome.errors.is_empty(),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! The KV table: Consul's KVPair semantics (create/modify/lock indexes, flags, CAS) as
 //! applied by the state machine, plus the reads that serve `GET /v1/kv` and `KV.Get/List`.
 
-use rocksdb::DB;
+use std::collections::{BTreeMap, BTreeSet};
+
+use rocksdb::{Direction, IteratorMode, ReadOptions, DB};
 use serde::{Deserialize, Serialize};
 
-use super::apply::ApplyBatch;
 use super::store::StoreError;
-use crate::db::{cf, CF_KV};
+use crate::db::{cf, CF_KV, CF_KV_TOMBSTONES};
 
 /// One stored key, as persisted in the `kv` column family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,26 +38,122 @@ pub fn decode(bytes: &[u8]) -> Result<KvEntry, postcard::Error> {
     postcard::from_bytes(bytes)
 }
 
-/// Reads one key from committed state.
-pub fn get(db: &DB, key: &str) -> Result<Option<KvEntry>, StoreError> {
-    match db.get_cf(cf(db, CF_KV), key.as_bytes())? {
+/// Tombstone values are big-endian indexes; anything else reads as 0 (reapable).
+pub(super) fn decode_index(bytes: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(bytes)
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}
+
+/// Reading the KV table: committed state, a snapshot view, or a batch in progress.
+pub trait KvRead {
+    fn kv_get(&self, key: &str) -> Result<Option<KvEntry>, StoreError>;
+    /// Existing keys starting with `prefix`, sorted.
+    fn kv_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// Writing the KV table at some raft index.
+pub trait KvWrite: KvRead {
+    fn kv_put(&mut self, entry: KvEntry);
+    /// Deletes `key`, leaving a tombstone at `index`.
+    fn kv_delete(&mut self, key: &str, index: u64);
+}
+
+/// Reads one key.
+pub fn get(db: &DB, opts: &ReadOptions, key: &str) -> Result<Option<KvEntry>, StoreError> {
+    match db.get_cf_opt(cf(db, CF_KV), key.as_bytes(), opts)? {
         Some(bytes) => Ok(Some(decode(&bytes)?)),
         None => Ok(None),
     }
+}
+
+/// Every entry under `prefix`, in key order.
+pub fn scan(db: &DB, opts: ReadOptions, prefix: &str) -> Result<Vec<KvEntry>, StoreError> {
+    let mut out = Vec::new();
+    for item in db.iterator_cf_opt(
+        cf(db, CF_KV),
+        opts,
+        IteratorMode::From(prefix.as_bytes(), Direction::Forward),
+    ) {
+        let (k, v) = item?;
+        if !k.starts_with(prefix.as_bytes()) {
+            break;
+        }
+        out.push(decode(&v)?);
+    }
+    Ok(out)
+}
+
+/// Every key under `prefix`, in order.
+pub fn keys_with_prefix(
+    db: &DB,
+    opts: ReadOptions,
+    prefix: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for item in db.iterator_cf_opt(
+        cf(db, CF_KV),
+        opts,
+        IteratorMode::From(prefix.as_bytes(), Direction::Forward),
+    ) {
+        let (k, _) = item?;
+        if !k.starts_with(prefix.as_bytes()) {
+            break;
+        }
+        out.push(String::from_utf8_lossy(&k).into_owned());
+    }
+    Ok(out)
+}
+
+/// The highest tombstone index under `prefix` (0 if none).
+pub fn max_tombstone(db: &DB, opts: ReadOptions, prefix: &str) -> Result<u64, StoreError> {
+    let mut max = 0;
+    for item in db.iterator_cf_opt(
+        cf(db, CF_KV_TOMBSTONES),
+        opts,
+        IteratorMode::From(prefix.as_bytes(), Direction::Forward),
+    ) {
+        let (k, v) = item?;
+        if !k.starts_with(prefix.as_bytes()) {
+            break;
+        }
+        max = max.max(decode_index(&v));
+    }
+    Ok(max)
+}
+
+/// `committed` keys under `prefix` with a batch's own writes applied on top.
+pub(super) fn merge_overlay(
+    committed: Vec<String>,
+    overlay: &BTreeMap<String, Option<KvEntry>>,
+    prefix: &str,
+) -> Vec<String> {
+    let mut keys: BTreeSet<String> = committed.into_iter().collect();
+    for (k, v) in overlay.range(prefix.to_string()..) {
+        if !k.starts_with(prefix) {
+            break;
+        }
+        if v.is_some() {
+            keys.insert(k.clone());
+        } else {
+            keys.remove(k);
+        }
+    }
+    keys.into_iter().collect()
 }
 
 /// Applies a put at `index`; returns whether the CAS condition held and the change, if
 /// any. A put identical to the stored entry changes nothing, so its index stays and no
 /// watcher wakes (Consul does the same).
 pub fn apply_put(
-    ab: &mut ApplyBatch<'_>,
+    table: &mut impl KvWrite,
     index: u64,
     key: &str,
     value: &[u8],
     flags: u64,
     cas: Option<u64>,
 ) -> Result<(bool, Option<KvChange>), StoreError> {
-    let current = ab.kv_get(key)?;
+    let current = table.kv_get(key)?;
     let allowed = match (cas, &current) {
         (None, _) => true,
         (Some(0), existing) => existing.is_none(),
@@ -88,7 +185,7 @@ pub fn apply_put(
             session: String::new(),
         },
     };
-    ab.kv_put(entry.clone());
+    table.kv_put(entry.clone());
     Ok((
         true,
         Some(KvChange {
@@ -98,14 +195,15 @@ pub fn apply_put(
     ))
 }
 
-/// Applies a single-key delete; with `cas`, only if the modify index matches. Deleting a
-/// missing key succeeds and changes nothing.
+/// Applies a single-key delete at `index`; with `cas`, only if the modify index matches.
+/// Deleting a missing key succeeds and changes nothing.
 pub fn apply_delete(
-    ab: &mut ApplyBatch<'_>,
+    table: &mut impl KvWrite,
+    index: u64,
     key: &str,
     cas: Option<u64>,
 ) -> Result<(bool, Option<KvChange>), StoreError> {
-    let Some(existing) = ab.kv_get(key)? else {
+    let Some(existing) = table.kv_get(key)? else {
         return Ok((true, None));
     };
     if let Some(n) = cas {
@@ -113,7 +211,7 @@ pub fn apply_delete(
             return Ok((false, None));
         }
     }
-    ab.kv_delete(key);
+    table.kv_delete(key, index);
     Ok((
         true,
         Some(KvChange {
@@ -123,16 +221,17 @@ pub fn apply_delete(
     ))
 }
 
-/// Applies a prefix delete; one change per deleted key.
+/// Applies a prefix delete at `index`; one change per deleted key.
 pub fn apply_delete_tree(
-    ab: &mut ApplyBatch<'_>,
+    table: &mut impl KvWrite,
+    index: u64,
     prefix: &str,
 ) -> Result<Vec<KvChange>, StoreError> {
-    let keys = ab.kv_keys_with_prefix(prefix)?;
+    let keys = table.kv_keys_with_prefix(prefix)?;
     Ok(keys
         .into_iter()
         .map(|key| {
-            ab.kv_delete(&key);
+            table.kv_delete(&key, index);
             KvChange { key, entry: None }
         })
         .collect())

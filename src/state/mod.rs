@@ -12,9 +12,10 @@ pub mod command;
 pub mod feed;
 pub mod kv;
 pub mod store;
+pub mod txn;
 
 pub use apply::ApplyBatch;
 pub use command::{Command, CommandResult, Proposal, ProposalResult};
 pub use feed::{ChangeBatch, ChangeFeed, FeedEvent, Subscription, WatchTarget};
 pub use kv::{KvChange, KvEntry};
-pub use store::StateStore;
+pub use store::{KvQuery, ReadView, StateStore};

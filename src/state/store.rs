@@ -9,12 +9,16 @@ use serde::{Deserialize, Serialize};
 
 use super::apply::ApplyBatch;
 use super::command::{Command, CommandResult};
-use super::kv::{self, KvChange, KvEntry};
-use crate::db::{cf, CF_SM_META, STATE_CFS};
+use super::kv::{self, KvChange, KvEntry, KvRead};
+use super::txn;
+use crate::db::{cf, CF_KV_TOMBSTONES, CF_SM_META, STATE_CFS};
 
 /// Key in `sm_meta` holding the index of the last applied entry, written in the same batch
 /// as the data it describes.
 const APPLIED_INDEX_KEY: &[u8] = b"applied_index";
+/// Key in `sm_meta` holding the highest index that changed the KV table (puts and
+/// deletes): Consul's KV table index, reported for reads that find nothing.
+pub(super) const KV_INDEX_KEY: &[u8] = b"kv_index";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -69,10 +73,18 @@ impl StateStore {
                 (ok, change.into_iter().collect())
             }
             Command::KvDelete { key, cas } => {
-                let (ok, change) = kv::apply_delete(ab, key, *cas)?;
+                let (ok, change) = kv::apply_delete(ab, index, key, *cas)?;
                 (ok, change.into_iter().collect())
             }
-            Command::KvDeleteTree { prefix } => (true, kv::apply_delete_tree(ab, prefix)?),
+            Command::KvDeleteTree { prefix } => (true, kv::apply_delete_tree(ab, index, prefix)?),
+            Command::KvTxn { ops } => {
+                let (outcome, changes) = txn::apply(ab, index, ops)?;
+                return Ok((CommandResult::Txn(outcome), changes));
+            }
+            Command::KvReapTombstones { up_to } => {
+                ab.reap_tombstones(*up_to)?;
+                (true, Vec::new())
+            }
         };
         Ok((CommandResult::Kv { succeeded }, changes))
     }
@@ -91,47 +103,70 @@ impl StateStore {
         Ok(read_applied(&self.db, &ReadOptions::default())?)
     }
 
-    /// One key and the index the read reflects, from a single consistent view.
-    pub fn get(&self, key: &str) -> Result<(u64, Option<KvEntry>), StoreError> {
-        let snap = self.db.snapshot();
-        let mut opts = ReadOptions::default();
-        opts.set_snapshot(&snap);
-        let index = read_applied(&self.db, &opts)?;
-        let value = self
-            .db
-            .get_cf_opt(cf(&self.db, crate::db::CF_KV), key.as_bytes(), &opts)?;
-        let entry = value.map(|v| kv::decode(&v)).transpose()?;
-        Ok((index, entry))
+    /// A consistent read-only view of every table.
+    pub fn view(&self) -> ReadView<'_> {
+        ReadView {
+            db: &self.db,
+            snap: self.db.snapshot(),
+        }
     }
 
-    /// Every entry under `prefix` and the index the read reflects, from one view.
-    pub fn list(&self, prefix: &str) -> Result<(u64, Vec<KvEntry>), StoreError> {
-        let snap = self.db.snapshot();
-        let mut opts = ReadOptions::default();
-        opts.set_snapshot(&snap);
-        let index = read_applied(&self.db, &opts)?;
-        let mut iter_opts = ReadOptions::default();
-        iter_opts.set_snapshot(&snap);
-        let iter = self.db.iterator_cf_opt(
-            cf(&self.db, crate::db::CF_KV),
-            iter_opts,
-            IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward),
-        );
-        let mut out = Vec::new();
-        for item in iter {
-            let (k, v) = item?;
-            if !k.starts_with(prefix.as_bytes()) {
-                break;
+    /// One key, with Consul's index for it: its ModifyIndex, or the KV table index when
+    /// it does not exist (so a blocking read can wait for its creation).
+    pub fn kv_get(&self, key: &str) -> Result<KvQuery<Option<KvEntry>>, StoreError> {
+        let view = self.view();
+        let entry = view.kv_get(key)?;
+        let index = match &entry {
+            Some(e) => e.modify_index,
+            None => view.kv_index()?,
+        };
+        Ok(KvQuery {
+            applied: view.applied_index()?,
+            index: index.max(1),
+            value: entry,
+        })
+    }
+
+    /// Every entry under `prefix`, with Consul's index for it: the highest ModifyIndex
+    /// under the prefix including tombstones of deleted keys, else the KV table index.
+    pub fn kv_list(&self, prefix: &str) -> Result<KvQuery<Vec<KvEntry>>, StoreError> {
+        let view = self.view();
+        let entries = kv::scan(&self.db, view.opts(), prefix)?;
+        let newest = entries.iter().map(|e| e.modify_index).max().unwrap_or(0);
+        let index = newest.max(kv::max_tombstone(&self.db, view.opts(), prefix)?);
+        let index = if index == 0 { view.kv_index()? } else { index };
+        Ok(KvQuery {
+            applied: view.applied_index()?,
+            index: index.max(1),
+            value: entries,
+        })
+    }
+
+    /// Whether any tombstone was created at or before `index` (so reaping has work).
+    pub fn has_tombstones_through(&self, index: u64) -> Result<bool, StoreError> {
+        let db = &self.db;
+        for item in db.iterator_cf(cf(db, CF_KV_TOMBSTONES), IteratorMode::Start) {
+            let (_, v) = item?;
+            if kv::decode_index(&v) <= index {
+                return Ok(true);
             }
-            out.push(kv::decode(&v)?);
         }
-        Ok((index, out))
+        Ok(false)
     }
 
     /// Dumps every table as seen by `snap`, for a raft snapshot built concurrently with
     /// apply.
     pub fn dump(&self, snap: &rocksdb::Snapshot<'_>) -> Result<TablesDump, StoreError> {
         let mut dump = TablesDump::default();
+        let mut opts = ReadOptions::default();
+        opts.set_snapshot(snap);
+        if let Some(v) = self
+            .db
+            .get_cf_opt(cf(&self.db, CF_SM_META), KV_INDEX_KEY, &opts)?
+        {
+            dump.records
+                .push((CF_SM_META.to_string(), KV_INDEX_KEY.to_vec(), v));
+        }
         for name in STATE_CFS {
             let mut opts = ReadOptions::default();
             opts.set_snapshot(snap);
@@ -161,8 +196,10 @@ impl StateStore {
                 batch.delete_cf(handle, k);
             }
         }
+        batch.delete_cf(cf(&self.db, CF_SM_META), KV_INDEX_KEY);
         for (name, k, v) in &dump.records {
-            if STATE_CFS.contains(&name.as_str()) {
+            let state_meta = name == CF_SM_META && k.as_slice() == KV_INDEX_KEY;
+            if STATE_CFS.contains(&name.as_str()) || state_meta {
                 batch.put_cf(cf(&self.db, name), k, v);
             }
         }
@@ -172,11 +209,57 @@ impl StateStore {
 }
 
 fn read_applied(db: &DB, opts: &ReadOptions) -> Result<u64, rocksdb::Error> {
+    read_u64(db, opts, APPLIED_INDEX_KEY)
+}
+
+fn read_u64(db: &DB, opts: &ReadOptions, key: &[u8]) -> Result<u64, rocksdb::Error> {
     Ok(db
-        .get_cf_opt(cf(db, CF_SM_META), APPLIED_INDEX_KEY, opts)?
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map(u64::from_be_bytes)
+        .get_cf_opt(cf(db, CF_SM_META), key, opts)?
+        .map(|v| kv::decode_index(&v))
         .unwrap_or(0))
+}
+
+/// A consistent snapshot of the tables: every read through it sees the same applied
+/// index, however many writes are applied meanwhile.
+pub struct ReadView<'a> {
+    db: &'a DB,
+    snap: rocksdb::Snapshot<'a>,
+}
+
+impl ReadView<'_> {
+    fn opts(&self) -> ReadOptions {
+        let mut opts = ReadOptions::default();
+        opts.set_snapshot(&self.snap);
+        opts
+    }
+
+    pub fn applied_index(&self) -> Result<u64, StoreError> {
+        Ok(read_applied(self.db, &self.opts())?)
+    }
+
+    pub fn kv_index(&self) -> Result<u64, StoreError> {
+        Ok(read_u64(self.db, &self.opts(), KV_INDEX_KEY)?)
+    }
+}
+
+impl KvRead for ReadView<'_> {
+    fn kv_get(&self, key: &str) -> Result<Option<KvEntry>, StoreError> {
+        kv::get(self.db, &self.opts(), key)
+    }
+
+    fn kv_keys_with_prefix(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        kv::keys_with_prefix(self.db, self.opts(), prefix)
+    }
+}
+
+/// A KV read with the indexes it reflects.
+#[derive(Debug, Clone)]
+pub struct KvQuery<T> {
+    /// The state machine's applied index at the read.
+    pub applied: u64,
+    /// Consul's `X-Consul-Index` for this query (never 0).
+    pub index: u64,
+    pub value: T,
 }
 
 #[cfg(test)]
@@ -213,8 +296,8 @@ mod tests {
         assert!(!apply(&s, 2, put("a", "2", Some(0))).0.succeeded());
         assert!(!apply(&s, 3, put("a", "2", Some(7))).0.succeeded());
         assert!(apply(&s, 4, put("a", "2", Some(1))).0.succeeded());
-        let (idx, e) = s.get("a").unwrap();
-        let e = e.unwrap();
+        let q = s.kv_get("a").unwrap();
+        let (idx, e) = (q.applied, q.value.unwrap());
         assert_eq!(
             (idx, e.create_index, e.modify_index, e.value.as_slice()),
             (4, 1, 4, &b"2"[..])
@@ -228,7 +311,7 @@ mod tests {
         let (res, changes) = apply(&s, 2, put("a", "x", None));
         assert!(res.succeeded());
         assert!(changes.is_empty());
-        assert_eq!(s.get("a").unwrap().1.unwrap().modify_index, 1);
+        assert_eq!(s.kv_get("a").unwrap().value.unwrap().modify_index, 1);
     }
 
     #[test]
@@ -265,7 +348,7 @@ mod tests {
             },
         );
         assert_eq!(changes.len(), 2);
-        let (_, rest) = s.list("").unwrap();
+        let rest = s.kv_list("").unwrap().value;
         assert_eq!(
             rest.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
             vec!["q"]
@@ -305,9 +388,9 @@ mod tests {
         assert_eq!(deleted.len(), 1);
         s.put_applied_index(ab.write_batch(), 3);
         s.db().write(ab.into_write_batch()).unwrap();
-        let (idx, e) = s.get("k").unwrap();
-        assert_eq!((idx, e.unwrap().value), (3, b"c".to_vec()));
-        assert!(s.list("t/").unwrap().1.is_empty());
+        let q = s.kv_get("k").unwrap();
+        assert_eq!((q.applied, q.value.unwrap().value), (3, b"c".to_vec()));
+        assert!(s.kv_list("t/").unwrap().value.is_empty());
     }
 
     #[test]
@@ -324,7 +407,8 @@ mod tests {
         let mut b = WriteBatch::default();
         t.replace_all(&mut b, &dump, 2).unwrap();
         t.db().write(b).unwrap();
-        let (idx, all) = t.list("").unwrap();
+        let q = t.kv_list("").unwrap();
+        let (idx, all) = (q.applied, q.value);
         assert_eq!(idx, 2);
         assert_eq!(
             all.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),

@@ -22,6 +22,7 @@ pub async fn dev_server() -> (Server, tempfile::TempDir) {
     config.data_dir = Some(dir.path().to_path_buf());
     config.server_port = 0;
     config.grpc_port = 0;
+    config.http_port = 0;
     let server = Server::start(&config).await.expect("server starts");
     let client = Client::connect(&server.grpc_addr.to_string())
         .await
@@ -54,6 +55,7 @@ where
 pub struct Agent {
     pub child: Child,
     pub grpc_addr: String,
+    pub http_addr: String,
     pub raft_addr: String,
     pub data_dir: PathBuf,
     pub args: Vec<String>,
@@ -78,6 +80,8 @@ impl Agent {
         let mut full: Vec<String> = vec!["agent".into(), "-log-json".into(), "-data-dir".into()];
         full.push(data_dir.display().to_string());
         full.extend([
+            "-http-port".into(),
+            "0".into(),
             "-grpc-port".into(),
             grpc_port.into(),
             "-server-port".into(),
@@ -99,9 +103,11 @@ impl Agent {
                     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                         if v["fields"]["message"] == "agent ready" {
                             let f = &v["fields"];
+                            let field = |k: &str| f[k].as_str().unwrap_or_default().to_string();
                             let _ = tx.send((
-                                f["grpc_addr"].as_str().unwrap_or_default().to_string(),
-                                f["raft_addr"].as_str().unwrap_or_default().to_string(),
+                                field("grpc_addr"),
+                                field("http_addr"),
+                                field("raft_addr"),
                             ));
                             sent = true;
                         }
@@ -112,10 +118,12 @@ impl Agent {
                 }
             }
         });
-        let (grpc_addr, raft_addr) = rx.recv_timeout(DEADLINE).expect("agent reports ready");
+        let (grpc_addr, http_addr, raft_addr) =
+            rx.recv_timeout(DEADLINE).expect("agent reports ready");
         Agent {
             child,
             grpc_addr,
+            http_addr,
             raft_addr,
             data_dir: data_dir.to_path_buf(),
             args: args.to_vec(),

@@ -1,0 +1,110 @@
+//! The Consul-compatible HTTP shim (port 8500): Consul's HTTP/JSON API, exact enough
+//! that curl/jq scripts and Consul client libraries work unchanged. One file per
+//! endpoint group; handlers decode Consul's parameters, call `crate::service` (the same
+//! calls the gRPC front end makes), and encode Consul's JSON and headers. Blocking
+//! queries ride on the service layer's change-feed waits.
+
+pub mod error;
+pub mod kv;
+pub mod params;
+pub mod reply;
+pub mod status;
+pub mod txn;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::service::Service;
+
+/// What the shim says about the agent it runs in.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub datacenter: String,
+    pub node_name: String,
+    /// Dev mode: every JSON response is pretty-printed, as Consul's `-dev` does.
+    pub dev: bool,
+}
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub service: Arc<Service>,
+    pub agent: Arc<AgentInfo>,
+}
+
+/// The whole API as a router (tests drive it with `oneshot`; `serve` binds it).
+pub fn router(state: HttpState) -> Router {
+    let api = Router::new()
+        .merge(kv::routes())
+        .merge(txn::routes())
+        .merge(status::routes())
+        .fallback(unknown_path)
+        .with_state(state);
+    // Wrapped from outside: axum adds `Allow` to a 405 only as the whole router's
+    // response completes, and this layer rewrites that response.
+    Router::new()
+        .fallback_service(api)
+        .layer(middleware::from_fn(consul_method_errors))
+}
+
+async fn unknown_path() -> Response {
+    error::text(
+        StatusCode::NOT_FOUND,
+        "Invalid URL path: not a recognized HTTP API endpoint\n".into(),
+    )
+}
+
+/// Consul answers a wrong method with `method <VERB> not allowed` and an `Allow` header
+/// that includes OPTIONS, and answers OPTIONS itself with that header.
+async fn consul_method_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return resp;
+    }
+    let mut allow: Vec<String> = resp
+        .headers()
+        .get(header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !allow.iter().any(|m| m == "OPTIONS") {
+        allow.push("OPTIONS".into());
+    }
+    let allow =
+        HeaderValue::from_str(&allow.join(",")).unwrap_or(HeaderValue::from_static("OPTIONS"));
+    let mut out = if method == Method::OPTIONS {
+        let mut r = Response::new(axum::body::Body::empty());
+        *r.status_mut() = StatusCode::OK;
+        r
+    } else {
+        error::text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} not allowed"),
+        )
+    };
+    out.headers_mut().insert(header::ALLOW, allow);
+    out
+}
+
+/// Serves the shim on `listener` until `shutdown`; blocking queries return at once when
+/// it fires (the service layer watches the same token).
+pub async fn serve(
+    listener: TcpListener,
+    state: HttpState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

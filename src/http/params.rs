@@ -1,0 +1,189 @@
+//! Consul's query parameters: flag parameters count by presence (`?recurse`,
+//! `?recurse=`, `?recurse=false` all mean on), blocking (`index`, `wait`), consistency
+//! (`stale`, `consistent`), `dc` and the accepted-and-ignored enterprise ones.
+
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, RawQuery};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+
+use super::error::HttpError;
+use crate::service::query::blocking_wait;
+use crate::service::{Consistency, QueryOptions};
+
+/// The decoded query string, in order, plus the raw text (for Consul's
+/// `Conflicting flags: <query>` message).
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    pub raw: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let RawQuery(raw) = RawQuery::from_request_parts(parts, state).await?;
+        let raw = raw.unwrap_or_default();
+        let pairs = form_urlencoded::parse(raw.as_bytes())
+            .into_owned()
+            .collect();
+        Ok(Params { pairs, raw })
+    }
+}
+
+/// Go's `time.ParseDuration`; a bare number without a unit is an error, as in Go.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let ns = go_parse_duration::parse_duration(text).ok()?;
+    Some(Duration::from_nanos(ns.max(0) as u64))
+}
+
+impl Params {
+    pub fn has(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == name)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A u64 parameter; `what` names it in the error.
+    pub fn u64(&self, name: &str) -> Result<Option<u64>, HttpError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                HttpError::BadRequest(format!(
+                    "Invalid {name}: strconv.ParseUint: parsing {v:?}: invalid syntax"
+                ))
+            }),
+        }
+    }
+
+    pub fn consistency(&self) -> Result<Consistency, HttpError> {
+        match (self.has("stale"), self.has("consistent")) {
+            (true, true) => Err(HttpError::BadRequest(
+                "Cannot specify ?stale with ?consistent, conflicting semantics.".into(),
+            )),
+            (true, false) => Ok(Consistency::Stale),
+            (false, true) => Ok(Consistency::Consistent),
+            (false, false) => Ok(Consistency::Default),
+        }
+    }
+
+    /// Blocking and consistency options for a read endpoint.
+    pub fn query_options(&self) -> Result<QueryOptions, HttpError> {
+        let consistency = self.consistency()?;
+        if self.has("cached") && consistency == Consistency::Consistent {
+            return Err(HttpError::BadRequest(
+                "Cannot specify ?cached with ?consistent, conflicting semantics.".into(),
+            ));
+        }
+        let min_index = match self.get("index") {
+            None | Some("") => 0,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| HttpError::BadRequest("Invalid index".into()))?,
+        };
+        let wait = match self.get("wait") {
+            None | Some("") => None,
+            Some(v) => Some(
+                parse_go_duration(v)
+                    .ok_or_else(|| HttpError::BadRequest("Invalid wait time".into()))?,
+            ),
+        };
+        if let Some(v) = self.get("max_stale") {
+            if parse_go_duration(v).is_none() {
+                return Err(HttpError::BadRequest(format!(
+                    "Invalid max_stale value {v:?}"
+                )));
+            }
+        }
+        Ok(QueryOptions {
+            consistency,
+            min_index,
+            wait: blocking_wait(wait),
+        })
+    }
+
+    /// `?dc` must be empty or ours; `?ns`/`?partition` only `default` (enterprise
+    /// features are accepted and ignored, spec §0).
+    pub fn check_scope(&self, datacenter: &str) -> Result<(), HttpError> {
+        if let Some(dc) = self.get("dc") {
+            if !dc.is_empty() && dc != datacenter {
+                return Err(HttpError::Status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "No path to datacenter".into(),
+                ));
+            }
+        }
+        for name in ["ns", "partition"] {
+            if let Some(v) = self.get(name) {
+                if !v.is_empty() && v != "default" {
+                    return Err(HttpError::BadRequest(format!(
+                        "{name} {v:?} is not served: Rostra has only the default {name}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(q: &str) -> Params {
+        Params {
+            pairs: form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
+            raw: q.into(),
+        }
+    }
+
+    #[test]
+    fn flags_count_by_presence() {
+        for q in [
+            "recurse",
+            "recurse=",
+            "recurse=1",
+            "recurse=false",
+            "keys=True&recurse",
+        ] {
+            assert!(params(q).has("recurse"), "{q}");
+        }
+        assert!(!params("recursive").has("recurse"));
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("15s"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("15000ms"), Some(Duration::from_secs(15)));
+        for bad in ["15", "abc", "", "s", "1x", "µ", "é5s", "--1s", "1.s.s"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_blocking_parameters_get_consuls_texts() {
+        let msg = |q: &str| match params(q).query_options() {
+            Err(HttpError::BadRequest(m)) => m,
+            other => panic!("{q}: {other:?}"),
+        };
+        assert_eq!(msg("index=abc"), "Invalid index");
+        assert_eq!(msg("index=-1"), "Invalid index");
+        assert_eq!(msg("index=1&wait=10"), "Invalid wait time");
+        assert_eq!(
+            msg("stale&consistent"),
+            "Cannot specify ?stale with ?consistent, conflicting semantics."
+        );
+        let ok = params("index=7&wait=2s&stale=").query_options().unwrap();
+        assert_eq!((ok.min_index, ok.consistency), (7, Consistency::Stale));
+        assert!(ok.wait >= Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,145 @@
+//! Status and agent-identity endpoints that clients probe: `/v1/status/leader`,
+//! `/v1/status/peers`, `/v1/operator/raft/configuration`, `/v1/agent/self`,
+//! `/v1/catalog/datacenters` (spec §14.1).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+
+use super::error::HttpError;
+use super::params::Params;
+use super::reply;
+use super::HttpState;
+
+/// The Consul API level Rostra answers as; clients that gate features on the agent's
+/// version see a release whose HTTP API this shim follows.
+pub const CONSUL_COMPAT_VERSION: &str = "1.17.0";
+
+pub fn routes() -> Router<HttpState> {
+    Router::new()
+        .route("/v1/status/leader", get(leader))
+        .route("/v1/status/peers", get(peers))
+        .route("/v1/operator/raft/configuration", get(raft_configuration))
+        .route("/v1/agent/self", get(agent_self))
+        .route("/v1/catalog/datacenters", get(datacenters))
+}
+
+/// Consul node IDs are UUIDs; a raft id maps to one deterministically.
+pub fn node_uuid(id: u64) -> String {
+    let h = id.to_be_bytes();
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-0000-000000000000",
+        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+    )
+}
+
+async fn leader(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let status = state.service.cluster_status();
+    let addr = status
+        .leader
+        .map(|(_, node)| node.raft_addr)
+        .unwrap_or_default();
+    Ok(reply::json(&state, &params, StatusCode::OK, &addr))
+}
+
+async fn peers(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let status = state.service.cluster_status();
+    let voters: Vec<String> = status
+        .servers
+        .into_iter()
+        .filter(|(_, _, voter)| *voter)
+        .map(|(_, node, _)| node.raft_addr)
+        .collect();
+    Ok(reply::json(&state, &params, StatusCode::OK, &voters))
+}
+
+async fn raft_configuration(
+    State(state): State<HttpState>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let status = state.service.cluster_status();
+    let leader = status.leader.as_ref().map(|(id, _)| *id);
+    let servers: Vec<_> = status
+        .servers
+        .iter()
+        .map(|(id, node, voter)| {
+            json!({
+                "ID": node_uuid(*id),
+                "Node": if node.name.is_empty() { "(unknown)" } else { node.name.as_str() },
+                "Address": node.raft_addr,
+                "Leader": Some(*id) == leader,
+                "Voter": voter,
+                "ProtocolVersion": "3",
+            })
+        })
+        .collect();
+    let body = json!({ "Servers": servers, "Index": status.membership_index });
+    Ok(reply::json(&state, &params, StatusCode::OK, &body))
+}
+
+async fn agent_self(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
+    let agent = &state.agent;
+    let status = state.service.cluster_status();
+    let me = status.servers.iter().find(|(id, _, _)| *id == status.id);
+    let raft_addr = me.map(|(_, n, _)| n.raft_addr.clone()).unwrap_or_default();
+    let (ip, raft_port) = raft_addr.rsplit_once(':').unwrap_or(("127.0.0.1", "8300"));
+    let id = node_uuid(status.id);
+    let body = json!({
+        "Config": {
+            "Datacenter": agent.datacenter,
+            "PrimaryDatacenter": agent.datacenter,
+            "NodeName": agent.node_name,
+            "NodeID": id,
+            "Server": true,
+            "Version": CONSUL_COMPAT_VERSION,
+            "Revision": format!("rostra-{}", env!("CARGO_PKG_VERSION")),
+        },
+        "Coord": null,
+        "Member": {
+            "Name": agent.node_name,
+            "Addr": ip,
+            "Port": 8301,
+            "Tags": {
+                "role": "consul",
+                "dc": agent.datacenter,
+                "id": id,
+                "port": raft_port,
+                "build": CONSUL_COMPAT_VERSION,
+                "vsn": "2",
+            },
+            "Status": 1,
+            "ProtocolMin": 1,
+            "ProtocolMax": 5,
+            "ProtocolCur": 2,
+            "DelegateMin": 2,
+            "DelegateMax": 5,
+            "DelegateCur": 4,
+        },
+        "Stats": {
+            "raft": {
+                "term": status.term.to_string(),
+                "state": if status.leader.as_ref().map(|(l, _)| *l) == Some(status.id) { "Leader" } else { "Follower" },
+            },
+        },
+        "Meta": {},
+    });
+    Ok(reply::json(&state, &params, StatusCode::OK, &body))
+}
+
+async fn datacenters(
+    State(state): State<HttpState>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    Ok(reply::json(
+        &state,
+        &params,
+        StatusCode::OK,
+        &[state.agent.datacenter.as_str()],
+    ))
+}

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::AgentConfig;
@@ -143,7 +142,7 @@ impl Server {
                 .tcp_nodelay(true)
                 .add_service(transport)
                 .serve_with_incoming_shutdown(
-                    TcpListenerStream::new(raft_listener),
+                    crate::grpc::incoming(raft_listener),
                     token.cancelled_owned(),
                 )
                 .await;

@@ -110,6 +110,30 @@ async fn walkthrough_curl_lines_and_kv_semantics() {
         serde_json::Value::Null
     );
 
+    // Header names go out in Go's canonical case, as scripts grep for them.
+    let raw = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(server.http_addr)
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /v1/kv/example HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = String::new();
+        stream.read_to_string(&mut buf).await.unwrap();
+        buf
+    };
+    for name in [
+        "X-Consul-Index: ",
+        "X-Consul-Knownleader: true",
+        "X-Consul-Lastcontact: 0",
+        "X-Consul-Effective-Consistency: leader",
+        "Content-Type: application/json",
+    ] {
+        assert!(raw.contains(name), "{name} in {raw}");
+    }
+
     // A miss is 404 with an empty body and an index.
     let r = h.get("/v1/kv/nope").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);

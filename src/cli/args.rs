@@ -251,4 +251,14 @@ pub struct BenchArgs {
     /// Concurrent watchers (watch mode).
     #[arg(long, default_value_t = 1000)]
     pub watchers: usize,
+    /// Drive the Consul HTTP API (blocking queries for watch) instead of gRPC.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub http: bool,
+    /// HTTP API address for -http.
+    #[arg(
+        long = "http-addr",
+        env = "CONSUL_HTTP_ADDR",
+        default_value = "127.0.0.1:8500"
+    )]
+    pub http_addr: String,
 }

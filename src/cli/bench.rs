@@ -1,10 +1,11 @@
 //! `rostractl bench put|get|watch`: a load generator that prints throughput and latency
-//! percentiles. Figures, never assertions: performance is reported, not tested.
+//! percentiles, over gRPC or (with `-http`) over the Consul HTTP shim. Figures, never
+//! assertions: performance is reported, not tested.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context};
 
 use super::args::{BenchArgs, BenchCommand};
 use crate::client::Client;
@@ -22,6 +23,80 @@ pub async fn run(
         BenchCommand::Put(a) => put_or_get(addr, a, true, out).await,
         BenchCommand::Get(a) => put_or_get(addr, a, false, out).await,
         BenchCommand::Watch(a) => watch(addr, a, out).await,
+    }
+}
+
+/// One benchmark connection: a gRPC client, or an HTTP client speaking Consul's API.
+#[derive(Clone)]
+enum Conn {
+    Grpc(Client),
+    Http {
+        client: reqwest::Client,
+        base: String,
+    },
+}
+
+impl Conn {
+    async fn open(grpc_addr: &str, a: &BenchArgs) -> anyhow::Result<Conn> {
+        if a.http {
+            let base = if a.http_addr.starts_with("http") {
+                a.http_addr.clone()
+            } else {
+                format!("http://{}", a.http_addr)
+            };
+            // Separate pools, so each client really has its own connection.
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()?;
+            Ok(Conn::Http { client, base })
+        } else {
+            Ok(Conn::Grpc(
+                Client::connect(grpc_addr)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?,
+            ))
+        }
+    }
+
+    /// Writes `key` and returns the write's raft index (gRPC) or 0 (HTTP answers `true`).
+    async fn put(&self, key: &str, value: Vec<u8>) -> anyhow::Result<u64> {
+        match self {
+            Conn::Grpc(c) => Ok(c
+                .put(key, value, 0, None)
+                .await?
+                .header
+                .map(|h| h.index)
+                .unwrap_or(0)),
+            Conn::Http { client, base } => {
+                let r = client
+                    .put(format!("{base}/v1/kv/{key}"))
+                    .body(value)
+                    .send()
+                    .await?;
+                let status = r.status();
+                let body = r.text().await?;
+                if !status.is_success() || body.trim() != "true" {
+                    bail!("PUT {key}: {status} {body}");
+                }
+                Ok(0)
+            }
+        }
+    }
+
+    async fn get(&self, key: &str) -> anyhow::Result<()> {
+        match self {
+            Conn::Grpc(c) => {
+                c.get(key, pb::Consistency::Default).await?;
+            }
+            Conn::Http { client, base } => {
+                let r = client.get(format!("{base}/v1/kv/{key}")).send().await?;
+                if !r.status().is_success() {
+                    bail!("GET {key}: {}", r.status());
+                }
+                r.bytes().await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -52,7 +127,8 @@ impl Summary {
     }
 }
 
-async fn metrics(client: &Client) -> anyhow::Result<pb::MetricsResponse> {
+async fn metrics(addr: &str) -> anyhow::Result<pb::MetricsResponse> {
+    let client = Client::connect(addr).await?;
     Ok(client
         .status()
         .metrics(pb::MetricsRequest {})
@@ -60,12 +136,12 @@ async fn metrics(client: &Client) -> anyhow::Result<pb::MetricsResponse> {
         .into_inner())
 }
 
-async fn connect_many(addr: &str, n: usize) -> anyhow::Result<Vec<Client>> {
-    let mut clients = Vec::with_capacity(n);
-    for _ in 0..n {
-        clients.push(Client::connect(addr).await.map_err(|e| anyhow!("{e}"))?);
+fn transport(a: &BenchArgs) -> &'static str {
+    if a.http {
+        "HTTP"
+    } else {
+        "gRPC"
     }
-    Ok(clients)
 }
 
 async fn put_or_get(
@@ -77,16 +153,21 @@ async fn put_or_get(
     if a.clients == 0 || a.requests == 0 {
         bail!("-clients and -requests must be at least 1");
     }
-    let clients = connect_many(addr, a.clients).await?;
+    let mut conns = Vec::with_capacity(a.clients);
+    for _ in 0..a.clients {
+        conns.push(Conn::open(addr, &a).await?);
+    }
     let value = vec![b'x'; a.value_size];
-    let before = metrics(&clients[0]).await?;
+    // Batching counters come from the gRPC Status service, which the HTTP mode may not
+    // reach (a different -addr); then they are left out.
+    let before = metrics(addr).await.ok();
     if !write {
-        clients[0].put("bench/get", value.clone(), 0, None).await?;
+        conns[0].put("bench/get", value.clone()).await?;
     }
     let per_client = a.requests.div_ceil(a.clients);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (c, client) in clients.into_iter().enumerate() {
+    for (c, conn) in conns.into_iter().enumerate() {
         let value = value.clone();
         let n = per_client.min(a.requests.saturating_sub(c * per_client));
         tasks.push(tokio::spawn(async move {
@@ -94,15 +175,14 @@ async fn put_or_get(
             for i in 0..n {
                 let t = Instant::now();
                 if write {
-                    client
-                        .put(&format!("bench/put/{c}/{i}"), value.clone(), 0, None)
+                    conn.put(&format!("bench/put/{c}/{i}"), value.clone())
                         .await?;
                 } else {
-                    client.get("bench/get", pb::Consistency::Default).await?;
+                    conn.get("bench/get").await?;
                 }
                 latencies.push(t.elapsed());
             }
-            Ok::<_, crate::client::ClientError>(latencies)
+            Ok::<_, anyhow::Error>(latencies)
         }));
     }
     let mut latencies = Vec::with_capacity(a.requests);
@@ -115,24 +195,26 @@ async fn put_or_get(
         latencies,
     };
     let label = format!(
-        "{} (clients {}, value {} B)",
+        "{} over {} (clients {}, value {} B)",
         if write { "put" } else { "get" },
+        transport(&a),
         a.clients,
         a.value_size
     );
     summary.print(&label, out)?;
     if write {
-        let after = metrics(&Client::connect(addr).await?).await?;
-        let writes = after.writes.saturating_sub(before.writes);
-        let proposals = after.proposals.saturating_sub(before.proposals);
-        let fsyncs = after.wal_fsyncs.saturating_sub(before.wal_fsyncs);
-        let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
-        writeln!(
-            out,
-            "  batching on the answering server: {writes} writes in {proposals} raft entries ({:.1} writes/entry), {fsyncs} WAL fsyncs ({:.1} writes/fsync)",
-            ratio(writes, proposals),
-            ratio(writes, fsyncs),
-        )?;
+        if let (Some(before), Ok(after)) = (before, metrics(addr).await) {
+            let writes = after.writes.saturating_sub(before.writes);
+            let proposals = after.proposals.saturating_sub(before.proposals);
+            let fsyncs = after.wal_fsyncs.saturating_sub(before.wal_fsyncs);
+            let ratio = |a: u64, b: u64| a as f64 / b.max(1) as f64;
+            writeln!(
+                out,
+                "  batching on the answering server: {writes} writes in {proposals} raft entries ({:.1} writes/entry), {fsyncs} WAL fsyncs ({:.1} writes/fsync)",
+                ratio(writes, proposals),
+                ratio(writes, fsyncs),
+            )?;
+        }
         // Clean up so repeated runs measure the same thing.
         Client::connect(addr)
             .await?
@@ -142,6 +224,36 @@ async fn put_or_get(
     Ok(())
 }
 
+/// Follows `key` with a blocking-query loop (Consul's `?index=` protocol), reporting
+/// each new index.
+async fn http_watcher(
+    client: reqwest::Client,
+    base: String,
+    key: String,
+    tx: tokio::sync::mpsc::Sender<u64>,
+) -> anyhow::Result<()> {
+    let mut index = 0u64;
+    loop {
+        let r = client
+            .get(format!("{base}/v1/kv/{key}?index={index}&wait=60s"))
+            .send()
+            .await?;
+        let new: u64 = r
+            .headers()
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .context("response without X-Consul-Index")?;
+        r.bytes().await?;
+        if new != index {
+            index = new;
+            if tx.send(index).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
 async fn watch(addr: &str, a: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     if a.watchers == 0 || a.requests == 0 {
         bail!("-watchers and -requests must be at least 1");
@@ -149,37 +261,49 @@ async fn watch(addr: &str, a: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow
     let key = "bench/watch";
     let writer = Client::connect(addr).await?;
     writer.put(key, b"0".to_vec(), 0, None).await?;
-    let connections = connect_many(addr, a.watchers.div_ceil(WATCHERS_PER_CONNECTION)).await?;
     // Each watcher reports the index of every view it sees.
     let (seen_tx, mut seen_rx) = tokio::sync::mpsc::channel::<u64>(a.watchers * 4);
     let setup = Instant::now();
-    let mut watchers = Vec::new();
-    for w in 0..a.watchers {
-        let client = connections[w / WATCHERS_PER_CONNECTION].clone();
-        watchers.push(client.watch(key, false).await?);
-    }
-    let mut synced = 0;
     let mut tasks = Vec::new();
-    for mut watcher in watchers {
-        let tx = seen_tx.clone();
-        tasks.push(tokio::spawn(async move {
-            while let Ok(index) = watcher.next().await {
-                if tx.send(index).await.is_err() {
-                    break;
-                }
-            }
-        }));
+    let connections = a.watchers.div_ceil(WATCHERS_PER_CONNECTION);
+    let mut conns = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        conns.push(Conn::open(addr, &a).await?);
     }
-    while synced < a.watchers {
+    for w in 0..a.watchers {
+        let tx = seen_tx.clone();
+        match conns[w / WATCHERS_PER_CONNECTION].clone() {
+            Conn::Grpc(client) => {
+                let mut watcher = client.watch(key, false).await?;
+                tasks.push(tokio::spawn(async move {
+                    while let Ok(index) = watcher.next().await {
+                        if tx.send(index).await.is_err() {
+                            break;
+                        }
+                    }
+                }));
+            }
+            Conn::Http { client, base } => {
+                let key = key.to_string();
+                tasks.push(tokio::spawn(async move {
+                    if let Err(e) = http_watcher(client, base, key, tx).await {
+                        eprintln!("watcher: {e:#}");
+                    }
+                }));
+            }
+        }
+    }
+    drop(seen_tx);
+    for _ in 0..a.watchers {
         seen_rx
             .recv()
             .await
             .ok_or_else(|| anyhow!("watchers ended early"))?;
-        synced += 1;
     }
     writeln!(
         out,
-        "watch: {} watchers synced in {:.2}s",
+        "watch over {}: {} watchers synced in {:.2}s",
+        transport(&a),
         a.watchers,
         setup.elapsed().as_secs_f64()
     )?;
@@ -219,8 +343,10 @@ async fn watch(addr: &str, a: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow
     }
     .print(
         &format!(
-            "watch fan-out (write to all {} watchers, value {} B)",
-            a.watchers, a.value_size
+            "watch fan-out over {} (write to all {} watchers, value {} B)",
+            transport(&a),
+            a.watchers,
+            a.value_size
         ),
         out,
     )?;

@@ -9,7 +9,6 @@ pub mod status;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::pb::kv_server::KvServer;
 use crate::pb::status_server::StatusServer;
@@ -17,6 +16,13 @@ use crate::service::Service;
 
 /// Generous enough for a 512 KiB value plus framing; large lists are the client's choice.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Accepted connections with Nagle off. tonic's `Server::tcp_nodelay` only applies to
+/// listeners it binds itself; without this a stream's first frames wait for a delayed
+/// ACK (tens of milliseconds per watch).
+pub fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
 
 /// Serves the public API on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -34,6 +40,6 @@ pub async fn serve(
         .tcp_nodelay(true)
         .add_service(kv)
         .add_service(status)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
 }

@@ -1,0 +1,102 @@
+"""Drives Rostra's HTTP shim with the real py-consul client library (PyPI `py-consul`).
+
+Run by tests/py_consul.rs against a live server; CONSUL_HTTP_ADDR is host:port.
+Exits non-zero (an AssertionError traceback) on the first mismatch.
+"""
+import base64
+import os
+import threading
+
+import consul
+
+host, port = os.environ["CONSUL_HTTP_ADDR"].rsplit(":", 1)
+c = consul.Consul(host=host, port=int(port))
+
+# Status probes clients make on connect.
+assert c.status.leader() != ""
+assert len(c.status.peers()) == 1
+assert c.agent.self()["Config"]["Datacenter"] == "dc1"
+
+# put/get, missing keys, flags beyond 2^53.
+assert c.kv.put("py/foo", "bar") is True
+index, data = c.kv.get("py/foo")
+assert data["Value"] == b"bar", data
+assert data["Key"] == "py/foo"
+assert int(index) == data["ModifyIndex"]
+index, data = c.kv.get("py/missing")
+assert data is None and int(index) > 0
+assert c.kv.put("py/flags", "x", flags=16210313421097356768) is True
+assert c.kv.get("py/flags")[1]["Flags"] == 16210313421097356768
+
+# cas: 0 creates only; a stale index fails; the current one succeeds.
+assert c.kv.put("py/foo", "nope", cas=0) is False
+modify = c.kv.get("py/foo")[1]["ModifyIndex"]
+assert c.kv.put("py/foo", "nope", cas=modify + 1000) is False
+assert c.kv.put("py/foo", "baz", cas=modify) is True
+assert c.kv.get("py/foo")[1]["Value"] == b"baz"
+
+# recurse and keys.
+for k in ["py/dir/a", "py/dir/b", "py/dir/sub/c"]:
+    assert c.kv.put(k, k) is True
+_, items = c.kv.get("py/dir/", recurse=True)
+assert [i["Key"] for i in items] == ["py/dir/a", "py/dir/b", "py/dir/sub/c"], items
+_, keys = c.kv.get("py/dir/", keys=True, separator="/")
+assert keys == ["py/dir/a", "py/dir/b", "py/dir/sub/"], keys
+_, keys = c.kv.get("py/dir/", keys=True)
+assert keys == ["py/dir/a", "py/dir/b", "py/dir/sub/c"], keys
+
+# stale and consistent reads.
+assert consul.Consul(host=host, port=int(port), consistency="stale").kv.get("py/foo")[1]["Value"] == b"baz"
+assert c.kv.get("py/foo", consistency="consistent")[1]["Value"] == b"baz"
+
+# A blocking index loop: the waiting get returns the new value once it is written.
+index, _ = c.kv.get("py/watched")
+result = {}
+
+
+def wait_for_change():
+    result["answer"] = c.kv.get("py/watched", index=index, wait="30s")
+
+
+t = threading.Thread(target=wait_for_change)
+t.start()
+assert c.kv.put("py/other", "noise") is True
+assert c.kv.put("py/watched", "hello") is True
+t.join(60)
+assert not t.is_alive(), "blocking query did not return"
+new_index, data = result["answer"]
+assert int(new_index) > int(index)
+assert data["Value"] == b"hello"
+# ... and with an unchanged index it times out with the same index.
+same_index, data = c.kv.get("py/watched", index=new_index, wait="1s")
+assert int(same_index) == int(new_index) and data["Value"] == b"hello"
+
+# Transactions.
+b64 = lambda s: base64.b64encode(s.encode()).decode()
+res = c.txn.put([
+    {"KV": {"Verb": "set", "Key": "py/txn/a", "Value": b64("1")}},
+    {"KV": {"Verb": "set", "Key": "py/txn/b", "Value": b64("2")}},
+    {"KV": {"Verb": "get", "Key": "py/txn/a"}},
+])
+assert res["Errors"] is None, res
+assert base64.b64decode(res["Results"][2]["KV"]["Value"]) == b"1"
+try:
+    c.txn.put([
+        {"KV": {"Verb": "set", "Key": "py/txn/c", "Value": b64("3")}},
+        {"KV": {"Verb": "check-not-exists", "Key": "py/txn/a"}},
+    ])
+    raise AssertionError("a failing transaction must not succeed")
+except consul.ConsulException as e:
+    assert "py/txn/a" in str(e), e
+assert c.kv.get("py/txn/c")[1] is None
+
+# delete: plain, cas, recurse.
+assert c.kv.delete("py/foo") is True
+assert c.kv.get("py/foo")[1] is None
+modify = c.kv.get("py/dir/a")[1]["ModifyIndex"]
+assert c.kv.delete("py/dir/a", cas=modify + 1) is False
+assert c.kv.delete("py/dir/a", cas=modify) is True
+assert c.kv.delete("py/dir/", recurse=True) is True
+assert c.kv.get("py/dir/", recurse=True)[1] is None
+
+print("py-consul: all checks passed")

@@ -49,13 +49,17 @@ assert keys == ["py/dir/a", "py/dir/b", "py/dir/sub/c"], keys
 assert consul.Consul(host=host, port=int(port), consistency="stale").kv.get("py/foo")[1]["Value"] == b"baz"
 assert c.kv.get("py/foo", consistency="consistent")[1]["Value"] == b"baz"
 
-# A blocking index loop: the waiting get returns the new value once it is written.
+# A blocking index loop, as Consul clients write it: block on the last index; an early
+# answer (legal: for a missing key the index is the KV table's) just loops again.
 index, _ = c.kv.get("py/watched")
 result = {}
 
 
 def wait_for_change():
-    result["answer"] = c.kv.get("py/watched", index=index, wait="30s")
+    last, data = index, None
+    while data is None:
+        last, data = c.kv.get("py/watched", index=last, wait="30s")
+    result["answer"] = (last, data)
 
 
 t = threading.Thread(target=wait_for_change)

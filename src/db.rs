@@ -22,17 +22,27 @@ pub const CF_KV: &str = "kv";
 /// when its newest key is deleted (Consul's tombstones); reaped by the leader after a TTL.
 pub const CF_KV_TOMBSTONES: &str = "kv_tombstones";
 
-const ALL_CFS: [&str; 5] = [
+/// Catalog: node name to node record.
+pub const CF_NODES: &str = "nodes";
+/// Catalog: `node \0 service id` to service instance.
+pub const CF_SERVICES: &str = "services";
+/// Catalog: `node \0 check id` to health check.
+pub const CF_CHECKS: &str = "checks";
+
+const ALL_CFS: [&str; 8] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_SM_META,
     CF_KV,
     CF_KV_TOMBSTONES,
+    CF_NODES,
+    CF_SERVICES,
+    CF_CHECKS,
 ];
 
 /// Column families that hold state-machine data; a snapshot covers exactly these (plus
 /// the state keys of `sm_meta`, which `state::store` dumps itself).
-pub const STATE_CFS: [&str; 2] = [CF_KV, CF_KV_TOMBSTONES];
+pub const STATE_CFS: [&str; 5] = [CF_KV, CF_KV_TOMBSTONES, CF_NODES, CF_SERVICES, CF_CHECKS];
 
 /// Opens (creating if needed) the database at `path` with every column family.
 pub fn open(path: &Path) -> Result<Arc<DB>, rocksdb::Error> {

@@ -13,6 +13,7 @@
 //! - [`server`] wires one process together; [`config`] says what to run;
 //!   [`client`] is the Rust client used by `rostractl` ([`cli`]) and the tests.
 
+pub mod agent;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -4,13 +4,18 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use crate::agent::definition::{CheckDefinition, ServiceDefinition};
 use crate::service::Limits;
+
+pub mod consul_json;
 
 /// Consul's defaults: server RPC (raft) on 8300, gRPC on 8502.
 pub const DEFAULT_SERVER_PORT: u16 = 8300;
 pub const DEFAULT_GRPC_PORT: u16 = 8502;
 /// Consul's HTTP API port.
 pub const DEFAULT_HTTP_PORT: u16 = 8500;
+/// Consul's DNS port (UDP and TCP).
+pub const DEFAULT_DNS_PORT: u16 = 8600;
 
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -35,6 +40,18 @@ pub struct AgentConfig {
     pub retry_join: Vec<String>,
     pub limits: Limits,
     pub raft: RaftTuning,
+    /// DNS interface port (UDP and TCP) on `client_addr`.
+    pub dns_port: u16,
+    /// Upstream DNS servers for names outside `.consul`; none: such queries are refused.
+    pub recursors: Vec<String>,
+    /// Services defined in config files (Consul's `service`/`services`).
+    pub services: Vec<ServiceDefinition>,
+    /// Node-level checks defined in config files (Consul's `check`/`checks`).
+    pub checks: Vec<CheckDefinition>,
+    /// Script checks registered over the HTTP API may run (Consul's `enable_script_checks`).
+    pub enable_script_checks: bool,
+    /// Script checks from config files may run (Consul's `enable_local_script_checks`).
+    pub enable_local_script_checks: bool,
 }
 
 /// Raft knobs that tests turn down to exercise snapshots quickly.
@@ -73,6 +90,12 @@ impl AgentConfig {
             retry_join: Vec::new(),
             limits: Limits::default(),
             raft: RaftTuning::default(),
+            dns_port: DEFAULT_DNS_PORT,
+            recursors: Vec::new(),
+            services: Vec::new(),
+            checks: Vec::new(),
+            enable_script_checks: false,
+            enable_local_script_checks: false,
         }
     }
 }

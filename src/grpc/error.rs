@@ -11,6 +11,7 @@ impl From<ServiceError> for Status {
                 Status::invalid_argument(m)
             }
             ServiceError::Unavailable(m) => Status::unavailable(m),
+            ServiceError::Rejected(m) => Status::failed_precondition(m),
             ServiceError::OutcomeUnknown(m) => Status::unknown(m),
             ServiceError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");

@@ -42,9 +42,9 @@ impl IntoResponse for HttpError {
                 ServiceError::InvalidArgument(m) => text(StatusCode::BAD_REQUEST, m),
                 ServiceError::TooLarge(m) => text(StatusCode::PAYLOAD_TOO_LARGE, m),
                 // Consul answers 500 with the RPC error text (e.g. "No cluster leader").
-                ServiceError::Unavailable(m) | ServiceError::OutcomeUnknown(m) => {
-                    text(StatusCode::INTERNAL_SERVER_ERROR, m)
-                }
+                ServiceError::Unavailable(m)
+                | ServiceError::OutcomeUnknown(m)
+                | ServiceError::Rejected(m) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
                 ServiceError::Internal(m) => {
                     tracing::error!(error = %m, "internal error");
                     text(

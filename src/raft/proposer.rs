@@ -72,6 +72,8 @@ fn size(command: &Command) -> usize {
         Command::KvDeleteTree { prefix } => prefix.len(),
         Command::KvTxn { ops } => ops.iter().map(|op| op.key.len() + op.value.len()).sum(),
         Command::KvReapTombstones { .. } => 0,
+        // Catalog records are small; count them as a few hundred bytes.
+        Command::CatalogRegister(_) | Command::CatalogDeregister(_) => 256,
     }
 }
 

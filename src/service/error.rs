@@ -18,6 +18,9 @@ pub enum ServiceError {
     /// The leader may or may not have applied the write.
     #[error("{0}")]
     OutcomeUnknown(String),
+    /// The state machine refused a write; the text is Consul's.
+    #[error("{0}")]
+    Rejected(String),
     /// A storage or raft failure; details are logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),

@@ -5,6 +5,7 @@
 //!
 //! It sees no tonic or axum types and no openraft types.
 
+pub mod catalog;
 pub mod error;
 pub mod kv;
 pub mod query;

@@ -38,6 +38,11 @@ impl Service {
     ) -> Result<mpsc::Receiver<WatchMessage>, ServiceError> {
         match &target {
             WatchTarget::Key(k) => self.validate_key(k)?,
+            WatchTarget::Topic(_) => {
+                return Err(ServiceError::InvalidArgument(
+                    "a KV watch takes a key or a prefix".into(),
+                ))
+            }
             WatchTarget::Prefix(p) => self.validate_prefix(p)?,
         }
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -159,6 +164,7 @@ async fn send_snapshot(
             .kv_get(&k)
             .map(|q| (q.applied, q.value.into_iter().collect::<Vec<_>>())),
         WatchTarget::Prefix(p) => reader.kv_list(&p).map(|q| (q.applied, q.value)),
+        WatchTarget::Topic(_) => reader.applied_index().map(|i| (i, Vec::new())),
     })
     .await
     .map_err(|_| WatchEnd::Closed)??;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::catalog::{Deregistration, Registration};
 use super::txn::{KvTxnOp, TxnOutcome};
 
 /// A write proposed to raft. Every variant is validated by the service layer before it is
@@ -25,6 +26,10 @@ pub enum Command {
     KvTxn { ops: Vec<KvTxnOp> },
     /// Leader housekeeping: forget tombstones created at or before `up_to`.
     KvReapTombstones { up_to: u64 },
+    /// Upsert a node, optionally a service, and checks (Consul's catalog register).
+    CatalogRegister(Registration),
+    /// Remove a node, one of its services, or one check.
+    CatalogDeregister(Deregistration),
 }
 
 /// What one raft entry carries: client writes that arrived together, batched by the
@@ -51,6 +56,8 @@ pub enum CommandResult {
     Kv { succeeded: bool },
     /// A transaction's results or errors.
     Txn(TxnOutcome),
+    /// A catalog write, or Consul's error text for a refused one.
+    Catalog(Result<(), String>),
 }
 
 impl CommandResult {
@@ -60,6 +67,7 @@ impl CommandResult {
             CommandResult::None => true,
             CommandResult::Kv { succeeded } => *succeeded,
             CommandResult::Txn(outcome) => outcome.errors.is_empty(),
+            CommandResult::Catalog(r) => r.is_ok(),
         }
     }
 }

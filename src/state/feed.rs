@@ -29,6 +29,9 @@ const DEFAULT_SUBSCRIBER_BUFFER: usize = 1024;
 pub enum WatchTarget {
     Key(String),
     Prefix(String),
+    /// A named topic published by non-KV tables (e.g. `catalog/service/web`): the
+    /// subscriber is woken and re-reads; topics carry no data.
+    Topic(String),
 }
 
 impl WatchTarget {
@@ -36,18 +39,22 @@ impl WatchTarget {
         match self {
             WatchTarget::Key(k) => k == key,
             WatchTarget::Prefix(p) => key.starts_with(p.as_str()),
+            WatchTarget::Topic(_) => false,
         }
     }
 }
 
 /// Everything one raft entry changed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ChangeBatch {
     pub index: u64,
     pub changes: Vec<KvChange>,
+    /// Non-KV topics the entry touched.
+    pub topics: Vec<String>,
 }
 
-/// What a subscriber receives: the changes of one entry that match its target.
+/// What a subscriber receives: the changes of one entry that match its target (none for
+/// a topic subscriber, which is only told that its topic changed).
 #[derive(Debug, Clone)]
 pub struct FeedEvent {
     pub index: u64,
@@ -143,6 +150,7 @@ struct FeedInner {
     subscribers: HashMap<u64, Subscriber>,
     by_key: HashMap<String, Vec<u64>>,
     by_prefix: HashMap<String, Vec<u64>>,
+    by_topic: HashMap<String, Vec<u64>>,
 }
 
 /// The in-process hub between apply and every watcher.
@@ -173,6 +181,7 @@ impl ChangeFeed {
                 subscribers: HashMap::new(),
                 by_key: HashMap::new(),
                 by_prefix: HashMap::new(),
+                by_topic: HashMap::new(),
             }),
             retain_limit,
             buffer: buffer.max(1),
@@ -195,7 +204,7 @@ impl ChangeFeed {
     pub fn publish(&self, batch: ChangeBatch) {
         let mut inner = self.lock();
         inner.applied_index = inner.applied_index.max(batch.index);
-        if batch.changes.is_empty() {
+        if batch.changes.is_empty() && batch.topics.is_empty() {
             return;
         }
         let batch = Arc::new(batch);
@@ -222,6 +231,13 @@ impl ChangeFeed {
                 }
             }
         }
+        for topic in &batch.topics {
+            if let Some(ids) = inner.by_topic.get(topic) {
+                for id in ids {
+                    routed.entry(*id).or_default();
+                }
+            }
+        }
         let mut dropped = Vec::new();
         for (id, changes) in routed {
             let Some(sub) = inner.subscribers.get(&id) else {
@@ -245,6 +261,9 @@ impl ChangeFeed {
             remove(&mut inner, id);
         }
 
+        if batch.changes.is_empty() {
+            return;
+        }
         inner.retained_changes += batch.changes.len();
         inner.retained.push_back(batch);
         while inner.retained_changes > self.retain_limit {
@@ -273,6 +292,7 @@ impl ChangeFeed {
         match &target {
             WatchTarget::Key(k) => inner.by_key.entry(k.clone()).or_default().push(id),
             WatchTarget::Prefix(p) => inner.by_prefix.entry(p.clone()).or_default().push(id),
+            WatchTarget::Topic(t) => inner.by_topic.entry(t.clone()).or_default().push(id),
         }
         inner.subscribers.insert(
             id,
@@ -330,6 +350,7 @@ impl ChangeFeed {
         inner.subscribers.clear();
         inner.by_key.clear();
         inner.by_prefix.clear();
+        inner.by_topic.clear();
         inner.retained.clear();
         inner.retained_changes = 0;
         inner.applied_index = index;
@@ -353,6 +374,7 @@ fn remove(inner: &mut FeedInner, id: u64) {
     let (map, key) = match &sub.target {
         WatchTarget::Key(k) => (&mut inner.by_key, k),
         WatchTarget::Prefix(p) => (&mut inner.by_prefix, p),
+        WatchTarget::Topic(t) => (&mut inner.by_topic, t),
     };
     if let Some(ids) = map.get_mut(key) {
         ids.retain(|x| *x != id);
@@ -386,7 +408,22 @@ mod tests {
         feed.publish(ChangeBatch {
             index,
             changes: keys.iter().map(|k| change(k, index)).collect(),
+            topics: Vec::new(),
         });
+    }
+
+    #[tokio::test]
+    async fn topics_wake_only_their_subscribers() {
+        let feed = ChangeFeed::new(0);
+        let (mut web, _) = feed.subscribe(WatchTarget::Topic("catalog/service/web".into()), None);
+        let (mut db, _) = feed.subscribe(WatchTarget::Topic("catalog/service/db".into()), None);
+        feed.publish(ChangeBatch {
+            index: 3,
+            changes: Vec::new(),
+            topics: vec!["catalog/service/web".into(), "catalog".into()],
+        });
+        assert_eq!(web.recv().await.unwrap().index, 3);
+        assert!(db.rx.try_recv().is_err());
     }
 
     #[tokio::test]

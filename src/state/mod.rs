@@ -8,6 +8,7 @@
 //! in the same write batch; this module decides *what* applying means.
 
 pub mod apply;
+pub mod catalog;
 pub mod command;
 pub mod feed;
 pub mod kv;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 use serde::{Deserialize, Serialize};
 
-use super::apply::ApplyBatch;
+use super::apply::{db_get, db_scan, ApplyBatch, RawRead};
+use super::catalog::{CatalogRead, CatalogWrite};
 use super::command::{Command, CommandResult};
 use super::kv::{self, KvChange, KvEntry, KvRead};
 use super::txn;
@@ -19,6 +20,11 @@ const APPLIED_INDEX_KEY: &[u8] = b"applied_index";
 /// Key in `sm_meta` holding the highest index that changed the KV table (puts and
 /// deletes): Consul's KV table index, reported for reads that find nothing.
 pub(super) const KV_INDEX_KEY: &[u8] = b"kv_index";
+/// Key in `sm_meta` holding the highest index that changed the catalog (Consul reports
+/// table indexes for catalog and health reads).
+pub(super) const CATALOG_INDEX_KEY: &[u8] = b"catalog_index";
+/// `sm_meta` keys that belong to the state (and so to snapshots).
+const STATE_META_KEYS: [&[u8]; 2] = [KV_INDEX_KEY, CATALOG_INDEX_KEY];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -61,7 +67,7 @@ impl StateStore {
         ab: &mut ApplyBatch<'_>,
         index: u64,
         command: &Command,
-    ) -> Result<(CommandResult, Vec<KvChange>), StoreError> {
+    ) -> Result<(CommandResult, Vec<KvChange>, Vec<String>), StoreError> {
         let (succeeded, changes) = match command {
             Command::KvPut {
                 key,
@@ -79,14 +85,34 @@ impl StateStore {
             Command::KvDeleteTree { prefix } => (true, kv::apply_delete_tree(ab, index, prefix)?),
             Command::KvTxn { ops } => {
                 let (outcome, changes) = txn::apply(ab, index, ops)?;
-                return Ok((CommandResult::Txn(outcome), changes));
+                return Ok((CommandResult::Txn(outcome), changes, Vec::new()));
+            }
+            Command::CatalogRegister(reg) => {
+                let mut w = CatalogWrite {
+                    ab,
+                    index,
+                    topics: Default::default(),
+                };
+                let result = w.register(reg)?;
+                let topics = w.topics.into_iter().collect();
+                return Ok((CommandResult::Catalog(result), Vec::new(), topics));
+            }
+            Command::CatalogDeregister(d) => {
+                let mut w = CatalogWrite {
+                    ab,
+                    index,
+                    topics: Default::default(),
+                };
+                w.deregister(d)?;
+                let topics = w.topics.into_iter().collect();
+                return Ok((CommandResult::Catalog(Ok(())), Vec::new(), topics));
             }
             Command::KvReapTombstones { up_to } => {
                 ab.reap_tombstones(*up_to)?;
                 (true, Vec::new())
             }
         };
-        Ok((CommandResult::Kv { succeeded }, changes))
+        Ok((CommandResult::Kv { succeeded }, changes, Vec::new()))
     }
 
     /// Records `index` as applied; part of every apply batch.
@@ -160,12 +186,10 @@ impl StateStore {
         let mut dump = TablesDump::default();
         let mut opts = ReadOptions::default();
         opts.set_snapshot(snap);
-        if let Some(v) = self
-            .db
-            .get_cf_opt(cf(&self.db, CF_SM_META), KV_INDEX_KEY, &opts)?
-        {
-            dump.records
-                .push((CF_SM_META.to_string(), KV_INDEX_KEY.to_vec(), v));
+        for key in STATE_META_KEYS {
+            if let Some(v) = self.db.get_cf_opt(cf(&self.db, CF_SM_META), key, &opts)? {
+                dump.records.push((CF_SM_META.to_string(), key.to_vec(), v));
+            }
         }
         for name in STATE_CFS {
             let mut opts = ReadOptions::default();
@@ -196,9 +220,11 @@ impl StateStore {
                 batch.delete_cf(handle, k);
             }
         }
-        batch.delete_cf(cf(&self.db, CF_SM_META), KV_INDEX_KEY);
+        for key in STATE_META_KEYS {
+            batch.delete_cf(cf(&self.db, CF_SM_META), key);
+        }
         for (name, k, v) in &dump.records {
-            let state_meta = name == CF_SM_META && k.as_slice() == KV_INDEX_KEY;
+            let state_meta = name == CF_SM_META && STATE_META_KEYS.contains(&k.as_slice());
             if STATE_CFS.contains(&name.as_str()) || state_meta {
                 batch.put_cf(cf(&self.db, name), k, v);
             }
@@ -240,6 +266,29 @@ impl ReadView<'_> {
     pub fn kv_index(&self) -> Result<u64, StoreError> {
         Ok(read_u64(self.db, &self.opts(), KV_INDEX_KEY)?)
     }
+
+    /// Consul's catalog table index.
+    pub fn catalog_index(&self) -> Result<u64, StoreError> {
+        Ok(read_u64(self.db, &self.opts(), CATALOG_INDEX_KEY)?)
+    }
+
+    pub fn catalog(&self) -> CatalogRead<'_, Self> {
+        CatalogRead(self)
+    }
+}
+
+impl RawRead for ReadView<'_> {
+    fn get_raw(&self, cf_name: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        db_get(self.db, &self.opts(), cf_name, key)
+    }
+
+    fn scan_raw(
+        &self,
+        cf_name: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        db_scan(self.db, self.opts(), cf_name, prefix)
+    }
 }
 
 impl KvRead for ReadView<'_> {
@@ -274,10 +323,10 @@ mod tests {
 
     fn apply(s: &StateStore, index: u64, c: Command) -> (CommandResult, Vec<KvChange>) {
         let mut ab = s.begin();
-        let out = s.apply(&mut ab, index, &c).unwrap();
+        let (result, changes, _) = s.apply(&mut ab, index, &c).unwrap();
         s.put_applied_index(ab.write_batch(), index);
         s.db().write(ab.into_write_batch()).unwrap();
-        out
+        (result, changes)
     }
 
     fn put(key: &str, value: &str, cas: Option<u64>) -> Command {
@@ -376,7 +425,7 @@ mod tests {
             .0
             .succeeded());
         s.apply(&mut ab, 2, &put("t/x", "1", None)).unwrap();
-        let (_, deleted) = s
+        let (_, deleted, _) = s
             .apply(
                 &mut ab,
                 3,

@@ -1,0 +1,285 @@
+//! Catalog and health (Consul's `/v1/catalog/*` and `/v1/health/*`, gRPC `Catalog` and
+//! `Health`, DNS): registrations go through raft; reads are blocking queries that wake on
+//! the feed topic of the node or service they read, never on unrelated catalog churn.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::query::{QueryMeta, QueryOptions};
+use super::{Service, ServiceError};
+use crate::state::catalog::{
+    node_topic, service_topic, CheckStatus, Deregistration, HealthCheck, Node, Registration,
+    ServiceInstance, CATALOG_TOPIC,
+};
+use crate::state::store::KvQuery;
+use crate::state::{Command, CommandResult, ReadView, WatchTarget};
+
+/// A check with the name and tags of its service filled in (Consul's HealthCheck JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckView {
+    pub check: HealthCheck,
+    pub service_name: String,
+    pub service_tags: Vec<String>,
+}
+
+/// One instance of a service with its node and every check that bears on it (the node's
+/// own checks and the instance's): Consul's `/v1/health/service` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceEntry {
+    pub node: Node,
+    pub service: ServiceInstance,
+    pub checks: Vec<CheckView>,
+}
+
+impl ServiceEntry {
+    /// Worst status among the checks (passing when there are none).
+    pub fn status(&self) -> CheckStatus {
+        self.checks
+            .iter()
+            .map(|c| c.check.status)
+            .max()
+            .unwrap_or(CheckStatus::Passing)
+    }
+}
+
+/// Whether an instance carries every one of `tags` (Consul's repeated `?tag=`).
+fn has_tags(service: &ServiceInstance, tags: &[String]) -> bool {
+    tags.iter().all(|t| service.tags.iter().any(|s| s == t))
+}
+
+fn views(
+    view: &ReadView<'_>,
+    checks: Vec<HealthCheck>,
+) -> Result<Vec<CheckView>, crate::state::store::StoreError> {
+    let services: BTreeMap<(String, String), ServiceInstance> = view
+        .catalog()
+        .services()?
+        .into_iter()
+        .map(|s| ((s.node.clone(), s.id.clone()), s))
+        .collect();
+    Ok(checks
+        .into_iter()
+        .map(|check| {
+            let svc = services.get(&(check.node.clone(), check.service_id.clone()));
+            CheckView {
+                service_name: svc.map(|s| s.name.clone()).unwrap_or_default(),
+                service_tags: svc.map(|s| s.tags.clone()).unwrap_or_default(),
+                check,
+            }
+        })
+        .collect())
+}
+
+fn query<T>(view: &ReadView<'_>, value: T) -> Result<KvQuery<T>, crate::state::store::StoreError> {
+    Ok(KvQuery {
+        applied: view.applied_index()?,
+        index: view.catalog_index()?.max(1),
+        value,
+    })
+}
+
+impl Service {
+    async fn catalog_write(&self, command: Command) -> Result<u64, ServiceError> {
+        let (index, result) = self.raft.write(command).await?;
+        match result {
+            CommandResult::Catalog(Ok(())) => Ok(index),
+            CommandResult::Catalog(Err(text)) => Err(ServiceError::Rejected(text)),
+            other => Err(ServiceError::Internal(format!(
+                "catalog write applied as {other:?}"
+            ))),
+        }
+    }
+
+    /// Consul's catalog register: node, optional service, checks.
+    pub async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError> {
+        if reg.node.name.is_empty() {
+            return Err(ServiceError::InvalidArgument("Missing node name".into()));
+        }
+        if let Some(s) = &reg.service {
+            if s.name.is_empty() {
+                return Err(ServiceError::InvalidArgument("Missing service name".into()));
+            }
+        }
+        for c in &reg.checks {
+            if c.check_id.is_empty() {
+                return Err(ServiceError::InvalidArgument("Missing check ID".into()));
+            }
+        }
+        self.catalog_write(Command::CatalogRegister(reg)).await
+    }
+
+    pub async fn catalog_deregister(&self, d: Deregistration) -> Result<u64, ServiceError> {
+        if d.node.is_empty() {
+            return Err(ServiceError::InvalidArgument("Missing node name".into()));
+        }
+        self.catalog_write(Command::CatalogDeregister(d)).await
+    }
+
+    pub async fn catalog_nodes(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Node>), ServiceError> {
+        self.query(WatchTarget::Topic(CATALOG_TOPIC.into()), opts, |s| {
+            let view = s.view();
+            let nodes = view.catalog().nodes()?;
+            query(&view, nodes)
+        })
+        .await
+    }
+
+    /// Service name to the union of its instances' tags.
+    pub async fn catalog_services(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, BTreeMap<String, BTreeSet<String>>), ServiceError> {
+        self.query(WatchTarget::Topic(CATALOG_TOPIC.into()), opts, |s| {
+            let view = s.view();
+            let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for svc in view.catalog().services()? {
+                out.entry(svc.name).or_default().extend(svc.tags);
+            }
+            query(&view, out)
+        })
+        .await
+    }
+
+    /// Every instance of `name` carrying all of `tags`, with its node.
+    pub async fn catalog_service(
+        &self,
+        name: &str,
+        tags: &[String],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<(Node, ServiceInstance)>), ServiceError> {
+        let (name, tags) = (name.to_string(), tags.to_vec());
+        self.query(WatchTarget::Topic(service_topic(&name)), opts, move |s| {
+            let view = s.view();
+            let catalog = view.catalog();
+            let mut out = Vec::new();
+            for svc in catalog.services()? {
+                if svc.name == name && has_tags(&svc, &tags) {
+                    if let Some(node) = catalog.node(&svc.node)? {
+                        out.push((node, svc));
+                    }
+                }
+            }
+            query(&view, out)
+        })
+        .await
+    }
+
+    /// A node and its services; `None` for an unknown node.
+    pub async fn catalog_node(
+        &self,
+        name: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<(Node, Vec<ServiceInstance>)>), ServiceError> {
+        let name = name.to_string();
+        self.query(WatchTarget::Topic(node_topic(&name)), opts, move |s| {
+            let view = s.view();
+            let catalog = view.catalog();
+            let found = match catalog.node(&name)? {
+                Some(node) => Some((node, catalog.node_services(&name)?)),
+                None => None,
+            };
+            query(&view, found)
+        })
+        .await
+    }
+
+    /// Every check on a node (node-level and its services').
+    pub async fn health_node(
+        &self,
+        node: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
+        let node = node.to_string();
+        self.query(WatchTarget::Topic(node_topic(&node)), opts, move |s| {
+            let view = s.view();
+            let checks = views(&view, view.catalog().node_checks(&node)?)?;
+            query(&view, checks)
+        })
+        .await
+    }
+
+    /// The service-level checks of every instance of `service`.
+    pub async fn health_checks(
+        &self,
+        service: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
+        let service = service.to_string();
+        self.query(
+            WatchTarget::Topic(service_topic(&service)),
+            opts,
+            move |s| {
+                let view = s.view();
+                let checks = views(&view, view.catalog().checks()?)?
+                    .into_iter()
+                    .filter(|c| c.service_name == service)
+                    .collect();
+                query(&view, checks)
+            },
+        )
+        .await
+    }
+
+    /// Instances of `service` with all `tags`, each with its node and checks. With
+    /// `passing_only`, an instance with any non-passing check (node or service) is left out.
+    pub async fn health_service(
+        &self,
+        service: &str,
+        tags: &[String],
+        passing_only: bool,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<ServiceEntry>), ServiceError> {
+        let (service, tags) = (service.to_string(), tags.to_vec());
+        self.query(
+            WatchTarget::Topic(service_topic(&service)),
+            opts,
+            move |s| {
+                let view = s.view();
+                let catalog = view.catalog();
+                let mut out = Vec::new();
+                for svc in catalog.services()? {
+                    if svc.name != service || !has_tags(&svc, &tags) {
+                        continue;
+                    }
+                    let Some(node) = catalog.node(&svc.node)? else {
+                        continue;
+                    };
+                    let checks = catalog
+                        .node_checks(&svc.node)?
+                        .into_iter()
+                        .filter(|c| c.service_id.is_empty() || c.service_id == svc.id)
+                        .collect();
+                    let entry = ServiceEntry {
+                        checks: views(&view, checks)?,
+                        node,
+                        service: svc,
+                    };
+                    if !passing_only || entry.status() == CheckStatus::Passing {
+                        out.push(entry);
+                    }
+                }
+                query(&view, out)
+            },
+        )
+        .await
+    }
+
+    /// Checks in `state` (`None`: any state).
+    pub async fn health_state(
+        &self,
+        state: Option<CheckStatus>,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
+        self.query(WatchTarget::Topic(CATALOG_TOPIC.into()), opts, move |s| {
+            let view = s.view();
+            let checks = views(&view, view.catalog().checks()?)?
+                .into_iter()
+                .filter(|c| state.is_none_or(|st| c.check.status == st))
+                .collect();
+            query(&view, checks)
+        })
+        .await
+    }
+}

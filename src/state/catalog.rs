@@ -1,0 +1,382 @@
+//! The catalog tables: nodes, service instances and health checks (Consul's catalog),
+//! replicated through raft. Registration is an upsert that leaves indexes alone when
+//! nothing changed (anti-entropy re-registers the same thing often); every change
+//! publishes feed topics so blocking catalog/health queries wake only for their node or
+//! service.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::apply::{ApplyBatch, RawRead};
+use super::store::StoreError;
+use crate::db::{CF_CHECKS, CF_NODES, CF_SERVICES};
+
+/// A check's status, as Consul spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CheckStatus {
+    Passing,
+    Warning,
+    Critical,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Passing => "passing",
+            CheckStatus::Warning => "warning",
+            CheckStatus::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "passing" => Some(CheckStatus::Passing),
+            "warning" => Some(CheckStatus::Warning),
+            "critical" => Some(CheckStatus::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// DNS SRV weights by health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weights {
+    pub passing: u32,
+    pub warning: u32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights {
+            passing: 1,
+            warning: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Consul's node ID (a UUID string).
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub datacenter: String,
+    pub tagged_addresses: BTreeMap<String, String>,
+    pub meta: BTreeMap<String, String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInstance {
+    pub node: String,
+    pub id: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    /// Empty: the node's address.
+    pub address: String,
+    pub port: u16,
+    pub meta: BTreeMap<String, String>,
+    pub weights: Weights,
+    pub enable_tag_override: bool,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// How a check was defined, for Consul's `Definition` object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSpec {
+    /// Consul's `Type`: script, http, tcp, ttl, or "" (serfHealth, catalog checks).
+    pub check_type: String,
+    pub interval_ns: u64,
+    pub timeout_ns: u64,
+    pub http: String,
+    pub tcp: String,
+    pub deregister_critical_service_after_ns: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub node: String,
+    pub check_id: String,
+    pub name: String,
+    pub status: CheckStatus,
+    pub notes: String,
+    pub output: String,
+    /// Empty for a node-level check.
+    pub service_id: String,
+    pub spec: CheckSpec,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// `PUT /v1/catalog/register` and agent anti-entropy: a node, optionally one service,
+/// and checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    pub node: Node,
+    /// Leave an existing node record alone (Consul's `SkipNodeUpdate`).
+    pub skip_node_update: bool,
+    pub service: Option<ServiceInstance>,
+    pub checks: Vec<HealthCheck>,
+}
+
+/// `PUT /v1/catalog/deregister`: the node, or one of its services, or one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deregistration {
+    pub node: String,
+    pub service_id: Option<String>,
+    pub check_id: Option<String>,
+}
+
+fn child_key(node: &str, id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(node.len() + id.len() + 1);
+    k.extend_from_slice(node.as_bytes());
+    k.push(0);
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+fn node_prefix(node: &str) -> Vec<u8> {
+    let mut k = node.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+fn enc<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_stdvec(v).expect("catalog records always encode")
+}
+
+fn decode_all<T: serde::de::DeserializeOwned>(
+    rows: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<Vec<T>, StoreError> {
+    rows.into_iter()
+        .map(|(_, v)| Ok(postcard::from_bytes(&v)?))
+        .collect()
+}
+
+/// Catalog reads over any raw view: a snapshot for queries, the apply batch in apply.
+pub struct CatalogRead<'r, R: RawRead>(pub &'r R);
+
+impl<R: RawRead> CatalogRead<'_, R> {
+    pub fn node(&self, name: &str) -> Result<Option<Node>, StoreError> {
+        match self.0.get_raw(CF_NODES, name.as_bytes())? {
+            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn nodes(&self) -> Result<Vec<Node>, StoreError> {
+        decode_all(self.0.scan_raw(CF_NODES, b"")?)
+    }
+
+    pub fn services(&self) -> Result<Vec<ServiceInstance>, StoreError> {
+        decode_all(self.0.scan_raw(CF_SERVICES, b"")?)
+    }
+
+    pub fn node_services(&self, node: &str) -> Result<Vec<ServiceInstance>, StoreError> {
+        decode_all(self.0.scan_raw(CF_SERVICES, &node_prefix(node))?)
+    }
+
+    pub fn checks(&self) -> Result<Vec<HealthCheck>, StoreError> {
+        decode_all(self.0.scan_raw(CF_CHECKS, b"")?)
+    }
+
+    pub fn node_checks(&self, node: &str) -> Result<Vec<HealthCheck>, StoreError> {
+        decode_all(self.0.scan_raw(CF_CHECKS, &node_prefix(node))?)
+    }
+}
+
+/// Applies catalog commands into an apply batch and collects the feed topics they touch.
+pub struct CatalogWrite<'b, 'a> {
+    pub ab: &'b mut ApplyBatch<'a>,
+    pub index: u64,
+    /// Feed topics touched so far.
+    pub topics: BTreeSet<String>,
+}
+
+/// Topic for everything about one node (its record, services and checks).
+pub fn node_topic(node: &str) -> String {
+    format!("catalog/node/{node}")
+}
+
+/// Topic for the instances (and their health) of one service name.
+pub fn service_topic(name: &str) -> String {
+    format!("catalog/service/{name}")
+}
+
+/// Topic for any catalog change (list endpoints).
+pub const CATALOG_TOPIC: &str = "catalog";
+
+impl CatalogWrite<'_, '_> {
+    fn read(&self) -> CatalogRead<'_, ApplyBatch<'_>> {
+        CatalogRead(&*self.ab)
+    }
+
+    /// A change on `node`: wakes watchers of the node, of every service on it (their
+    /// health depends on node checks) and of the list endpoints.
+    fn touch_node(&mut self, node: &str) -> Result<(), StoreError> {
+        self.ab.bump_catalog_index(self.index);
+        self.topics.insert(CATALOG_TOPIC.to_string());
+        self.topics.insert(node_topic(node));
+        for s in self.read().node_services(node)? {
+            self.topics.insert(service_topic(&s.name));
+        }
+        Ok(())
+    }
+
+    /// Upserts; returns an error text (Consul's) when the registration is refused.
+    pub fn register(&mut self, reg: &Registration) -> Result<Result<(), String>, StoreError> {
+        let index = self.index;
+        let name = reg.node.name.as_str();
+        let existing = self.read().node(name)?;
+        let mut node_services: BTreeMap<String, ServiceInstance> = self
+            .read()
+            .node_services(name)?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        if let Some(svc) = &reg.service {
+            node_services.insert(svc.id.clone(), svc.clone());
+        }
+        for check in &reg.checks {
+            if !check.service_id.is_empty() && !node_services.contains_key(&check.service_id) {
+                return Ok(Err(format!(
+                    "Unknown service ID '{}' for check ID '{}'",
+                    check.service_id, check.check_id
+                )));
+            }
+        }
+        // Node record.
+        let write_node = match &existing {
+            None => true,
+            Some(_) if reg.skip_node_update => false,
+            Some(old) => {
+                old.id != reg.node.id
+                    || old.address != reg.node.address
+                    || old.datacenter != reg.node.datacenter
+                    || old.tagged_addresses != reg.node.tagged_addresses
+                    || old.meta != reg.node.meta
+            }
+        };
+        if write_node {
+            let node = Node {
+                create_index: existing.as_ref().map(|n| n.create_index).unwrap_or(index),
+                modify_index: index,
+                ..reg.node.clone()
+            };
+            self.ab
+                .put_raw(CF_NODES, name.as_bytes().to_vec(), enc(&node));
+            self.touch_node(name)?;
+        }
+        // Service.
+        if let Some(svc) = &reg.service {
+            let key = child_key(name, &svc.id);
+            let old: Option<ServiceInstance> = match self.ab.get_raw(CF_SERVICES, &key)? {
+                Some(v) => Some(postcard::from_bytes(&v)?),
+                None => None,
+            };
+            let same = old.as_ref().is_some_and(|o| {
+                ServiceInstance {
+                    create_index: 0,
+                    modify_index: 0,
+                    ..o.clone()
+                } == ServiceInstance {
+                    create_index: 0,
+                    modify_index: 0,
+                    node: name.to_string(),
+                    ..svc.clone()
+                }
+            });
+            if !same {
+                let record = ServiceInstance {
+                    node: name.to_string(),
+                    create_index: old.as_ref().map(|o| o.create_index).unwrap_or(index),
+                    modify_index: index,
+                    ..svc.clone()
+                };
+                if let Some(o) = &old {
+                    self.topics.insert(service_topic(&o.name));
+                }
+                self.topics.insert(service_topic(&svc.name));
+                self.ab.put_raw(CF_SERVICES, key, enc(&record));
+                self.touch_node(name)?;
+            }
+        }
+        // Checks: status, output and definition; an identical check keeps its index.
+        for check in &reg.checks {
+            let key = child_key(name, &check.check_id);
+            let old: Option<HealthCheck> = match self.ab.get_raw(CF_CHECKS, &key)? {
+                Some(v) => Some(postcard::from_bytes(&v)?),
+                None => None,
+            };
+            let normalized = HealthCheck {
+                node: name.to_string(),
+                create_index: 0,
+                modify_index: 0,
+                ..check.clone()
+            };
+            let same = old.as_ref().is_some_and(|o| {
+                HealthCheck {
+                    create_index: 0,
+                    modify_index: 0,
+                    ..o.clone()
+                } == normalized
+            });
+            if !same {
+                let record = HealthCheck {
+                    create_index: old.as_ref().map(|o| o.create_index).unwrap_or(index),
+                    modify_index: index,
+                    ..normalized
+                };
+                self.ab.put_raw(CF_CHECKS, key, enc(&record));
+                if let Some(svc) = node_services.get(&check.service_id) {
+                    self.topics.insert(service_topic(&svc.name));
+                }
+                self.touch_node(name)?;
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    pub fn deregister(&mut self, d: &Deregistration) -> Result<(), StoreError> {
+        let node = d.node.as_str();
+        let services = self.read().node_services(node)?;
+        let checks = self.read().node_checks(node)?;
+        match (&d.service_id, &d.check_id) {
+            (None, None) => {
+                if self.read().node(node)?.is_none() && services.is_empty() && checks.is_empty() {
+                    return Ok(());
+                }
+                self.touch_node(node)?;
+                self.ab.delete_raw(CF_NODES, node.as_bytes().to_vec());
+                for s in &services {
+                    self.ab.delete_raw(CF_SERVICES, child_key(node, &s.id));
+                }
+                for c in &checks {
+                    self.ab.delete_raw(CF_CHECKS, child_key(node, &c.check_id));
+                }
+            }
+            (Some(sid), _) => {
+                let Some(svc) = services.iter().find(|s| &s.id == sid) else {
+                    return Ok(());
+                };
+                self.touch_node(node)?;
+                self.topics.insert(service_topic(&svc.name));
+                self.ab.delete_raw(CF_SERVICES, child_key(node, sid));
+                for c in checks.iter().filter(|c| &c.service_id == sid) {
+                    self.ab.delete_raw(CF_CHECKS, child_key(node, &c.check_id));
+                }
+            }
+            (None, Some(cid)) => {
+                if !checks.iter().any(|c| &c.check_id == cid) {
+                    return Ok(());
+                }
+                self.touch_node(node)?;
+                self.ab.delete_raw(CF_CHECKS, child_key(node, cid));
+            }
+        }
+        Ok(())
+    }
+}

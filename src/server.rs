@@ -41,6 +41,8 @@ pub enum StartError {
 pub struct Server {
     pub service: Arc<Service>,
     pub raft: Arc<RaftNode>,
+    /// The local agent (services, checks, anti-entropy).
+    pub agent: Arc<crate::agent::Agent>,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub raft_addr: SocketAddr,
@@ -157,7 +159,27 @@ impl Server {
                 tracing::error!(error = %e, "gRPC server failed");
             }
         }));
+        let local = crate::agent::Agent::start(
+            service.clone(),
+            crate::agent::NodeIdentity {
+                name: config.node_name.clone(),
+                id: crate::agent::node_uuid(raft.id),
+                address: advertise.ip().to_string(),
+                datacenter: config.datacenter.clone(),
+                server_port: Some(advertise.port()),
+            },
+            crate::agent::AgentOptions {
+                services: config.services.clone(),
+                checks: config.checks.clone(),
+                enable_script_checks: config.enable_script_checks,
+                enable_local_script_checks: config.enable_local_script_checks,
+                data_dir: data_dir.clone(),
+            },
+            shutdown.clone(),
+        )
+        .map_err(|e| StartError::Config(e.to_string()))?;
         let http_state = crate::http::HttpState {
+            local: local.clone(),
             service: service.clone(),
             agent: Arc::new(crate::http::AgentInfo {
                 datacenter: config.datacenter.clone(),
@@ -202,6 +224,7 @@ impl Server {
         Ok(Server {
             service,
             raft,
+            agent: local,
             grpc_addr,
             http_addr,
             raft_addr: advertise,

@@ -1,5 +1,392 @@
 //! The agent: what runs on every node besides the server. It owns the node's local
 //! services and checks (from config files and `/v1/agent/*`), runs the checks, and keeps
-//! the catalog in step with them (anti-entropy: only changes are written to raft).
+//! the catalog in step with them. Anti-entropy (see `sync`) writes only differences, so a
+//! check that keeps passing with the same output costs no raft write per interval.
 
+pub mod checks;
 pub mod definition;
+pub mod local;
+mod sync;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use self::checks::CheckResult;
+use self::definition::{CheckDefinition, CheckKind, CheckStatus, ServiceDefinition};
+use self::local::{LocalState, Source};
+use crate::service::Service;
+
+/// Consul's text when script checks are off.
+pub const SCRIPTS_DISABLED: &str =
+    "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
+
+/// Consul node IDs are UUIDs; a raft id maps to one deterministically.
+pub fn node_uuid(id: u64) -> String {
+    let h = id.to_be_bytes();
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-0000-000000000000",
+        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+    )
+}
+
+/// Who this agent is in the catalog.
+#[derive(Debug, Clone)]
+pub struct NodeIdentity {
+    pub name: String,
+    /// Consul-style node UUID.
+    pub id: String,
+    pub address: String,
+    pub datacenter: String,
+    /// Servers register service `consul` on their server port.
+    pub server_port: Option<u16>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Invalid(String),
+    /// Consul answers these with 500 and this text.
+    #[error("{0}")]
+    Refused(String),
+    #[error("CheckID {0:?} does not have associated TTL")]
+    NotTtl(String),
+    #[error("saving agent state: {0}")]
+    Persist(#[from] std::io::Error),
+}
+
+/// The running agent; shared by the HTTP endpoints and its own tasks.
+pub struct Agent {
+    service: Arc<Service>,
+    pub node: NodeIdentity,
+    state: Mutex<LocalState>,
+    persist_path: PathBuf,
+    enable_script_checks: bool,
+    /// One task per running check; cancelling the token stops it.
+    runners: Mutex<HashMap<String, CancellationToken>>,
+    /// Wakes a TTL check's timer when it is updated.
+    ttl_resets: Mutex<HashMap<String, Arc<Notify>>>,
+    /// When each check turned critical, for `deregister_critical_service_after`.
+    critical_since: Mutex<HashMap<String, Instant>>,
+    sync_needed: Notify,
+    shutdown: CancellationToken,
+}
+
+/// Options from the agent configuration.
+pub struct AgentOptions {
+    pub services: Vec<ServiceDefinition>,
+    pub checks: Vec<CheckDefinition>,
+    pub enable_script_checks: bool,
+    pub enable_local_script_checks: bool,
+    pub data_dir: PathBuf,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Agent {
+    /// Loads config-file and persisted definitions, starts every check and the
+    /// anti-entropy loop.
+    pub fn start(
+        service: Arc<Service>,
+        node: NodeIdentity,
+        opts: AgentOptions,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Agent>, AgentError> {
+        let scripts_allowed = opts.enable_script_checks || opts.enable_local_script_checks;
+        let mut state = LocalState::default();
+        for s in opts.services {
+            if !scripts_allowed
+                && s.checks
+                    .iter()
+                    .any(|c| matches!(c.kind, CheckKind::Script { .. }))
+            {
+                return Err(AgentError::Refused(SCRIPTS_DISABLED.into()));
+            }
+            state.add_service(s, Source::Config);
+        }
+        for c in opts.checks {
+            if !scripts_allowed && matches!(c.kind, CheckKind::Script { .. }) {
+                return Err(AgentError::Refused(SCRIPTS_DISABLED.into()));
+            }
+            state.add_check(c, Source::Config);
+        }
+        let persist_path = opts.data_dir.join("agent").join("registrations.json");
+        state.load(&persist_path)?;
+        let agent = Arc::new(Agent {
+            service,
+            node,
+            state: Mutex::new(state),
+            persist_path,
+            enable_script_checks: opts.enable_script_checks,
+            runners: Mutex::default(),
+            ttl_resets: Mutex::default(),
+            critical_since: Mutex::default(),
+            sync_needed: Notify::new(),
+            shutdown,
+        });
+        let ids: Vec<String> = lock(&agent.state).checks.keys().cloned().collect();
+        for id in ids {
+            agent.start_check(&id);
+        }
+        tokio::spawn(sync::run(agent.clone()));
+        agent.sync_needed.notify_one();
+        Ok(agent)
+    }
+
+    pub fn services(&self) -> Vec<ServiceDefinition> {
+        lock(&self.state)
+            .services
+            .values()
+            .map(|s| s.def.clone())
+            .collect()
+    }
+
+    /// Local checks with their latest results.
+    pub fn checks(&self) -> Vec<local::LocalCheck> {
+        lock(&self.state).checks.values().cloned().collect()
+    }
+
+    fn save(&self) -> Result<(), AgentError> {
+        lock(&self.state).save(&self.persist_path)?;
+        Ok(())
+    }
+
+    fn check_script_allowed(&self, c: &CheckDefinition) -> Result<(), AgentError> {
+        if matches!(c.kind, CheckKind::Script { .. }) && !self.enable_script_checks {
+            return Err(AgentError::Refused(SCRIPTS_DISABLED.into()));
+        }
+        Ok(())
+    }
+
+    /// `/v1/agent/service/register`.
+    pub fn register_service(
+        self: &Arc<Self>,
+        def: ServiceDefinition,
+        replace_existing_checks: bool,
+    ) -> Result<(), AgentError> {
+        for c in &def.checks {
+            self.check_script_allowed(c)?;
+        }
+        let new_ids: Vec<String> = def.checks.iter().map(|c| c.id.clone()).collect();
+        let dropped: Vec<String> = {
+            let mut state = lock(&self.state);
+            let dropped = if replace_existing_checks {
+                let old: Vec<String> = state
+                    .checks
+                    .values()
+                    .filter(|c| c.def.service_id == def.id && !new_ids.contains(&c.def.id))
+                    .map(|c| c.def.id.clone())
+                    .collect();
+                for id in &old {
+                    state.checks.remove(id);
+                }
+                old
+            } else {
+                Vec::new()
+            };
+            state.add_service(def, Source::Api);
+            dropped
+        };
+        for id in dropped {
+            self.stop_check(&id);
+        }
+        for id in new_ids {
+            self.start_check(&id);
+        }
+        self.save()?;
+        self.sync_needed.notify_one();
+        Ok(())
+    }
+
+    /// `/v1/agent/service/deregister/<id>`; unknown IDs are a no-op, as in Consul.
+    pub fn deregister_service(&self, id: &str) -> Result<(), AgentError> {
+        let removed = lock(&self.state).remove_service(id);
+        if let Some(checks) = removed {
+            for c in checks {
+                self.stop_check(&c);
+            }
+            self.save()?;
+            self.sync_needed.notify_one();
+        }
+        Ok(())
+    }
+
+    /// `/v1/agent/check/register`.
+    pub fn register_check(self: &Arc<Self>, def: CheckDefinition) -> Result<(), AgentError> {
+        self.check_script_allowed(&def)?;
+        {
+            let mut state = lock(&self.state);
+            if !def.service_id.is_empty() && !state.services.contains_key(&def.service_id) {
+                return Err(AgentError::Refused(format!(
+                    "ServiceID {:?} does not exist",
+                    def.service_id
+                )));
+            }
+            state.add_check(def.clone(), Source::Api);
+        }
+        self.start_check(&def.id);
+        self.save()?;
+        self.sync_needed.notify_one();
+        Ok(())
+    }
+
+    /// `/v1/agent/check/deregister/<id>`.
+    pub fn deregister_check(&self, id: &str) -> Result<(), AgentError> {
+        if lock(&self.state).checks.remove(id).is_some() {
+            self.stop_check(id);
+            self.save()?;
+            self.sync_needed.notify_one();
+        }
+        Ok(())
+    }
+
+    /// `/v1/agent/check/pass|warn|fail|update/<id>`: TTL checks only.
+    pub fn update_ttl(
+        &self,
+        id: &str,
+        status: CheckStatus,
+        output: String,
+    ) -> Result<(), AgentError> {
+        let max = {
+            let state = lock(&self.state);
+            match state.checks.get(id) {
+                Some(c) if matches!(c.def.kind, CheckKind::Ttl { .. }) => c.def.output_max_size,
+                _ => return Err(AgentError::NotTtl(id.to_string())),
+            }
+        };
+        let output = checks::cap_output(
+            output.as_bytes(),
+            max.unwrap_or(definition::DEFAULT_OUTPUT_MAX_SIZE),
+        );
+        if let Some(reset) = lock(&self.ttl_resets).get(id) {
+            reset.notify_one();
+        }
+        self.report(id, CheckResult { status, output });
+        Ok(())
+    }
+
+    /// Records a check result; only a change of status or output reaches the catalog.
+    fn report(&self, id: &str, result: CheckResult) {
+        let changed = {
+            let mut state = lock(&self.state);
+            match state.checks.get_mut(id) {
+                Some(c) if c.status != result.status || c.output != result.output => {
+                    c.status = result.status;
+                    c.output = result.output;
+                    true
+                }
+                _ => false,
+            }
+        };
+        {
+            let mut since = lock(&self.critical_since);
+            if result.status == CheckStatus::Critical {
+                since.entry(id.to_string()).or_insert_with(Instant::now);
+            } else {
+                since.remove(id);
+            }
+        }
+        if changed {
+            self.sync_needed.notify_one();
+        }
+    }
+
+    fn stop_check(&self, id: &str) {
+        if let Some(token) = lock(&self.runners).remove(id) {
+            token.cancel();
+        }
+        lock(&self.ttl_resets).remove(id);
+        lock(&self.critical_since).remove(id);
+    }
+
+    /// (Re)starts the runner of check `id`.
+    fn start_check(self: &Arc<Self>, id: &str) {
+        self.stop_check(id);
+        let Some(def) = lock(&self.state).checks.get(id).map(|c| c.def.clone()) else {
+            return;
+        };
+        let token = self.shutdown.child_token();
+        lock(&self.runners).insert(id.to_string(), token.clone());
+        let agent = Arc::downgrade(self);
+        match def.kind.clone() {
+            CheckKind::Ttl { ttl } => {
+                let reset = Arc::new(Notify::new());
+                lock(&self.ttl_resets).insert(id.to_string(), reset.clone());
+                tokio::spawn(async move {
+                    loop {
+                        tokio::select! {
+                            _ = token.cancelled() => return,
+                            _ = reset.notified() => continue,
+                            _ = tokio::time::sleep(ttl) => {}
+                        }
+                        let Some(agent) = agent.upgrade() else { return };
+                        let last = lock(&agent.state)
+                            .checks
+                            .get(&def.id)
+                            .map(|c| c.output.clone())
+                            .unwrap_or_default();
+                        let output = if last.is_empty() || last.starts_with("TTL expired") {
+                            "TTL expired".to_string()
+                        } else {
+                            format!("TTL expired (last output before timeout follows): {last}")
+                        };
+                        agent.report(
+                            &def.id,
+                            CheckResult {
+                                status: CheckStatus::Critical,
+                                output,
+                            },
+                        );
+                        // Stay critical until the next update resets the timer.
+                        tokio::select! {
+                            _ = token.cancelled() => return,
+                            _ = reset.notified() => {}
+                        }
+                    }
+                });
+            }
+            kind => {
+                // Consul staggers the first run randomly within an interval; Rostra runs
+                // it at once so a new service shows its real health immediately.
+                tokio::spawn(async move {
+                    loop {
+                        let result = tokio::select! {
+                            _ = token.cancelled() => return,
+                            r = checks::run_once(&kind, def.timeout(), def.output_max_size) => r,
+                        };
+                        let Some(a) = agent.upgrade() else { return };
+                        a.report(&def.id, result);
+                        drop(a);
+                        tokio::select! {
+                            _ = token.cancelled() => return,
+                            _ = tokio::time::sleep(def.interval()) => {}
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Services whose check has been critical longer than its
+    /// `deregister_critical_service_after` (Consul's reaper).
+    fn overdue_services(&self) -> Vec<String> {
+        let since = lock(&self.critical_since);
+        let state = lock(&self.state);
+        state
+            .checks
+            .values()
+            .filter_map(|c| {
+                let after = c.def.deregister_critical_service_after?;
+                let t = since.get(&c.def.id)?;
+                (!c.def.service_id.is_empty() && t.elapsed() >= after.max(Duration::from_secs(60)))
+                    .then(|| c.def.service_id.clone())
+            })
+            .collect()
+    }
+}

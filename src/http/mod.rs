@@ -4,7 +4,12 @@
 //! calls the gRPC front end makes), and encode Consul's JSON and headers. Blocking
 //! queries ride on the service layer's change-feed waits.
 
+pub mod agent;
+pub mod catalog;
+pub mod catalog_json;
 pub mod error;
+pub mod filter;
+pub mod health;
 pub mod kv;
 pub mod params;
 pub mod reply;
@@ -35,6 +40,8 @@ pub struct AgentInfo {
 pub struct HttpState {
     pub service: Arc<Service>,
     pub agent: Arc<AgentInfo>,
+    /// The local agent: its services, checks and TTL updates.
+    pub local: Arc<crate::agent::Agent>,
 }
 
 /// The whole API as a router (tests drive it with `oneshot`; `serve` binds it).
@@ -43,6 +50,9 @@ pub fn router(state: HttpState) -> Router {
         .merge(kv::routes())
         .merge(txn::routes())
         .merge(status::routes())
+        .merge(catalog::routes())
+        .merge(health::routes())
+        .merge(agent::routes())
         .fallback(unknown_path)
         .with_state(state);
     // Wrapped from outside: axum adds `Allow` to a 405 only as the whole router's

@@ -44,6 +44,15 @@ impl Params {
         self.pairs.iter().any(|(k, _)| k == name)
     }
 
+    /// Every value of a repeated parameter (`?tag=a&tag=b`).
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs
             .iter()

@@ -27,14 +27,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/catalog/datacenters", get(datacenters))
 }
 
-/// Consul node IDs are UUIDs; a raft id maps to one deterministically.
-pub fn node_uuid(id: u64) -> String {
-    let h = id.to_be_bytes();
-    format!(
-        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-0000-000000000000",
-        h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
-    )
-}
+pub use crate::agent::node_uuid;
 
 async fn leader(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
     params.check_scope(&state.agent.datacenter)?;

@@ -1,0 +1,260 @@
+//! `/v1/agent/*` (spec §6): the local agent's services and checks, TTL updates, members.
+//! Writes answer 200 with an empty body, as Consul's do.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::catalog::{decode_err, json_body};
+use super::catalog_json as cj;
+use super::error::HttpError;
+use super::filter;
+use super::params::Params;
+use super::reply;
+use super::HttpState;
+use crate::agent::definition::{CheckDefinition, CheckStatus, ServiceDefinition};
+use crate::agent::AgentError;
+use crate::config::consul_json::Obj;
+
+pub fn routes() -> Router<HttpState> {
+    Router::new()
+        .route("/v1/agent/services", get(services))
+        .route("/v1/agent/service/register", put(register_service))
+        .route("/v1/agent/service/deregister/{id}", put(deregister_service))
+        .route("/v1/agent/checks", get(checks))
+        .route("/v1/agent/check/register", put(register_check))
+        .route("/v1/agent/check/deregister/{id}", put(deregister_check))
+        .route("/v1/agent/check/pass/{id}", put(pass))
+        .route("/v1/agent/check/warn/{id}", put(warn))
+        .route("/v1/agent/check/fail/{id}", put(fail))
+        .route("/v1/agent/check/update/{id}", put(update))
+        .route("/v1/agent/members", get(members))
+}
+
+impl From<AgentError> for HttpError {
+    fn from(e: AgentError) -> Self {
+        match e {
+            AgentError::Invalid(m) => HttpError::BadRequest(m),
+            AgentError::Refused(_) | AgentError::NotTtl(_) | AgentError::Persist(_) => {
+                HttpError::Status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+        }
+    }
+}
+
+fn empty_ok() -> Response {
+    StatusCode::OK.into_response()
+}
+
+/// Missing names are Consul's 400s; other decode problems are `Request decode failed`.
+fn definition_err(e: crate::config::consul_json::DecodeError) -> HttpError {
+    if e.message.starts_with("Missing ") || e.message.starts_with("Bad check status") {
+        HttpError::BadRequest(e.message)
+    } else if e.message.starts_with("Invalid check") {
+        HttpError::BadRequest(e.message)
+    } else {
+        decode_err(e)
+    }
+}
+
+async fn services(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
+    let dc = &state.agent.datacenter;
+    let mut items: Vec<(String, Value)> = state
+        .local
+        .services()
+        .iter()
+        .map(|d| (d.id.clone(), cj::local_service(d, dc)))
+        .collect();
+    if let Some(f) = params.get("filter").filter(|f| !f.is_empty()) {
+        let f = filter::Filter::parse(f)?;
+        items.retain(|(_, v)| f.matches(v));
+    }
+    let map: serde_json::Map<String, Value> = items.into_iter().collect();
+    Ok(reply::json(&state, &params, StatusCode::OK, &map))
+}
+
+async fn register_service(
+    State(state): State<HttpState>,
+    params: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let v = json_body(&headers, body).await?;
+    let obj = Obj::new(&v, "").map_err(decode_err)?;
+    let def = ServiceDefinition::decode(obj, false).map_err(definition_err)?;
+    state
+        .local
+        .register_service(def, params.has("replace-existing-checks"))?;
+    Ok(empty_ok())
+}
+
+async fn deregister_service(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
+    state.local.deregister_service(&id)?;
+    Ok(empty_ok())
+}
+
+async fn checks(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
+    let services = state.local.services();
+    let node = &state.local.node.name;
+    let mut items: Vec<(String, Value)> = state
+        .local
+        .checks()
+        .iter()
+        .map(|c| {
+            let svc = services.iter().find(|s| s.id == c.def.service_id);
+            let d = &c.def;
+            let interval = if matches!(d.kind, crate::agent::definition::CheckKind::Ttl { .. }) {
+                String::new()
+            } else {
+                cj::go_duration(d.interval().as_nanos() as u64)
+            };
+            let v = json!({
+                "Node": node,
+                "CheckID": d.id,
+                "Name": d.name,
+                "Status": c.status.as_str(),
+                "Notes": d.notes,
+                "Output": c.output,
+                "ServiceID": d.service_id,
+                "ServiceName": svc.map(|s| s.name.clone()).unwrap_or_default(),
+                "ServiceTags": svc.map(|s| s.tags.clone()).unwrap_or_default(),
+                "Type": d.kind.type_name(),
+                "Interval": interval,
+                "Timeout": d.timeout.map(|t| cj::go_duration(t.as_nanos() as u64)).unwrap_or_default(),
+                "ExposedPort": 0,
+                "Definition": {},
+                "CreateIndex": 0,
+                "ModifyIndex": 0,
+            });
+            (d.id.clone(), v)
+        })
+        .collect();
+    if let Some(f) = params.get("filter").filter(|f| !f.is_empty()) {
+        let f = filter::Filter::parse(f)?;
+        items.retain(|(_, v)| f.matches(v));
+    }
+    let map: serde_json::Map<String, Value> = items.into_iter().collect();
+    Ok(reply::json(&state, &params, StatusCode::OK, &map))
+}
+
+async fn register_check(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let v = json_body(&headers, body).await?;
+    let obj = Obj::new(&v, "").map_err(decode_err)?;
+    let def = CheckDefinition::decode(obj, false, None).map_err(definition_err)?;
+    state.local.register_check(def)?;
+    Ok(empty_ok())
+}
+
+async fn deregister_check(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
+    state.local.deregister_check(&id)?;
+    Ok(empty_ok())
+}
+
+fn ttl_update(
+    state: &HttpState,
+    id: &str,
+    status: CheckStatus,
+    params: &Params,
+) -> Result<Response, HttpError> {
+    let note = params.get("note").unwrap_or("").to_string();
+    state.local.update_ttl(id, status, note)?;
+    Ok(empty_ok())
+}
+
+async fn pass(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    ttl_update(&state, &id, CheckStatus::Passing, &params)
+}
+
+async fn warn(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    ttl_update(&state, &id, CheckStatus::Warning, &params)
+}
+
+async fn fail(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    ttl_update(&state, &id, CheckStatus::Critical, &params)
+}
+
+async fn update(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    let v = json_body(&headers, body).await?;
+    let mut o = Obj::new(&v, "").map_err(decode_err)?;
+    let status = o
+        .string(&["Status"])
+        .map_err(decode_err)?
+        .unwrap_or_default();
+    let status = CheckStatus::parse(&status)
+        .ok_or_else(|| HttpError::BadRequest(format!("Invalid check status: {status:?}")))?;
+    let output = o
+        .string(&["Output"])
+        .map_err(decode_err)?
+        .unwrap_or_default();
+    state.local.update_ttl(&id, status, output)?;
+    Ok(empty_ok())
+}
+
+async fn members(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
+    let status = state.service.cluster_status();
+    let dc = &state.agent.datacenter;
+    let members: Vec<Value> = status
+        .servers
+        .iter()
+        .map(|(id, node, _)| {
+            let (ip, port) = node
+                .raft_addr
+                .rsplit_once(':')
+                .unwrap_or((node.raft_addr.as_str(), "8300"));
+            json!({
+                "Name": node.name,
+                "Addr": ip,
+                "Port": 8301,
+                "Tags": {
+                    "role": "consul",
+                    "dc": dc,
+                    "id": super::status::node_uuid(*id),
+                    "port": port,
+                    "build": super::status::CONSUL_COMPAT_VERSION,
+                    "vsn": "2",
+                    "vsn_min": "2",
+                    "vsn_max": "3",
+                },
+                "Status": 1,
+                "ProtocolMin": 1,
+                "ProtocolMax": 5,
+                "ProtocolCur": 2,
+                "DelegateMin": 2,
+                "DelegateMax": 5,
+                "DelegateCur": 4,
+            })
+        })
+        .collect();
+    Ok(reply::json(&state, &params, StatusCode::OK, &members))
+}

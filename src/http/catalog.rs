@@ -1,0 +1,311 @@
+//! `/v1/catalog/*` (spec §5): register/deregister and blocking reads.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, put};
+use axum::Router;
+use serde_json::Value;
+
+use super::catalog_json as cj;
+use super::error::HttpError;
+use super::filter;
+use super::kv::read_body;
+use super::params::Params;
+use super::reply;
+use super::HttpState;
+use crate::agent::definition::CheckStatus;
+use crate::config::consul_json::Obj;
+use crate::state::catalog::{
+    CheckSpec, Deregistration, HealthCheck, Node, Registration, ServiceInstance, Weights,
+};
+
+/// Registration bodies are small; this matches Consul's default request limit.
+const MAX_BODY: usize = 1024 * 1024;
+
+pub fn routes() -> Router<HttpState> {
+    Router::new()
+        .route("/v1/catalog/register", put(register))
+        .route("/v1/catalog/deregister", put(deregister))
+        .route("/v1/catalog/nodes", get(nodes))
+        .route("/v1/catalog/services", get(services))
+        .route("/v1/catalog/service/{name}", get(service))
+        .route("/v1/catalog/node/{node}", get(node))
+}
+
+pub(super) fn decode_err(e: impl std::fmt::Display) -> HttpError {
+    HttpError::BadRequest(format!("Request decode failed: {e}"))
+}
+
+pub(super) async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, HttpError> {
+    let bytes = read_body(headers, body, MAX_BODY, |n, max| {
+        HttpError::TooLarge(format!(
+            "Request body({n} bytes) too large, max size: {max} bytes."
+        ))
+    })
+    .await?;
+    serde_json::from_slice(&bytes).map_err(decode_err)
+}
+
+fn decode_registration(v: &Value, datacenter: &str) -> Result<Registration, HttpError> {
+    let mut o = Obj::new(v, "").map_err(decode_err)?;
+    let node_name = o.string(&["Node"]).map_err(decode_err)?.unwrap_or_default();
+    if node_name.is_empty() {
+        return Err(HttpError::BadRequest("Missing node name".into()));
+    }
+    let address = o
+        .string(&["Address"])
+        .map_err(decode_err)?
+        .unwrap_or_default();
+    if address.is_empty() {
+        return Err(HttpError::BadRequest("Missing node address".into()));
+    }
+    let node = Node {
+        id: o.string(&["ID"]).map_err(decode_err)?.unwrap_or_default(),
+        name: node_name.clone(),
+        address,
+        datacenter: o
+            .string(&["Datacenter"])
+            .map_err(decode_err)?
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| datacenter.to_string()),
+        tagged_addresses: o
+            .string_map(&["TaggedAddresses"])
+            .map_err(decode_err)?
+            .unwrap_or_default(),
+        meta: o
+            .string_map(&["NodeMeta"])
+            .map_err(decode_err)?
+            .unwrap_or_default(),
+        create_index: 0,
+        modify_index: 0,
+    };
+    let skip_node_update = o
+        .bool(&["SkipNodeUpdate"])
+        .map_err(decode_err)?
+        .unwrap_or(false);
+    let service = match o.object(&["Service"]).map_err(decode_err)? {
+        None => None,
+        Some(mut s) => {
+            let name = s
+                .string(&["Service"])
+                .map_err(decode_err)?
+                .unwrap_or_default();
+            if name.is_empty() {
+                return Err(HttpError::BadRequest("Missing service name".into()));
+            }
+            let weights = match s.object(&["Weights"]).map_err(decode_err)? {
+                None => Weights::default(),
+                Some(mut w) => Weights {
+                    passing: w.u64(&["Passing"]).map_err(decode_err)?.unwrap_or(1) as u32,
+                    warning: w.u64(&["Warning"]).map_err(decode_err)?.unwrap_or(1) as u32,
+                },
+            };
+            Some(ServiceInstance {
+                node: node_name.clone(),
+                id: s
+                    .string(&["ID"])
+                    .map_err(decode_err)?
+                    .filter(|i| !i.is_empty())
+                    .unwrap_or_else(|| name.clone()),
+                tags: s
+                    .string_list(&["Tags"])
+                    .map_err(decode_err)?
+                    .unwrap_or_default(),
+                address: s
+                    .string(&["Address"])
+                    .map_err(decode_err)?
+                    .unwrap_or_default(),
+                port: s
+                    .u64(&["Port"])
+                    .map_err(decode_err)?
+                    .unwrap_or(0)
+                    .min(u16::MAX as u64) as u16,
+                meta: s
+                    .string_map(&["Meta"])
+                    .map_err(decode_err)?
+                    .unwrap_or_default(),
+                enable_tag_override: s
+                    .bool(&["EnableTagOverride"])
+                    .map_err(decode_err)?
+                    .unwrap_or(false),
+                weights,
+                name,
+                create_index: 0,
+                modify_index: 0,
+            })
+        }
+    };
+    let mut check_objs = o.objects(&["Check"]).map_err(decode_err)?;
+    check_objs.extend(o.objects(&["Checks"]).map_err(decode_err)?);
+    let mut checks = Vec::new();
+    for mut c in check_objs {
+        let name = c.string(&["Name"]).map_err(decode_err)?.unwrap_or_default();
+        let id = c
+            .string(&["CheckID", "ID"])
+            .map_err(decode_err)?
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(|| name.clone());
+        let status = match c.string(&["Status"]).map_err(decode_err)?.as_deref() {
+            None | Some("") => CheckStatus::Critical,
+            Some(s) => CheckStatus::parse(s)
+                .ok_or_else(|| HttpError::BadRequest("Bad check status".into()))?,
+        };
+        let mut spec = CheckSpec::default();
+        if let Some(mut d) = c.object(&["Definition"]).map_err(decode_err)? {
+            spec.http = d.string(&["HTTP"]).map_err(decode_err)?.unwrap_or_default();
+            spec.tcp = d.string(&["TCP"]).map_err(decode_err)?.unwrap_or_default();
+            let ns = |x: Option<std::time::Duration>| x.map(|d| d.as_nanos() as u64).unwrap_or(0);
+            spec.interval_ns = ns(d.duration(&["Interval"]).map_err(decode_err)?);
+            spec.timeout_ns = ns(d.duration(&["Timeout"]).map_err(decode_err)?);
+            spec.deregister_critical_service_after_ns = ns(d
+                .duration(&["DeregisterCriticalServiceAfter"])
+                .map_err(decode_err)?);
+        }
+        checks.push(HealthCheck {
+            node: node_name.clone(),
+            check_id: id,
+            name,
+            status,
+            notes: c
+                .string(&["Notes"])
+                .map_err(decode_err)?
+                .unwrap_or_default(),
+            output: c
+                .string(&["Output"])
+                .map_err(decode_err)?
+                .unwrap_or_default(),
+            service_id: c
+                .string(&["ServiceID"])
+                .map_err(decode_err)?
+                .unwrap_or_default(),
+            spec,
+            create_index: 0,
+            modify_index: 0,
+        });
+    }
+    Ok(Registration {
+        node,
+        skip_node_update,
+        service,
+        checks,
+    })
+}
+
+async fn register(
+    State(state): State<HttpState>,
+    params: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let v = json_body(&headers, body).await?;
+    let reg = decode_registration(&v, &state.agent.datacenter)?;
+    state.service.catalog_register(reg).await?;
+    Ok(reply::json(&state, &params, StatusCode::OK, &true))
+}
+
+async fn deregister(
+    State(state): State<HttpState>,
+    params: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let v = json_body(&headers, body).await?;
+    let mut o = Obj::new(&v, "").map_err(decode_err)?;
+    let node = o.string(&["Node"]).map_err(decode_err)?.unwrap_or_default();
+    if node.is_empty() {
+        return Err(HttpError::BadRequest("Missing node name".into()));
+    }
+    let d = Deregistration {
+        node,
+        service_id: o
+            .string(&["ServiceID"])
+            .map_err(decode_err)?
+            .filter(|s| !s.is_empty()),
+        check_id: o
+            .string(&["CheckID"])
+            .map_err(decode_err)?
+            .filter(|s| !s.is_empty()),
+    };
+    state.service.catalog_deregister(d).await?;
+    Ok(reply::json(&state, &params, StatusCode::OK, &true))
+}
+
+/// Repeated `?tag=` values.
+pub(super) fn tags(params: &Params) -> Vec<String> {
+    params.all("tag")
+}
+
+async fn nodes(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let opts = params.query_options()?;
+    let (meta, nodes) = state.service.catalog_nodes(&opts).await?;
+    let items = filter::apply(params.get("filter"), nodes.iter().map(cj::node).collect())?;
+    Ok(reply::query_headers(
+        reply::json(&state, &params, StatusCode::OK, &items),
+        &meta,
+    ))
+}
+
+async fn services(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let opts = params.query_options()?;
+    let (meta, services) = state.service.catalog_services(&opts).await?;
+    let map: serde_json::Map<String, Value> = services
+        .into_iter()
+        .map(|(name, tags)| (name, Value::from(tags.into_iter().collect::<Vec<_>>())))
+        .collect();
+    Ok(reply::query_headers(
+        reply::json(&state, &params, StatusCode::OK, &map),
+        &meta,
+    ))
+}
+
+async fn service(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let opts = params.query_options()?;
+    let (meta, entries) = state
+        .service
+        .catalog_service(&name, &tags(&params), &opts)
+        .await?;
+    let items = entries
+        .iter()
+        .map(|(n, s)| cj::catalog_service(n, s))
+        .collect();
+    let items = filter::apply(params.get("filter"), items)?;
+    Ok(reply::query_headers(
+        reply::json(&state, &params, StatusCode::OK, &items),
+        &meta,
+    ))
+}
+
+async fn node(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let opts = params.query_options()?;
+    let (meta, found) = state.service.catalog_node(&name, &opts).await?;
+    let body = match found {
+        None => Value::Null,
+        Some((n, services)) => {
+            let services: serde_json::Map<String, Value> = services
+                .iter()
+                .map(|s| (s.id.clone(), cj::agent_service(s, &n.datacenter)))
+                .collect();
+            serde_json::json!({"Node": cj::node(&n), "Services": services})
+        }
+    };
+    Ok(reply::query_headers(
+        reply::json(&state, &params, StatusCode::OK, &body),
+        &meta,
+    ))
+}

@@ -1,0 +1,180 @@
+//! Consul's JSON for catalog and health objects (spec §5.3, §7.2), in Consul's field
+//! order; lists are `[]`, never null.
+
+use serde_json::{json, Value};
+
+use crate::agent::definition::ServiceDefinition;
+use crate::service::catalog::{CheckView, ServiceEntry};
+use crate::state::catalog::{HealthCheck, Node, ServiceInstance};
+
+/// Go's `time.Duration.String()` for the values checks use ("15s", "1m30s", "0s").
+pub fn go_duration(ns: u64) -> String {
+    if ns == 0 {
+        return "0s".into();
+    }
+    if ns < 1_000_000_000 {
+        let (unit, div) = if ns < 1_000 {
+            ("ns", 1.0)
+        } else if ns < 1_000_000 {
+            ("µs", 1e3)
+        } else {
+            ("ms", 1e6)
+        };
+        return format!("{}{unit}", trim(ns as f64 / div));
+    }
+    let total_s = ns as f64 / 1e9;
+    let h = (total_s / 3600.0).floor() as u64;
+    let m = ((total_s - h as f64 * 3600.0) / 60.0).floor() as u64;
+    let s = total_s - h as f64 * 3600.0 - m as f64 * 60.0;
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&format!("{}s", trim(s)));
+    out
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.9}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+pub fn node(n: &Node) -> Value {
+    json!({
+        "ID": n.id,
+        "Node": n.name,
+        "Address": n.address,
+        "Datacenter": n.datacenter,
+        "TaggedAddresses": n.tagged_addresses,
+        "Meta": n.meta,
+        "CreateIndex": n.create_index,
+        "ModifyIndex": n.modify_index,
+    })
+}
+
+fn weights(s: &ServiceInstance) -> Value {
+    json!({"Passing": s.weights.passing, "Warning": s.weights.warning})
+}
+
+/// `/v1/catalog/service/<name>` entries.
+pub fn catalog_service(n: &Node, s: &ServiceInstance) -> Value {
+    json!({
+        "ID": n.id,
+        "Node": n.name,
+        "Address": n.address,
+        "Datacenter": n.datacenter,
+        "TaggedAddresses": n.tagged_addresses,
+        "NodeMeta": n.meta,
+        "ServiceKind": "",
+        "ServiceID": s.id,
+        "ServiceName": s.name,
+        "ServiceTags": s.tags,
+        "ServiceAddress": s.address,
+        "ServiceWeights": weights(s),
+        "ServiceMeta": s.meta,
+        "ServicePort": s.port,
+        "ServiceSocketPath": "",
+        "ServiceEnableTagOverride": s.enable_tag_override,
+        "ServiceProxy": {"Mode": "", "MeshGateway": {}, "Expose": {}},
+        "ServiceConnect": {},
+        "CreateIndex": s.create_index,
+        "ModifyIndex": s.modify_index,
+    })
+}
+
+/// Consul's AgentService shape as catalog and health endpoints return it.
+pub fn agent_service(s: &ServiceInstance, datacenter: &str) -> Value {
+    json!({
+        "ID": s.id,
+        "Service": s.name,
+        "Tags": s.tags,
+        "Address": s.address,
+        "Meta": s.meta,
+        "Port": s.port,
+        "Weights": weights(s),
+        "EnableTagOverride": s.enable_tag_override,
+        "Proxy": {"Mode": "", "MeshGateway": {}, "Expose": {}},
+        "Connect": {},
+        "Datacenter": datacenter,
+        "CreateIndex": s.create_index,
+        "ModifyIndex": s.modify_index,
+    })
+}
+
+/// `/v1/agent/services` entries: the local definition.
+pub fn local_service(d: &ServiceDefinition, datacenter: &str) -> Value {
+    json!({
+        "ID": d.id,
+        "Service": d.name,
+        "Tags": d.tags,
+        "Meta": d.meta,
+        "Port": d.port,
+        "Address": d.address,
+        "Weights": {"Passing": d.weights.passing, "Warning": d.weights.warning},
+        "EnableTagOverride": d.enable_tag_override,
+        "Datacenter": datacenter,
+    })
+}
+
+pub fn check(c: &HealthCheck, service_name: &str, service_tags: &[String]) -> Value {
+    let spec = &c.spec;
+    json!({
+        "Node": c.node,
+        "CheckID": c.check_id,
+        "Name": c.name,
+        "Status": c.status.as_str(),
+        "Notes": c.notes,
+        "Output": c.output,
+        "ServiceID": c.service_id,
+        "ServiceName": service_name,
+        "ServiceTags": service_tags,
+        "Type": spec.check_type,
+        "Interval": if spec.interval_ns == 0 { String::new() } else { go_duration(spec.interval_ns) },
+        "Timeout": if spec.timeout_ns == 0 { String::new() } else { go_duration(spec.timeout_ns) },
+        "ExposedPort": 0,
+        "Definition": {
+            "Interval": go_duration(spec.interval_ns),
+            "Timeout": go_duration(spec.timeout_ns),
+            "DeregisterCriticalServiceAfter": go_duration(spec.deregister_critical_service_after_ns),
+            "HTTP": spec.http,
+            "Header": null,
+            "Method": "",
+            "Body": "",
+            "TLSServerName": "",
+            "TLSSkipVerify": false,
+            "TCP": spec.tcp,
+        },
+        "CreateIndex": c.create_index,
+        "ModifyIndex": c.modify_index,
+    })
+}
+
+pub fn check_view(c: &CheckView) -> Value {
+    check(&c.check, &c.service_name, &c.service_tags)
+}
+
+pub fn service_entry(e: &ServiceEntry) -> Value {
+    json!({
+        "Node": node(&e.node),
+        "Service": agent_service(&e.service, &e.node.datacenter),
+        "Checks": e.checks.iter().map(check_view).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_render_like_go() {
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(15_000_000_000), "15s");
+        assert_eq!(go_duration(90_000_000_000), "1m30s");
+        assert_eq!(go_duration(1_500_000_000), "1.5s");
+        assert_eq!(go_duration(100_000_000), "100ms");
+        assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
+    }
+}

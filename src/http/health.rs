@@ -1,0 +1,122 @@
+//! `/v1/health/*` (spec §7.1): checks and instances with their health, all blocking.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+
+use super::catalog::tags;
+use super::catalog_json as cj;
+use super::error::HttpError;
+use super::filter;
+use super::params::Params;
+use super::reply;
+use super::HttpState;
+use crate::agent::definition::CheckStatus;
+
+pub fn routes() -> Router<HttpState> {
+    Router::new()
+        .route("/v1/health/node/{node}", get(node))
+        .route("/v1/health/checks/{service}", get(checks))
+        .route("/v1/health/service/{service}", get(service))
+        .route("/v1/health/state/{state}", get(state_checks))
+}
+
+async fn node(
+    State(state): State<HttpState>,
+    Path(node): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let (meta, checks) = state
+        .service
+        .health_node(&node, &params.query_options()?)
+        .await?;
+    let items = filter::apply(
+        params.get("filter"),
+        checks.iter().map(cj::check_view).collect(),
+    )?;
+    Ok(reply::query_headers(
+        reply::json(&state, &params, StatusCode::OK, &items),
+        &meta,
+    ))
+}
+
+async fn checks(
+    State(state): State<HttpState>,
+    Path(service): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let (meta, checks) = state
+        .service
+        .health_checks(&service, &params.query_options()?)
+        .await?;
+    let items = filter::apply(
+        params.get("filter"),
+        checks.iter().map(cj::check_view).collect(),
+    )?;
+    Ok(reply::query_headers(
+        reply::json(&state, &params, StatusCode::OK, &items),
+        &meta,
+    ))
+}
+
+/// `?passing` is a flag, but `?passing=false` turns it off and junk is an error.
+fn passing(params: &Params) -> Result<bool, HttpError> {
+    match params.get("passing") {
+        None => Ok(false),
+        Some("" | "1" | "true" | "True" | "TRUE" | "t" | "T") => Ok(true),
+        Some("0" | "false" | "False" | "FALSE" | "f" | "F") => Ok(false),
+        Some(_) => Err(HttpError::BadRequest("Invalid value for ?passing".into())),
+    }
+}
+
+async fn service(
+    State(state): State<HttpState>,
+    Path(service): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let passing = passing(&params)?;
+    let (meta, entries) = state
+        .service
+        .health_service(&service, &tags(&params), passing, &params.query_options()?)
+        .await?;
+    let items = filter::apply(
+        params.get("filter"),
+        entries.iter().map(cj::service_entry).collect(),
+    )?;
+    Ok(reply::query_headers(
+        reply::json(&state, &params, StatusCode::OK, &items),
+        &meta,
+    ))
+}
+
+async fn state_checks(
+    State(state): State<HttpState>,
+    Path(which): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let status = match which.as_str() {
+        "any" => None,
+        s => Some(
+            CheckStatus::parse(s)
+                .ok_or_else(|| HttpError::BadRequest(format!("Unsupported state: {s}")))?,
+        ),
+    };
+    let (meta, checks) = state
+        .service
+        .health_state(status, &params.query_options()?)
+        .await?;
+    let items = filter::apply(
+        params.get("filter"),
+        checks.iter().map(cj::check_view).collect(),
+    )?;
+    Ok(reply::query_headers(
+        reply::json(&state, &params, StatusCode::OK, &items),
+        &meta,
+    ))
+}

@@ -73,6 +73,11 @@ impl Client {
             .max_encoding_message_size(MAX_MESSAGE)
     }
 
+    /// The underlying channel, for the other generated clients (Catalog, Health).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
     pub fn status(&self) -> StatusClient<Channel> {
         StatusClient::new(self.channel.clone())
     }

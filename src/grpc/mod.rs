@@ -1,10 +1,13 @@
 //! The public gRPC front end (`rostra.v1` on the gRPC port, 8502 in dev mode): one file
 //! per proto service, each a thin translation onto `crate::service`.
 
+pub mod catalog;
+pub mod catalog_convert;
 pub mod convert;
 pub mod error;
 pub mod kv;
 pub mod status;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -35,11 +38,19 @@ pub async fn serve(
     })
     .max_decoding_message_size(MAX_MESSAGE)
     .max_encoding_message_size(MAX_MESSAGE);
+    let catalog = crate::pb::catalog_server::CatalogServer::new(catalog::CatalogService {
+        service: service.clone(),
+    });
+    let health = crate::pb::health_server::HealthServer::new(catalog::HealthService {
+        service: service.clone(),
+    });
     let status = StatusServer::new(status::StatusService { service });
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(kv)
         .add_service(status)
+        .add_service(catalog)
+        .add_service(health)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
 }

@@ -137,6 +137,11 @@ impl Service {
         &self.limits
     }
 
+    /// True once the server began shutting down (streams should end).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
     /// Live watch subscriptions on this server.
     pub fn watcher_count(&self) -> usize {
         self.feed.subscriber_count()

@@ -1,0 +1,153 @@
+//! Conversions between catalog/health protobuf messages and domain types.
+
+use crate::pb;
+use crate::service::catalog::{CheckView, ServiceEntry};
+use crate::state::catalog::{CheckSpec, CheckStatus, HealthCheck, Node, ServiceInstance, Weights};
+
+pub fn node_out(n: Node) -> pb::Node {
+    pb::Node {
+        id: n.id,
+        name: n.name,
+        address: n.address,
+        datacenter: n.datacenter,
+        tagged_addresses: n.tagged_addresses.into_iter().collect(),
+        meta: n.meta.into_iter().collect(),
+        create_index: n.create_index,
+        modify_index: n.modify_index,
+    }
+}
+
+pub fn node_in(n: pb::Node) -> Node {
+    Node {
+        id: n.id,
+        name: n.name,
+        address: n.address,
+        datacenter: n.datacenter,
+        tagged_addresses: n.tagged_addresses.into_iter().collect(),
+        meta: n.meta.into_iter().collect(),
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+pub fn service_out(s: ServiceInstance) -> pb::ServiceInstance {
+    pb::ServiceInstance {
+        node: s.node,
+        id: s.id,
+        name: s.name,
+        tags: s.tags,
+        address: s.address,
+        port: s.port as u32,
+        meta: s.meta.into_iter().collect(),
+        weight_passing: s.weights.passing,
+        weight_warning: s.weights.warning,
+        enable_tag_override: s.enable_tag_override,
+        create_index: s.create_index,
+        modify_index: s.modify_index,
+    }
+}
+
+pub fn service_in(s: pb::ServiceInstance, node: &str) -> Result<ServiceInstance, tonic::Status> {
+    let port = u16::try_from(s.port)
+        .map_err(|_| tonic::Status::invalid_argument(format!("port {} is out of range", s.port)))?;
+    let id = if s.id.is_empty() {
+        s.name.clone()
+    } else {
+        s.id
+    };
+    Ok(ServiceInstance {
+        node: node.to_string(),
+        id,
+        name: s.name,
+        tags: s.tags,
+        address: s.address,
+        port,
+        meta: s.meta.into_iter().collect(),
+        weights: Weights {
+            passing: if s.weight_passing == 0 {
+                1
+            } else {
+                s.weight_passing
+            },
+            warning: if s.weight_warning == 0 {
+                1
+            } else {
+                s.weight_warning
+            },
+        },
+        enable_tag_override: s.enable_tag_override,
+        create_index: 0,
+        modify_index: 0,
+    })
+}
+
+pub fn status_out(s: CheckStatus) -> pb::HealthStatus {
+    match s {
+        CheckStatus::Passing => pb::HealthStatus::Passing,
+        CheckStatus::Warning => pb::HealthStatus::Warning,
+        CheckStatus::Critical => pb::HealthStatus::Critical,
+    }
+}
+
+/// `None` for UNSPECIFIED.
+pub fn status_in(value: i32) -> Result<Option<CheckStatus>, tonic::Status> {
+    match pb::HealthStatus::try_from(value) {
+        Ok(pb::HealthStatus::Unspecified) => Ok(None),
+        Ok(pb::HealthStatus::Passing) => Ok(Some(CheckStatus::Passing)),
+        Ok(pb::HealthStatus::Warning) => Ok(Some(CheckStatus::Warning)),
+        Ok(pb::HealthStatus::Critical) => Ok(Some(CheckStatus::Critical)),
+        Err(_) => Err(tonic::Status::invalid_argument(format!(
+            "unknown health status {value}"
+        ))),
+    }
+}
+
+pub fn check_out(c: CheckView) -> pb::HealthCheck {
+    let check = c.check;
+    pb::HealthCheck {
+        node: check.node,
+        check_id: check.check_id,
+        name: check.name,
+        status: status_out(check.status) as i32,
+        notes: check.notes,
+        output: check.output,
+        service_id: check.service_id,
+        service_name: c.service_name,
+        service_tags: c.service_tags,
+        r#type: check.spec.check_type,
+        create_index: check.create_index,
+        modify_index: check.modify_index,
+    }
+}
+
+pub fn check_in(c: pb::HealthCheck, node: &str) -> Result<HealthCheck, tonic::Status> {
+    let status = status_in(c.status)?.unwrap_or(CheckStatus::Critical);
+    let check_id = if c.check_id.is_empty() {
+        c.name.clone()
+    } else {
+        c.check_id
+    };
+    Ok(HealthCheck {
+        node: node.to_string(),
+        check_id,
+        name: c.name,
+        status,
+        notes: c.notes,
+        output: c.output,
+        service_id: c.service_id,
+        spec: CheckSpec {
+            check_type: c.r#type,
+            ..Default::default()
+        },
+        create_index: 0,
+        modify_index: 0,
+    })
+}
+
+pub fn entry_out(e: ServiceEntry) -> pb::ServiceEntry {
+    pb::ServiceEntry {
+        node: Some(node_out(e.node)),
+        service: Some(service_out(e.service)),
+        checks: e.checks.into_iter().map(check_out).collect(),
+    }
+}

@@ -1,0 +1,189 @@
+//! gRPC `Catalog` and `Health`: registration, queries, and watches that send the new
+//! result when (and only when) what they cover changes.
+
+mod common;
+
+use rostra::client::Client;
+use rostra::pb;
+use rostra::pb::catalog_client::CatalogClient;
+use rostra::pb::health_client::HealthClient;
+
+fn reg(node: &str, service: &str, status: pb::HealthStatus) -> pb::RegisterRequest {
+    pb::RegisterRequest {
+        node: Some(pb::Node {
+            name: node.into(),
+            address: "10.1.2.3".into(),
+            ..Default::default()
+        }),
+        skip_node_update: false,
+        service: Some(pb::ServiceInstance {
+            name: service.into(),
+            port: 8080,
+            tags: vec!["v1".into()],
+            ..Default::default()
+        }),
+        checks: vec![pb::HealthCheck {
+            check_id: format!("{service}-check"),
+            name: "alive".into(),
+            status: status as i32,
+            service_id: service.into(),
+            ..Default::default()
+        }],
+    }
+}
+
+async fn next<T>(s: &mut tonic::Streaming<T>) -> T {
+    tokio::time::timeout(common::DEADLINE, s.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_and_health_over_grpc_with_watches() {
+    let (server, _dir) = common::dev_server().await;
+    let client = Client::connect(&server.grpc_addr.to_string())
+        .await
+        .unwrap();
+    let mut catalog = CatalogClient::new(client.channel());
+    let mut health = HealthClient::new(client.channel());
+
+    catalog
+        .register(reg("n1", "web", pb::HealthStatus::Passing))
+        .await
+        .unwrap();
+    let mut watch = catalog
+        .watch_service(pb::ServiceRequest {
+            name: "web".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next(&mut watch).await;
+    assert_eq!(first.instances.len(), 1);
+    let mut health_watch = health
+        .watch_service(pb::HealthServiceRequest {
+            service: "web".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let h1 = next(&mut health_watch).await;
+    assert_eq!(
+        h1.entries[0].checks[0].status,
+        pb::HealthStatus::Passing as i32
+    );
+
+    // Another service changes: nothing for the web watchers; then web gains an instance.
+    catalog
+        .register(reg("n9", "db", pb::HealthStatus::Passing))
+        .await
+        .unwrap();
+    catalog
+        .register(reg("n2", "web", pb::HealthStatus::Passing))
+        .await
+        .unwrap();
+    let second = next(&mut watch).await;
+    assert_eq!(
+        second.instances.len(),
+        2,
+        "the next message is web's change, not db's"
+    );
+    assert!(second.header.unwrap().index > first.header.unwrap().index);
+    assert_eq!(next(&mut health_watch).await.entries.len(), 2);
+
+    // A check turning critical reaches the health watcher; passing_only leaves it out.
+    catalog
+        .register(reg("n2", "web", pb::HealthStatus::Critical))
+        .await
+        .unwrap();
+    let h3 = next(&mut health_watch).await;
+    let critical = h3
+        .entries
+        .iter()
+        .find(|e| e.node.as_ref().unwrap().name == "n2")
+        .unwrap();
+    assert_eq!(critical.checks[0].status, pb::HealthStatus::Critical as i32);
+    let passing = health
+        .service(pb::HealthServiceRequest {
+            service: "web".into(),
+            passing_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(passing.entries.len(), 1);
+
+    // Queries.
+    let services = catalog
+        .services(pb::ServicesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(services.services["web"].tags, vec!["v1"]);
+    assert!(services.services.contains_key("consul"));
+    let node = catalog
+        .node(pb::NodeRequest {
+            name: "n1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(node.services[0].name, "web");
+    let missing = catalog
+        .node(pb::NodeRequest {
+            name: "nobody".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(missing.node.is_none());
+    let crit = health
+        .state(pb::HealthStateRequest {
+            state: pb::HealthStatus::Critical as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(crit
+        .checks
+        .iter()
+        .all(|c| c.status == pb::HealthStatus::Critical as i32));
+
+    // Deregistering n2 shrinks web back to one instance.
+    catalog
+        .deregister(pb::DeregisterRequest {
+            node: "n2".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(next(&mut watch).await.instances.len(), 1);
+
+    // Bad input.
+    let e = catalog
+        .register(pb::RegisterRequest {
+            node: Some(pb::Node::default()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let mut bad = reg("n3", "x", pb::HealthStatus::Passing);
+    bad.checks[0].service_id = "nope".into();
+    let e = catalog.register(bad).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        e.message().contains("Unknown service ID"),
+        "{}",
+        e.message()
+    );
+    server.shutdown().await;
+}

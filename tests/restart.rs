@@ -100,3 +100,45 @@ async fn data_survives_clean_and_crash_restarts() {
         Kind::Synced as i32
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_registered_over_http_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = Agent::spawn(dir.path(), &["-dev".to_string(), "-node".to_string(), "keeper".to_string()]);
+    elected(&agent).await;
+    let http = reqwest::Client::new();
+    let body = r#"{"ID":"example2","Name":"example2","Tags":["specific","v1"],"Address":"127.0.0.1","Port":8000,
+                   "Check":{"TTL":"300s"}}"#;
+    let r = http
+        .put(format!("http://{}/v1/agent/service/register", agent.http_addr))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(agent.terminate());
+    agent.restart();
+    elected(&agent).await;
+    let base = format!("http://{}", agent.http_addr);
+    let services: serde_json::Value = http
+        .get(format!("{base}/v1/agent/services"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(services["example2"]["Port"], 8000);
+    let checks: serde_json::Value = http.get(format!("{base}/v1/agent/checks")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(checks["service:example2"]["Type"], "ttl");
+    // And the catalog still lists it on this node.
+    let url = format!("{base}/v1/catalog/service/example2");
+    wait_until("example2 is in the catalog after the restart", || {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let v: serde_json::Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+            v[0]["Node"] == "keeper"
+        }
+    })
+    .await;
+}

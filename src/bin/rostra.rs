@@ -1,4 +1,6 @@
-//! The Rostra daemon: `rostra agent -dev`, `rostra agent -server ...`.
+//! The Rostra daemon: `rostra agent -dev`, `rostra agent -server ...`, `rostra validate`.
+//! Exit codes: 0 success, 1 failure (bad configuration, the agent could not start),
+//! 2 usage error.
 
 use std::process::ExitCode;
 
@@ -35,16 +37,35 @@ async fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
-    match args.command {
+    let result = match args.command {
         DaemonCommand::Agent(a) => {
-            init_logging(&a.log_level, a.log_json);
-            match rostra::cli::agent::run(a).await {
+            // Config files can set the log level, so they are read (and any mistake in
+            // them reported) before logging starts, and before any port is bound.
+            match rostra::cli::agent::config_from_args(&a) {
+                Ok(setup) => {
+                    init_logging(&setup.log_level, setup.log_json);
+                    rostra::cli::agent::run(setup).await
+                }
+                Err(e) => Err(e),
+            }
+        }
+        DaemonCommand::Validate(v) => {
+            // Consul's `validate` prints its message as is.
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            return match rostra::cli::validate::run(&v, &mut out, &mut err) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("==> {e:#}");
+                    eprintln!("{e:#}");
                     ExitCode::FAILURE
                 }
-            }
+            };
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("==> {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -20,21 +20,30 @@ pub struct DaemonArgs {
     pub command: DaemonCommand,
 }
 
+// Parsed once per process: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
     /// Run an agent (a server, or with -dev a self-contained development server).
     Agent(AgentArgs),
+    /// Check configuration files without starting an agent (Consul's `validate`).
+    Validate(ValidateArgs),
 }
 
+/// `rostra agent`. Settings that config files can also give are `Option`s without clap
+/// defaults, so that a flag overrides a file only when it was typed; the defaults are
+/// applied in `cli::agent::config_from_args` (defaults, then files, then flags).
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// Development mode: one self-bootstrapping server on 127.0.0.1, data in a temporary
     /// directory unless -data-dir is given.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     pub dev: bool,
-    /// Run as a server (a raft member).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
-    pub server: bool,
+    /// Run as a server (a raft member); config key `server`.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub server: Option<bool>,
+    #[command(flatten)]
+    pub config: ConfigPaths,
     /// Number of servers to wait for before bootstrapping the cluster.
     #[arg(long = "bootstrap-expect", value_name = "N")]
     pub bootstrap_expect: Option<usize>,
@@ -44,42 +53,133 @@ pub struct AgentArgs {
     /// Node name; defaults to the host name.
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
-    /// Datacenter name.
-    #[arg(long, default_value = "dc1")]
-    pub datacenter: String,
-    /// Address the server (raft) port binds to.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
-    pub bind: IpAddr,
+    /// Datacenter name [default: dc1].
+    #[arg(long)]
+    pub datacenter: Option<String>,
+    /// Address the server (raft) port binds to [default: 127.0.0.1].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
     /// Address other servers use to reach this one; defaults to -bind.
     #[arg(long, value_name = "ADDR")]
     pub advertise: Option<IpAddr>,
-    /// Address the client APIs (gRPC) bind to.
-    #[arg(long = "client", value_name = "ADDR", default_value = "127.0.0.1")]
-    pub client_addr: IpAddr,
-    /// Server (raft and forwarding) port; 0 picks a free one.
-    #[arg(long = "server-port", default_value_t = crate::config::DEFAULT_SERVER_PORT)]
-    pub server_port: u16,
-    /// Consul-compatible HTTP API port; 0 picks a free one.
-    #[arg(long = "http-port", default_value_t = crate::config::DEFAULT_HTTP_PORT)]
-    pub http_port: u16,
-    /// Public gRPC API port; 0 picks a free one.
-    #[arg(long = "grpc-port", default_value_t = crate::config::DEFAULT_GRPC_PORT)]
-    pub grpc_port: u16,
-    /// Server address (host:port of its server port) to contact at bootstrap; repeatable.
+    /// Address the client APIs (HTTP, gRPC, DNS) bind to [default: 127.0.0.1].
+    #[arg(long = "client", value_name = "ADDR")]
+    pub client_addr: Option<IpAddr>,
+    /// Server (raft and forwarding) port; 0 picks a free one [default: 8300].
+    #[arg(long = "server-port", value_name = "PORT")]
+    pub server_port: Option<u16>,
+    /// Consul-compatible HTTP API port; 0 picks a free one [default: 8500].
+    #[arg(long = "http-port", value_name = "PORT")]
+    pub http_port: Option<u16>,
+    /// Public gRPC API port; 0 picks a free one [default: 8502].
+    #[arg(long = "grpc-port", value_name = "PORT")]
+    pub grpc_port: Option<u16>,
+    /// DNS interface port (UDP and TCP); 0 picks a free one [default: 8600].
+    #[arg(long = "dns-port", value_name = "PORT")]
+    pub dns_port: Option<u16>,
+    /// Server address (host:port of its server port) to contact at bootstrap; repeatable,
+    /// added to the config files' `retry_join`.
     #[arg(long = "retry-join", value_name = "ADDR")]
     pub retry_join: Vec<String>,
+    /// Upstream DNS server for names outside `.consul`; repeatable, added to the config
+    /// files' `recursors`.
+    #[arg(long = "recursor", value_name = "ADDR")]
+    pub recursors: Vec<String>,
+    /// Let script checks registered over the HTTP API run (and those in config files).
+    #[arg(long = "enable-script-checks", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub enable_script_checks: Option<bool>,
+    /// Let script checks defined in config files run.
+    #[arg(long = "enable-local-script-checks", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub enable_local_script_checks: Option<bool>,
     /// Raft: entries between snapshots (tests turn this down).
     #[arg(long = "raft-snapshot-threshold", hide = true)]
     pub raft_snapshot_threshold: Option<u64>,
     /// Raft: entries kept behind a snapshot (tests turn this down).
     #[arg(long = "raft-logs-to-keep", hide = true)]
     pub raft_logs_to_keep: Option<u64>,
-    /// Log level: trace, debug, info, warn or error (or a tracing filter directive).
-    #[arg(long = "log-level", default_value = "info")]
-    pub log_level: String,
+    /// Log level: trace, debug, info, warn or error (or a tracing filter directive)
+    /// [default: info].
+    #[arg(long = "log-level", value_name = "LEVEL")]
+    pub log_level: Option<String>,
     /// Log as JSON lines.
-    #[arg(long = "log-json", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
-    pub log_json: bool,
+    #[arg(long = "log-json", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub log_json: Option<bool>,
+}
+
+/// `-config-file` and `-config-dir`, in the order they were typed: Consul loads both
+/// into one list, so later sources override earlier ones whichever flag named them.
+/// Each may name a JSON file or a directory (every `*.json` in it, by name), as in
+/// Consul. clap's derive keeps two flags' values apart, so this is assembled by hand
+/// from the argument indices.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigPaths {
+    pub paths: Vec<PathBuf>,
+}
+
+const CONFIG_FILE: &str = "config_file";
+const CONFIG_DIR: &str = "config_dir";
+
+impl clap::FromArgMatches for ConfigPaths {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut indexed: Vec<(usize, PathBuf)> = Vec::new();
+        for id in [CONFIG_FILE, CONFIG_DIR] {
+            if let (Some(values), Some(indices)) =
+                (matches.get_many::<PathBuf>(id), matches.indices_of(id))
+            {
+                indexed.extend(indices.zip(values.cloned()));
+            }
+        }
+        indexed.sort_by_key(|(i, _)| *i);
+        Ok(ConfigPaths {
+            paths: indexed.into_iter().map(|(_, p)| p).collect(),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for ConfigPaths {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let path =
+            |id: &'static str, long: &'static str, name: &'static str, help: &'static str| {
+                clap::Arg::new(id)
+                    .long(long)
+                    .value_name(name)
+                    .action(clap::ArgAction::Append)
+                    .value_parser(clap::value_parser!(PathBuf))
+                    .help(help)
+            };
+        cmd.arg(path(
+            CONFIG_FILE,
+            "config-file",
+            "FILE",
+            "Consul-format JSON config file to load; repeatable, later ones override earlier ones",
+        ))
+        .arg(path(
+            CONFIG_DIR,
+            "config-dir",
+            "DIR",
+            "Directory whose *.json files are loaded in name order; repeatable",
+        ))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// `rostra validate`: Consul's `consul validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Print nothing on success.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub quiet: bool,
+    /// Config files and directories, loaded as `rostra agent -config-file` would.
+    #[arg(value_name = "FILE_OR_DIRECTORY")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// The Rostra command-line client.

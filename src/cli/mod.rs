@@ -10,6 +10,7 @@ pub mod bench;
 pub mod consul_json;
 pub mod goflags;
 pub mod kv;
+pub mod validate;
 pub mod watch;
 
 use std::io::Write;

@@ -1,5 +1,5 @@
-//! Agent configuration: what `rostra agent` was asked to run. Built from flags by
-//! `cli::agent` (config files in Consul's JSON format arrive with the catalog issue).
+//! Agent configuration: what `rostra agent` was asked to run. Built by `cli::agent` from
+//! defaults, then Consul-format JSON config files (`file`), then flags.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use crate::agent::definition::{CheckDefinition, ServiceDefinition};
 use crate::service::Limits;
 
 pub mod consul_json;
+pub mod file;
 
 /// Consul's defaults: server RPC (raft) on 8300, gRPC on 8502.
 pub const DEFAULT_SERVER_PORT: u16 = 8300;

@@ -1,0 +1,163 @@
+//! One config file's JSON to a [`FileConfig`], strictly: every key is read or
+//! explicitly ignored, and `Obj::finish(true)` turns anything else into an error with
+//! its key path. Values Rostra cannot honour (templates, several addresses, a disabled
+//! interface) are refused here with the reason, rather than approximated.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{FileConfig, Origin};
+use crate::agent::definition::{CheckDefinition, ServiceDefinition};
+use crate::config::consul_json::{DecodeError, Obj};
+
+/// One file's JSON, strictly.
+pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeError> {
+    let mut root = Obj::new(value, "")?;
+    let mut c = FileConfig {
+        node_name: non_empty(&mut root, "node_name")?,
+        datacenter: non_empty(&mut root, "datacenter")?,
+        data_dir: non_empty(&mut root, "data_dir")?.map(PathBuf::from),
+        server: root.bool(&["server"])?,
+        bootstrap: root.bool(&["bootstrap"])?,
+        bootstrap_expect: root.u64(&["bootstrap_expect"])?.map(|n| n as usize),
+        bind: ip(&mut root, "bind_addr")?,
+        advertise: ip(&mut root, "advertise_addr")?,
+        client_addr: ip(&mut root, "client_addr")?,
+        retry_join: root.string_list(&["retry_join"])?.unwrap_or_default(),
+        recursors: root.string_list(&["recursors"])?.unwrap_or_default(),
+        log_level: non_empty(&mut root, "log_level")?,
+        log_json: root.bool(&["log_json"])?,
+        enable_script_checks: root.bool(&["enable_script_checks"])?,
+        enable_local_script_checks: root.bool(&["enable_local_script_checks"])?,
+        ..FileConfig::default()
+    };
+    if let Some(mut ports) = root.object(&["ports"])? {
+        c.http_port = client_port(&mut ports, "http", "HTTP")?;
+        c.grpc_port = client_port(&mut ports, "grpc", "gRPC")?;
+        c.dns_port = client_port(&mut ports, "dns", "DNS")?;
+        c.server_port = match port(&mut ports, "server")? {
+            Some((k, n)) if n <= 0 => {
+                return Err(ports.err(k, "the server port must be greater than zero"))
+            }
+            other => other.map(|(_, n)| n as u16),
+        };
+        // Consul's gossip and TLS ports: Rostra has neither, and they change nothing.
+        ports.ignore(&["serf_lan", "serf_wan", "https", "grpc_tls"]);
+        ports.finish(true)?;
+    }
+    if let Some(mut addresses) = root.object(&["addresses"])? {
+        for key in ["http", "grpc", "dns"] {
+            if let Some(addr) = ip(&mut addresses, key)? {
+                let origin = Origin {
+                    file: file.to_path_buf(),
+                    path: format!("addresses.{key}"),
+                };
+                c.addresses.push((origin, addr));
+            }
+        }
+        addresses.ignore(&["https", "grpc_tls"]);
+        addresses.finish(true)?;
+    }
+    // Consul appends the single `service`/`check` after the lists.
+    for (path, obj) in objects(&mut root, &["services", "service"])? {
+        let service = ServiceDefinition::decode(obj, true).map_err(|e| located(e, &path))?;
+        let origin = Origin {
+            file: file.to_path_buf(),
+            path,
+        };
+        c.services.push((origin, service));
+    }
+    for (path, obj) in objects(&mut root, &["checks", "check"])? {
+        let check = CheckDefinition::decode(obj, true, None).map_err(|e| located(e, &path))?;
+        let origin = Origin {
+            file: file.to_path_buf(),
+            path,
+        };
+        c.checks.push((origin, check));
+    }
+    root.finish(true)?;
+    Ok(c)
+}
+
+/// Definition errors about the whole object carry no path; give them the object's.
+fn located(mut e: DecodeError, path: &str) -> DecodeError {
+    if e.path.is_empty() {
+        e.path = path.to_string();
+    }
+    e
+}
+
+/// The objects under each of `keys` (a list, or one object), with their key paths.
+fn objects<'a>(root: &mut Obj<'a>, keys: &[&str]) -> Result<Vec<(String, Obj<'a>)>, DecodeError> {
+    let mut out = Vec::new();
+    for key in keys {
+        match root.get(&[key]) {
+            None => {}
+            Some((k, Value::Array(items))) => {
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("{k}[{i}]");
+                    out.push((path.clone(), Obj::new(item, &path)?));
+                }
+            }
+            Some((k, v @ Value::Object(_))) => out.push((k.to_string(), Obj::new(v, k)?)),
+            Some((k, _)) => return Err(root.err(k, "expected an object or a list of objects")),
+        }
+    }
+    Ok(out)
+}
+
+fn non_empty(obj: &mut Obj<'_>, key: &str) -> Result<Option<String>, DecodeError> {
+    match obj.string(&[key])? {
+        Some(s) if s.is_empty() => Err(obj.err(key, "must not be empty")),
+        other => Ok(other),
+    }
+}
+
+/// One IP address. Consul also takes go-sockaddr templates and several addresses;
+/// Rostra binds one literal address per interface.
+fn ip(obj: &mut Obj<'_>, key: &str) -> Result<Option<IpAddr>, DecodeError> {
+    let Some(text) = obj.string(&[key])? else {
+        return Ok(None);
+    };
+    let trimmed = text.trim();
+    trimmed.parse().map(Some).map_err(|_| {
+        let why = if trimmed.contains("{{") {
+            "go-sockaddr templates are not supported"
+        } else if trimmed.split_whitespace().count() > 1 {
+            "only one address is supported"
+        } else {
+            "host names are not supported"
+        };
+        obj.err(
+            key,
+            format!("expected an IP address, found {text:?} ({why})"),
+        )
+    })
+}
+
+/// A port number as Consul writes it (negative means disabled), range-checked.
+fn port<'a>(obj: &mut Obj<'a>, key: &str) -> Result<Option<(&'a str, i64)>, DecodeError> {
+    match obj.get(&[key]) {
+        None => Ok(None),
+        Some((k, v)) => match v.as_i64() {
+            Some(n) if n > u16::MAX as i64 => Err(obj.err(k, format!("invalid port: {n}"))),
+            Some(n) => Ok(Some((k, n))),
+            None => Err(obj.err(k, format!("expected a port number, found {v}"))),
+        },
+    }
+}
+
+/// An HTTP, gRPC or DNS port. Consul disables the interface for a port of 0 or less;
+/// Rostra always serves all three.
+fn client_port(obj: &mut Obj<'_>, key: &str, what: &str) -> Result<Option<u16>, DecodeError> {
+    match port(obj, key)? {
+        None => Ok(None),
+        Some((k, n)) if n <= 0 => Err(obj.err(
+            k,
+            format!("disabling the {what} interface is not supported yet (port {n})"),
+        )),
+        Some((_, n)) => Ok(Some(n as u16)),
+    }
+}

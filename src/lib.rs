@@ -18,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod dns;
 pub mod grpc;
 pub mod http;
 pub mod json;

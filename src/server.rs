@@ -45,12 +45,36 @@ pub struct Server {
     pub agent: Arc<crate::agent::Agent>,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    pub dns_addr: SocketAddr,
     pub raft_addr: SocketAddr,
     pub data_dir: std::path::PathBuf,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     /// Kept alive so a dev agent's temporary data outlives the server, not the process.
     _temp_dir: Option<tempfile::TempDir>,
+}
+
+/// DNS answers on UDP and TCP on the same port; with port 0 both must land on one free
+/// port, so pick it with UDP and retry if TCP finds it taken.
+async fn bind_dns(addr: SocketAddr) -> Result<(tokio::net::UdpSocket, TcpListener), StartError> {
+    let err = |source: std::io::Error| StartError::Bind {
+        what: "the DNS port",
+        addr: addr.to_string(),
+        source,
+    };
+    let mut attempts = 0;
+    loop {
+        let udp = tokio::net::UdpSocket::bind(addr).await.map_err(err)?;
+        let bound = udp.local_addr().map_err(err)?;
+        match TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if addr.port() == 0 && attempts < 10 => {
+                attempts += 1;
+                tracing::debug!(error = %e, "DNS port taken for TCP; picking another");
+            }
+            Err(e) => return Err(err(e)),
+        }
+    }
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -99,6 +123,11 @@ impl Server {
         )
         .await?;
         let http_addr = http_listener
+            .local_addr()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        let (dns_udp, dns_tcp) =
+            bind_dns(SocketAddr::new(config.client_addr, config.dns_port)).await?;
+        let dns_addr = dns_udp
             .local_addr()
             .map_err(|e| StartError::Config(e.to_string()))?;
         let raft_addr = raft_listener
@@ -195,6 +224,19 @@ impl Server {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         }));
+        let dns_config = crate::dns::DnsConfig {
+            datacenter: config.datacenter.clone(),
+            recursors: config.recursors.clone(),
+            ..Default::default()
+        };
+        let (dns_service, token) = (service.clone(), shutdown.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) =
+                crate::dns::serve(dns_udp, dns_tcp, dns_service, dns_config, token).await
+            {
+                tracing::error!(error = %e, "DNS server failed");
+            }
+        }));
         let boot = raft.clone();
         let token = shutdown.clone();
         let (expect, join) = (config.bootstrap_expect, config.retry_join.clone());
@@ -217,6 +259,7 @@ impl Server {
             id = raft.id,
             grpc_addr = %grpc_addr,
             http_addr = %http_addr,
+            dns_addr = %dns_addr,
             raft_addr = %advertise,
             data_dir = %data_dir.display(),
             "agent ready"
@@ -227,6 +270,7 @@ impl Server {
             agent: local,
             grpc_addr,
             http_addr,
+            dns_addr,
             raft_addr: advertise,
             data_dir,
             shutdown,

@@ -37,6 +37,7 @@ async fn start(dir: &std::path::Path) -> rostra::server::Server {
     config.server_port = 0;
     config.grpc_port = 0;
     config.http_port = 0;
+    config.dns_port = 0;
     config.enable_local_script_checks = true;
     config.services = vec![
         service(
@@ -311,12 +312,12 @@ async fn catalog_api_and_blocking_health_queries() {
         base: format!("http://{}", server.http_addr),
         client: reqwest::Client::new(),
     };
-    common::wait_until("the agent's node is registered", || async {
-        h.get("/v1/catalog/nodes")
-            .await
-            .1
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
+    // Let the agent's own registrations and first check results settle, so the catalog
+    // index only moves for the writes below.
+    common::wait_until("the agent's checks have reported", || async {
+        let green = h.get("/v1/health/service/example_green").await.1;
+        let failed = h.get("/v1/health/service/example_failed").await.1;
+        statuses(&green) == ["passing", "passing"] && statuses(&failed).contains(&"critical".to_string())
     })
     .await;
     let (code, body) = h

@@ -104,13 +104,23 @@ async fn data_survives_clean_and_crash_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_registered_over_http_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let mut agent = Agent::spawn(dir.path(), &["-dev".to_string(), "-node".to_string(), "keeper".to_string()]);
+    let mut agent = Agent::spawn(
+        dir.path(),
+        &[
+            "-dev".to_string(),
+            "-node".to_string(),
+            "keeper".to_string(),
+        ],
+    );
     elected(&agent).await;
     let http = reqwest::Client::new();
     let body = r#"{"ID":"example2","Name":"example2","Tags":["specific","v1"],"Address":"127.0.0.1","Port":8000,
                    "Check":{"TTL":"300s"}}"#;
     let r = http
-        .put(format!("http://{}/v1/agent/service/register", agent.http_addr))
+        .put(format!(
+            "http://{}/v1/agent/service/register",
+            agent.http_addr
+        ))
         .body(body)
         .send()
         .await
@@ -129,7 +139,14 @@ async fn services_registered_over_http_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(services["example2"]["Port"], 8000);
-    let checks: serde_json::Value = http.get(format!("{base}/v1/agent/checks")).send().await.unwrap().json().await.unwrap();
+    let checks: serde_json::Value = http
+        .get(format!("{base}/v1/agent/checks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(checks["service:example2"]["Type"], "ttl");
     // And the catalog still lists it on this node.
     let url = format!("{base}/v1/catalog/service/example2");

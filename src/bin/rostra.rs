@@ -12,15 +12,16 @@ use rostra::cli::args::{DaemonArgs, DaemonCommand};
 fn log_filter(level: &str) -> String {
     match level.to_ascii_lowercase().as_str() {
         "trace" => "trace".into(),
-        "debug" => "debug,openraft=info,h2=info,hyper=info,tower=info".into(),
-        l @ ("info" | "warn" | "error") => format!("{l},openraft=warn"),
+        "debug" => "debug,openraft=info,h2=info,hyper=info,tower=info,hickory_server=info".into(),
+        l @ ("info" | "warn" | "error") => format!("{l},openraft=warn,hickory_server=warn"),
         _ => level.to_string(),
     }
 }
 
 fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(level)).unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,openraft=warn,hickory_server=warn")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -307,7 +307,7 @@ pub struct KvImport {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Watch type: key or keyprefix (Consul's other types arrive with their issues).
+    /// Watch type: key, keyprefix, services, nodes, service or checks.
     #[arg(long = "type")]
     pub watch_type: Option<String>,
     /// Key to watch (-type key).
@@ -316,6 +316,18 @@ pub struct WatchArgs {
     /// Prefix to watch (-type keyprefix).
     #[arg(long)]
     pub prefix: Option<String>,
+    /// Service to watch (-type service, or -type checks).
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only instances with this tag (-type service; repeatable).
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Only instances whose checks all pass (-type service).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub passingonly: String,
+    /// Check state to watch: any, passing, warning or critical (-type checks).
+    #[arg(long)]
+    pub state: Option<String>,
     /// Run the handler through `sh -c` (default) rather than directly.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true")]
     pub shell: bool,

@@ -1,24 +1,42 @@
-//! `rostractl watch`: Consul's `consul watch` for the KV types, built on a streaming watch
-//! instead of blocking-query polling. The handler gets exactly what Consul would give it
-//! (a KVPair object, or an array for keyprefix, on stdin, `CONSUL_INDEX` in its
-//! environment), once at start and once per change; a change that leaves the result
-//! deep-equal to the last one delivered does not fire it, as in Consul.
+//! `rostractl watch`: Consul's `consul watch` built on streaming watches instead of
+//! blocking-query polling. The handler gets exactly what Consul would give it on stdin
+//! (a KVPair object for `key`, arrays for `keyprefix`, `nodes`, `service`, `checks`, an
+//! object for `services`; `CONSUL_INDEX` in its environment), once at start and once
+//! per change; a change that leaves the result deep-equal to the last one delivered does
+//! not fire it, as in Consul. A broken stream is reopened (KV watches resume from their
+//! index, so nothing is missed or repeated).
 
 use std::io::Write;
+use std::pin::Pin;
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail};
+use futures::{Stream, StreamExt};
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use super::args::WatchArgs;
 use super::consul_json::{to_pretty_json, KvPairJson};
-use crate::client::Client;
+use crate::client::{Client, KvWatcher};
+use crate::grpc::catalog_convert as cc;
+use crate::http::catalog_json as cj;
+use crate::pb;
 
 /// What a validated `watch` command will follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchPlan {
     Key(String),
     KeyPrefix(String),
+    Services,
+    Nodes,
+    Service {
+        name: String,
+        tags: Vec<String>,
+        passing_only: bool,
+    },
+    ServiceChecks(String),
+    StateChecks(pb::HealthStatus),
 }
 
 /// Validates the flags with Consul's messages.
@@ -33,8 +51,40 @@ pub fn plan(w: &WatchArgs) -> anyhow::Result<WatchPlan> {
             Some(p) => Ok(WatchPlan::KeyPrefix(p.trim_start_matches('/').to_string())),
             None => bail!("Must specify a single prefix to watch"),
         },
-        Some(t @ ("services" | "nodes" | "service" | "checks" | "event")) => {
-            bail!("Watch type {t} is not available yet: this Rostra version watches key and keyprefix")
+        Some("services") => Ok(WatchPlan::Services),
+        Some("nodes") => Ok(WatchPlan::Nodes),
+        Some("service") => {
+            let name = w
+                .service
+                .clone()
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| anyhow!("Must specify a single service to watch"))?;
+            let passing_only = match w.passingonly.as_str() {
+                "true" | "1" | "t" | "T" | "TRUE" | "True" => true,
+                "false" | "0" | "f" | "F" | "FALSE" | "False" => false,
+                other => bail!("Failed to parse passingonly flag: strconv.ParseBool: parsing {other:?}: invalid syntax"),
+            };
+            Ok(WatchPlan::Service {
+                name,
+                tags: w.tag.clone(),
+                passing_only,
+            })
+        }
+        Some("checks") => match (&w.service, &w.state) {
+            (Some(_), Some(_)) => bail!("Cannot specify service and state"),
+            (Some(s), None) => Ok(WatchPlan::ServiceChecks(s.clone())),
+            (None, state) => Ok(WatchPlan::StateChecks(
+                match state.as_deref().unwrap_or("any") {
+                    "any" => pb::HealthStatus::Unspecified,
+                    "passing" => pb::HealthStatus::Passing,
+                    "warning" => pb::HealthStatus::Warning,
+                    "critical" => pb::HealthStatus::Critical,
+                    other => bail!("Unsupported state: {other}"),
+                },
+            )),
+        },
+        Some("event") => {
+            bail!("Watch type event is not available yet: events arrive with their issue")
         }
         Some(t @ ("connect_roots" | "connect_leaf" | "agent_service")) => {
             bail!("Type {t} is not supported in the CLI tool")
@@ -43,40 +93,189 @@ pub fn plan(w: &WatchArgs) -> anyhow::Result<WatchPlan> {
     }
 }
 
-/// The JSON Consul's watch produces for the current state.
-fn render(
-    plan: &WatchPlan,
-    state: &std::collections::BTreeMap<String, crate::pb::KvPair>,
-    pretty: bool,
-) -> String {
-    let encode = |v: &dyn erased::Json| if pretty { v.pretty() } else { v.compact() };
+/// The JSON Consul's watch produces for a KV watch's current state.
+fn render_kv(plan: &WatchPlan, state: &std::collections::BTreeMap<String, pb::KvPair>) -> Value {
+    let to_value = |v: KvPairJson| serde_json::to_value(v).expect("JSON encoding of plain data");
     match plan {
-        WatchPlan::Key(k) => encode(&state.get(k).map(KvPairJson::from)),
-        WatchPlan::KeyPrefix(_) => {
-            let pairs: Vec<KvPairJson> = state.values().map(KvPairJson::from).collect();
+        WatchPlan::Key(k) => state
+            .get(k)
+            .map(|kv| to_value(KvPairJson::from(kv)))
+            .unwrap_or(Value::Null),
+        _ => {
+            let pairs: Vec<Value> = state
+                .values()
+                .map(|kv| to_value(KvPairJson::from(kv)))
+                .collect();
             if pairs.is_empty() {
-                encode(&Option::<()>::None)
+                Value::Null
             } else {
-                encode(&pairs)
+                Value::Array(pairs)
             }
         }
     }
 }
 
-/// Lets `render` pick compact or pretty output for differently typed values.
-mod erased {
-    pub trait Json {
-        fn compact(&self) -> String;
-        fn pretty(&self) -> String;
-    }
+type Views = Pin<Box<dyn Stream<Item = Result<(u64, Value), tonic::Status>> + Send>>;
 
-    impl<T: serde::Serialize> Json for T {
-        fn compact(&self) -> String {
-            serde_json::to_string(self).expect("JSON encoding of plain data")
+fn index_of(h: &Option<pb::ResponseHeader>) -> u64 {
+    h.as_ref().map(|h| h.index).unwrap_or(0)
+}
+
+/// Opens the gRPC watch for a catalog plan, as (index, Consul JSON) views.
+async fn open_catalog(
+    client: &Client,
+    plan: &WatchPlan,
+    consistency: pb::Consistency,
+) -> Result<Views, tonic::Status> {
+    let mut catalog = pb::catalog_client::CatalogClient::new(client.channel());
+    let mut health = pb::health_client::HealthClient::new(client.channel());
+    let c = consistency as i32;
+    Ok(match plan.clone() {
+        WatchPlan::Services => Box::pin(
+            catalog
+                .watch_services(pb::ServicesRequest { consistency: c })
+                .await?
+                .into_inner()
+                .map(|m| {
+                    let m = m?;
+                    let map: serde_json::Map<String, Value> = m
+                        .services
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::from(v.tags)))
+                        .collect();
+                    Ok((index_of(&m.header), Value::Object(map)))
+                }),
+        ),
+        WatchPlan::Nodes => Box::pin(
+            catalog
+                .watch_nodes(pb::NodesRequest { consistency: c })
+                .await?
+                .into_inner()
+                .map(|m| {
+                    let m = m?;
+                    let nodes = m
+                        .nodes
+                        .into_iter()
+                        .map(|n| cj::node(&cc::node_in(n)))
+                        .collect();
+                    Ok((index_of(&m.header), Value::Array(nodes)))
+                }),
+        ),
+        WatchPlan::Service {
+            name,
+            tags,
+            passing_only,
+        } => Box::pin(
+            health
+                .watch_service(pb::HealthServiceRequest {
+                    service: name,
+                    tags,
+                    passing_only,
+                    consistency: c,
+                })
+                .await?
+                .into_inner()
+                .map(|m| {
+                    let m = m?;
+                    let entries = m
+                        .entries
+                        .into_iter()
+                        .map(|e| cc::entry_in(e).map(|e| cj::service_entry(&e)))
+                        .collect::<Result<_, _>>()?;
+                    Ok((index_of(&m.header), Value::Array(entries)))
+                }),
+        ),
+        WatchPlan::ServiceChecks(service) => {
+            let s = health
+                .watch_checks(pb::HealthChecksRequest {
+                    service,
+                    consistency: c,
+                })
+                .await?
+                .into_inner();
+            Box::pin(s.map(checks_view))
         }
+        WatchPlan::StateChecks(state) => {
+            let s = health
+                .watch_state(pb::HealthStateRequest {
+                    state: state as i32,
+                    consistency: c,
+                })
+                .await?
+                .into_inner();
+            Box::pin(s.map(checks_view))
+        }
+        WatchPlan::Key(_) | WatchPlan::KeyPrefix(_) => unreachable!("KV plans use the KV watcher"),
+    })
+}
 
-        fn pretty(&self) -> String {
-            super::to_pretty_json(self, b"    ")
+fn checks_view(
+    m: Result<pb::ChecksResponse, tonic::Status>,
+) -> Result<(u64, Value), tonic::Status> {
+    let m = m?;
+    let checks = m
+        .checks
+        .into_iter()
+        .map(|c| cc::check_view_in(c).map(|c| cj::check_view(&c)))
+        .collect::<Result<_, _>>()?;
+    Ok((index_of(&m.header), Value::Array(checks)))
+}
+
+/// Where views come from.
+enum Source {
+    Kv(KvWatcher, WatchPlan),
+    Catalog {
+        client: Client,
+        plan: WatchPlan,
+        consistency: pb::Consistency,
+        views: Option<Views>,
+    },
+}
+
+impl Source {
+    async fn next(&mut self) -> anyhow::Result<(u64, Value)> {
+        match self {
+            Source::Kv(w, plan) => {
+                let index = w
+                    .next()
+                    .await
+                    .map_err(|e| anyhow!("Error querying Rostra agent: {e}"))?;
+                Ok((index, render_kv(plan, w.state())))
+            }
+            Source::Catalog {
+                client,
+                plan,
+                consistency,
+                views,
+            } => {
+                let mut backoff = Duration::from_millis(100);
+                loop {
+                    if views.is_none() {
+                        match open_catalog(client, plan, *consistency).await {
+                            Ok(v) => *views = Some(v),
+                            Err(e) if e.code() == tonic::Code::InvalidArgument => {
+                                bail!("Error querying Rostra agent: {}", e.message())
+                            }
+                            Err(e) => eprintln!(
+                                "watch: reconnecting to {}: {}",
+                                client.addr(),
+                                e.message()
+                            ),
+                        }
+                    }
+                    if let Some(v) = views.as_mut() {
+                        match v.next().await {
+                            Some(Ok(view)) => return Ok(view),
+                            Some(Err(e)) if e.code() == tonic::Code::InvalidArgument => {
+                                bail!("Error querying Rostra agent: {}", e.message())
+                            }
+                            _ => *views = None,
+                        }
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
         }
     }
 }
@@ -87,30 +286,46 @@ pub async fn run(
     w: WatchArgs,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let (key, prefix) = match &plan {
-        WatchPlan::Key(k) => (k.clone(), false),
-        WatchPlan::KeyPrefix(p) => (p.clone(), true),
+    let consistency = if w.stale {
+        pb::Consistency::Stale
+    } else {
+        pb::Consistency::Default
     };
-    let mut watcher = client
-        .watch(&key, prefix)
-        .await
-        .map_err(|e| anyhow!("Error querying Rostra agent: {e}"))?;
-    let mut last_delivered: Option<String> = None;
+    let mut source = match &plan {
+        WatchPlan::Key(k) => Source::Kv(
+            client
+                .watch(k, false)
+                .await
+                .map_err(|e| anyhow!("Error querying Rostra agent: {e}"))?,
+            plan.clone(),
+        ),
+        WatchPlan::KeyPrefix(p) => Source::Kv(
+            client
+                .watch(p, true)
+                .await
+                .map_err(|e| anyhow!("Error querying Rostra agent: {e}"))?,
+            plan.clone(),
+        ),
+        _ => Source::Catalog {
+            client: client.clone(),
+            plan: plan.clone(),
+            consistency,
+            views: None,
+        },
+    };
+    let mut last_delivered: Option<Value> = None;
     loop {
-        let index = watcher
-            .next()
-            .await
-            .map_err(|e| anyhow!("Error querying Rostra agent: {e}"))?;
+        let (index, view) = source.next().await?;
         if w.handler.is_empty() {
-            writeln!(out, "{}", render(&plan, watcher.state(), true))?;
+            writeln!(out, "{}", to_pretty_json(&view, b"    "))?;
             return Ok(());
         }
-        let payload = render(&plan, watcher.state(), false);
-        if last_delivered.as_ref() == Some(&payload) {
+        if last_delivered.as_ref() == Some(&view) {
             continue;
         }
+        let payload = serde_json::to_string(&view).expect("JSON encoding of plain data");
         run_handler(&w.handler, w.shell, &payload, index).await?;
-        last_delivered = Some(payload);
+        last_delivered = Some(view);
     }
 }
 
@@ -140,9 +355,7 @@ async fn run_handler(
         let mut data = payload.as_bytes().to_vec();
         data.push(b'\n');
         // A handler that ignores stdin may close it early; that is not an error.
-        match stdin.write_all(&data).await {
-            Ok(()) | Err(_) => {}
-        }
+        let _ = stdin.write_all(&data).await;
     }
     let status = child
         .wait()
@@ -163,6 +376,10 @@ mod tests {
             watch_type: t.map(String::from),
             key: key.map(String::from),
             prefix: prefix.map(String::from),
+            service: None,
+            tag: Vec::new(),
+            passingonly: "false".into(),
+            state: None,
             shell: true,
             stale: false,
             handler: vec![],
@@ -193,23 +410,63 @@ mod tests {
 
     #[test]
     fn renders_null_object_and_array() {
+        let render = |plan: &WatchPlan, state: &std::collections::BTreeMap<String, pb::KvPair>| {
+            serde_json::to_string(&render_kv(plan, state)).unwrap()
+        };
         let mut state = std::collections::BTreeMap::new();
-        assert_eq!(render(&WatchPlan::Key("k".into()), &state, false), "null");
-        assert_eq!(
-            render(&WatchPlan::KeyPrefix("".into()), &state, false),
-            "null"
-        );
+        assert_eq!(render(&WatchPlan::Key("k".into()), &state), "null");
+        assert_eq!(render(&WatchPlan::KeyPrefix("".into()), &state), "null");
         state.insert(
             "k".to_string(),
-            crate::pb::KvPair {
+            pb::KvPair {
                 key: "k".into(),
                 value: b"foo".to_vec(),
                 ..Default::default()
             },
         );
-        assert!(render(&WatchPlan::Key("k".into()), &state, false).starts_with(r#"{"Key":"k""#));
-        assert!(
-            render(&WatchPlan::KeyPrefix("".into()), &state, false).starts_with(r#"[{"Key":"k""#)
+        assert!(render(&WatchPlan::Key("k".into()), &state).starts_with(r#"{"Key":"k""#));
+        assert!(render(&WatchPlan::KeyPrefix("".into()), &state).starts_with(r#"[{"Key":"k""#));
+    }
+
+    #[test]
+    fn catalog_watch_types_and_messages() {
+        let mut a = args(Some("service"), None, None);
+        assert_eq!(
+            plan(&a).unwrap_err().to_string(),
+            "Must specify a single service to watch"
+        );
+        a.service = Some("web".into());
+        a.passingonly = "maybe".into();
+        assert!(plan(&a)
+            .unwrap_err()
+            .to_string()
+            .starts_with("Failed to parse passingonly flag"));
+        a.passingonly = "true".into();
+        assert!(matches!(
+            plan(&a).unwrap(),
+            WatchPlan::Service {
+                passing_only: true,
+                ..
+            }
+        ));
+        let mut c = args(Some("checks"), None, None);
+        assert_eq!(
+            plan(&c).unwrap(),
+            WatchPlan::StateChecks(pb::HealthStatus::Unspecified)
+        );
+        c.service = Some("web".into());
+        c.state = Some("critical".into());
+        assert_eq!(
+            plan(&c).unwrap_err().to_string(),
+            "Cannot specify service and state"
+        );
+        assert_eq!(
+            plan(&args(Some("nodes"), None, None)).unwrap(),
+            WatchPlan::Nodes
+        );
+        assert_eq!(
+            plan(&args(Some("services"), None, None)).unwrap(),
+            WatchPlan::Services
         );
     }
 }

@@ -341,4 +341,48 @@ impl Health for HealthService {
         );
         Ok(Response::new(stream))
     }
+
+    type WatchChecksStream = WatchStream<pb::ChecksResponse>;
+
+    async fn watch_checks(
+        &self,
+        request: Request<pb::HealthChecksRequest>,
+    ) -> Result<Response<Self::WatchChecksStream>, Status> {
+        let req = request.into_inner();
+        let consistency = convert::consistency(req.consistency)?;
+        let s = self.service.clone();
+        let name = req.service;
+        let stream = watch::stream(
+            self.service.clone(),
+            consistency,
+            move |o| {
+                let (s, name) = (s.clone(), name.clone());
+                async move { s.health_checks(&name, &o).await }
+            },
+            checks_response,
+        );
+        Ok(Response::new(stream))
+    }
+
+    type WatchStateStream = WatchStream<pb::ChecksResponse>;
+
+    async fn watch_state(
+        &self,
+        request: Request<pb::HealthStateRequest>,
+    ) -> Result<Response<Self::WatchStateStream>, Status> {
+        let req = request.into_inner();
+        let consistency = convert::consistency(req.consistency)?;
+        let state = cc::status_in(req.state)?;
+        let s = self.service.clone();
+        let stream = watch::stream(
+            self.service.clone(),
+            consistency,
+            move |o| {
+                let s = s.clone();
+                async move { s.health_state(state, &o).await }
+            },
+            checks_response,
+        );
+        Ok(Response::new(stream))
+    }
 }

@@ -25,8 +25,8 @@ pub fn node_in(n: pb::Node) -> Node {
         datacenter: n.datacenter,
         tagged_addresses: n.tagged_addresses.into_iter().collect(),
         meta: n.meta.into_iter().collect(),
-        create_index: 0,
-        modify_index: 0,
+        create_index: n.create_index,
+        modify_index: n.modify_index,
     }
 }
 
@@ -76,8 +76,8 @@ pub fn service_in(s: pb::ServiceInstance, node: &str) -> Result<ServiceInstance,
             },
         },
         enable_tag_override: s.enable_tag_override,
-        create_index: 0,
-        modify_index: 0,
+        create_index: s.create_index,
+        modify_index: s.modify_index,
     })
 }
 
@@ -139,8 +139,33 @@ pub fn check_in(c: pb::HealthCheck, node: &str) -> Result<HealthCheck, tonic::St
             check_type: c.r#type,
             ..Default::default()
         },
-        create_index: 0,
-        modify_index: 0,
+        create_index: c.create_index,
+        modify_index: c.modify_index,
+    })
+}
+
+/// A check as a client sees it (with its service's name and tags).
+pub fn check_view_in(c: pb::HealthCheck) -> Result<CheckView, tonic::Status> {
+    let (service_name, service_tags) = (c.service_name.clone(), c.service_tags.clone());
+    let node = c.node.clone();
+    Ok(CheckView {
+        check: check_in(c, &node)?,
+        service_name,
+        service_tags,
+    })
+}
+
+pub fn entry_in(e: pb::ServiceEntry) -> Result<ServiceEntry, tonic::Status> {
+    let node = node_in(e.node.unwrap_or_default());
+    let service = service_in(e.service.unwrap_or_default(), &node.name)?;
+    Ok(ServiceEntry {
+        node,
+        service,
+        checks: e
+            .checks
+            .into_iter()
+            .map(check_view_in)
+            .collect::<Result<_, _>>()?,
     })
 }
 

@@ -23,6 +23,7 @@ pub async fn dev_server() -> (Server, tempfile::TempDir) {
     config.server_port = 0;
     config.grpc_port = 0;
     config.http_port = 0;
+    config.dns_port = 0;
     let server = Server::start(&config).await.expect("server starts");
     let client = Client::connect(&server.grpc_addr.to_string())
         .await
@@ -81,6 +82,8 @@ impl Agent {
         full.push(data_dir.display().to_string());
         full.extend([
             "-http-port".into(),
+            "0".into(),
+            "-dns-port".into(),
             "0".into(),
             "-grpc-port".into(),
             grpc_port.into(),

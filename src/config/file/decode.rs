@@ -33,6 +33,8 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
         enable_local_script_checks: root.bool(&["enable_local_script_checks"])?,
         ..FileConfig::default()
     };
+    // The web UI is Consul's, not ours; example configs enable it, so accept and ignore.
+    root.ignore(&["ui", "ui_config"]);
     if let Some(mut ports) = root.object(&["ports"])? {
         c.http_port = client_port(&mut ports, "http", "HTTP")?;
         c.grpc_port = client_port(&mut ports, "grpc", "gRPC")?;

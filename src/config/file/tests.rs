@@ -92,8 +92,8 @@ fn unknown_and_invalid_keys_name_file_and_path() {
         "consul.json: services[0].checks[0].intervl: unknown configuration key"
     );
     assert_eq!(
-        err(r#"{"ui": true}"#),
-        "consul.json: ui: unknown configuration key"
+        err(r#"{"uii": true}"#),
+        "consul.json: uii: unknown configuration key"
     );
     assert_eq!(
         err(r#"{"ports": {"http": 8500, "htpp": 1}}"#),

@@ -317,7 +317,8 @@ async fn catalog_api_and_blocking_health_queries() {
     common::wait_until("the agent's checks have reported", || async {
         let green = h.get("/v1/health/service/example_green").await.1;
         let failed = h.get("/v1/health/service/example_failed").await.1;
-        statuses(&green) == ["passing", "passing"] && statuses(&failed).contains(&"critical".to_string())
+        statuses(&green) == ["passing", "passing"]
+            && statuses(&failed).contains(&"critical".to_string())
     })
     .await;
     let (code, body) = h

@@ -1,6 +1,7 @@
 //! A third-party Consul client against the HTTP shim: the real py-consul library from
 //! PyPI runs `tests/py/consul_compat.py` (KV get/put/delete/recurse/cas/keys, a blocking
-//! index loop, transactions). `.ci/test` installs py-consul into a virtualenv and points
+//! index loop, transactions; agent service and TTL check registration, catalog and
+//! health queries, catalog register/deregister, members). `.ci/test` installs py-consul into a virtualenv and points
 //! `ROSTRA_PYTHON` at it.
 
 mod common;

@@ -238,4 +238,48 @@ mod tests {
         let r = run_once(&CheckKind::Tcp { addr }, Duration::from_secs(5), None).await;
         assert_eq!(r.status, CheckStatus::Critical);
     }
+
+    /// Answers every connection with a fixed HTTP status.
+    async fn http_server(status: &'static str) -> String {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await;
+                let body = "hello";
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}/health")
+    }
+
+    fn http(url: String) -> CheckKind {
+        CheckKind::Http {
+            url,
+            method: "GET".into(),
+            header: Default::default(),
+            body: String::new(),
+            tls_skip_verify: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn http_statuses_map_like_consul() {
+        let t = Duration::from_secs(5);
+        let r = run_once(&http(http_server("200 OK").await), t, None).await;
+        assert_eq!(r.status, CheckStatus::Passing);
+        assert!(r.output.ends_with("200 OK Output: hello"), "{}", r.output);
+        let r = run_once(&http(http_server("429 Too Many Requests").await), t, None).await;
+        assert_eq!(r.status, CheckStatus::Warning);
+        let r = run_once(&http(http_server("503 Service Unavailable").await), t, None).await;
+        assert_eq!(r.status, CheckStatus::Critical);
+        let r = run_once(&http("http://127.0.0.1:1/nothing".into()), t, None).await;
+        assert_eq!(r.status, CheckStatus::Critical);
+    }
 }

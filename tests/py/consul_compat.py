@@ -103,4 +103,57 @@ assert c.kv.delete("py/dir/a", cas=modify) is True
 assert c.kv.delete("py/dir/", recurse=True) is True
 assert c.kv.get("py/dir/", recurse=True)[1] is None
 
+# Agent, catalog and health, as py-consul's own API exposes them.
+assert c.agent.service.register("pysvc", service_id="pysvc1", port=1234, tags=["a", "b"],
+                                check=consul.Check.ttl("60s")) is True
+assert "pysvc1" in c.agent.services()
+assert c.agent.check.ttl_pass("service:pysvc1", notes="fine") is True
+assert c.agent.checks()["service:pysvc1"]["Status"] == "passing"
+
+
+def until(what, pred):
+    index = None
+    for _ in range(200):
+        index, value = pred(index)
+        if value:
+            return value
+    raise AssertionError("never: " + what)
+
+
+def service_passing(index):
+    # A blocking loop on health.service, as py-consul users write it.
+    idx, nodes = c.health.service("pysvc", index=index, wait="5s", passing=True)
+    return idx, nodes
+
+
+entries = until("pysvc passes in the catalog", service_passing)
+assert entries[0]["Service"]["Port"] == 1234
+assert sorted(entries[0]["Service"]["Tags"]) == ["a", "b"]
+assert any(ch["CheckID"] == "service:pysvc1" and ch["Output"] == "fine" for ch in entries[0]["Checks"])
+_, instances = c.catalog.service("pysvc")
+assert instances[0]["ServiceID"] == "pysvc1" and instances[0]["ServicePort"] == 1234
+_, instances = c.catalog.service("pysvc", tag="a")
+assert len(instances) == 1
+_, services = c.catalog.services()
+assert sorted(services["pysvc"]) == ["a", "b"] and "consul" in services
+_, nodes = c.catalog.nodes()
+node_name = c.agent.self()["Config"]["NodeName"]
+assert any(n["Node"] == node_name for n in nodes)
+_, node = c.catalog.node(node_name)
+assert "pysvc1" in node["Services"]
+_, checks = c.health.node(node_name)
+assert any(ch["CheckID"] == "serfHealth" for ch in checks)
+_, critical = c.health.state("critical")
+assert all(ch["Status"] == "critical" for ch in critical)
+assert any(m["Name"] == node_name for m in c.agent.members())
+
+# A catalog registration of an external node, then its removal.
+assert c.catalog.register("ext1", "10.9.9.9", service={"Service": "extsvc", "Port": 99}) is True
+assert c.catalog.service("extsvc")[1][0]["Address"] == "10.9.9.9"
+assert c.catalog.deregister("ext1") is True
+assert c.catalog.service("extsvc")[1] == []
+
+assert c.agent.service.deregister("pysvc1") is True
+assert "pysvc1" not in c.agent.services()
+
 print("py-consul: all checks passed")

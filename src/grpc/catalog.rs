@@ -188,14 +188,10 @@ impl Catalog for CatalogService {
         request: Request<pb::NodesRequest>,
     ) -> Result<Response<Self::WatchNodesStream>, Status> {
         let consistency = convert::consistency(request.get_ref().consistency)?;
-        let s = self.service.clone();
         let stream = watch::stream(
             self.service.clone(),
             consistency,
-            move |o| {
-                let s = s.clone();
-                async move { s.catalog_nodes(&o).await }
-            },
+            |s, o| async move { s.catalog_nodes(&o).await },
             nodes_response,
         );
         Ok(Response::new(stream))
@@ -208,14 +204,10 @@ impl Catalog for CatalogService {
         request: Request<pb::ServicesRequest>,
     ) -> Result<Response<Self::WatchServicesStream>, Status> {
         let consistency = convert::consistency(request.get_ref().consistency)?;
-        let s = self.service.clone();
         let stream = watch::stream(
             self.service.clone(),
             consistency,
-            move |o| {
-                let s = s.clone();
-                async move { s.catalog_services(&o).await }
-            },
+            |s, o| async move { s.catalog_services(&o).await },
             services_response,
         );
         Ok(Response::new(stream))
@@ -229,13 +221,12 @@ impl Catalog for CatalogService {
     ) -> Result<Response<Self::WatchServiceStream>, Status> {
         let req = request.into_inner();
         let consistency = convert::consistency(req.consistency)?;
-        let s = self.service.clone();
         let (name, tags) = (req.name, req.tags);
         let stream = watch::stream(
             self.service.clone(),
             consistency,
-            move |o| {
-                let (s, name, tags) = (s.clone(), name.clone(), tags.clone());
+            move |s, o| {
+                let (name, tags) = (name.clone(), tags.clone());
                 async move { s.catalog_service(&name, &tags, &o).await }
             },
             service_response,
@@ -328,13 +319,12 @@ impl Health for HealthService {
     ) -> Result<Response<Self::WatchServiceStream>, Status> {
         let req = request.into_inner();
         let consistency = convert::consistency(req.consistency)?;
-        let s = self.service.clone();
         let (name, tags, passing) = (req.service, req.tags, req.passing_only);
         let stream = watch::stream(
             self.service.clone(),
             consistency,
-            move |o| {
-                let (s, name, tags) = (s.clone(), name.clone(), tags.clone());
+            move |s, o| {
+                let (name, tags) = (name.clone(), tags.clone());
                 async move { s.health_service(&name, &tags, passing, &o).await }
             },
             health_service_response,
@@ -350,13 +340,12 @@ impl Health for HealthService {
     ) -> Result<Response<Self::WatchChecksStream>, Status> {
         let req = request.into_inner();
         let consistency = convert::consistency(req.consistency)?;
-        let s = self.service.clone();
         let name = req.service;
         let stream = watch::stream(
             self.service.clone(),
             consistency,
-            move |o| {
-                let (s, name) = (s.clone(), name.clone());
+            move |s, o| {
+                let name = name.clone();
                 async move { s.health_checks(&name, &o).await }
             },
             checks_response,
@@ -373,14 +362,10 @@ impl Health for HealthService {
         let req = request.into_inner();
         let consistency = convert::consistency(req.consistency)?;
         let state = cc::status_in(req.state)?;
-        let s = self.service.clone();
         let stream = watch::stream(
             self.service.clone(),
             consistency,
-            move |o| {
-                let s = s.clone();
-                async move { s.health_state(state, &o).await }
-            },
+            move |s, o| async move { s.health_state(state, &o).await },
             checks_response,
         );
         Ok(Response::new(stream))

@@ -29,7 +29,7 @@ pub fn stream<T, R, Q, Fut, E>(
 where
     T: Clone + PartialEq + Send + 'static,
     R: Send + 'static,
-    Q: Fn(QueryOptions) -> Fut + Send + 'static,
+    Q: Fn(Arc<Service>, QueryOptions) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(QueryMeta, T), ServiceError>> + Send,
     E: Fn(QueryMeta, T) -> R + Send + 'static,
 {
@@ -43,7 +43,7 @@ where
                 min_index: last,
                 wait: MAX_WAIT,
             };
-            let sent = match query(opts).await {
+            let sent = match query(service.clone(), opts).await {
                 Ok((meta, value)) => {
                     if service.is_shutting_down() {
                         return;

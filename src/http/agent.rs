@@ -52,9 +52,8 @@ fn empty_ok() -> Response {
 
 /// Missing names are Consul's 400s; other decode problems are `Request decode failed`.
 fn definition_err(e: crate::config::consul_json::DecodeError) -> HttpError {
-    if e.message.starts_with("Missing ") || e.message.starts_with("Bad check status") {
-        HttpError::BadRequest(e.message)
-    } else if e.message.starts_with("Invalid check") {
+    let consul_text = ["Missing ", "Bad check status", "Invalid check"];
+    if consul_text.iter().any(|p| e.message.starts_with(p)) {
         HttpError::BadRequest(e.message)
     } else {
         decode_err(e)

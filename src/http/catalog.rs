@@ -10,7 +10,6 @@ use serde_json::Value;
 
 use super::catalog_json as cj;
 use super::error::HttpError;
-use super::filter;
 use super::kv::read_body;
 use super::params::Params;
 use super::reply;
@@ -243,11 +242,7 @@ async fn nodes(State(state): State<HttpState>, params: Params) -> Result<Respons
     params.check_scope(&state.agent.datacenter)?;
     let opts = params.query_options()?;
     let (meta, nodes) = state.service.catalog_nodes(&opts).await?;
-    let items = filter::apply(params.get("filter"), nodes.iter().map(cj::node).collect())?;
-    Ok(reply::query_headers(
-        reply::json(&state, &params, StatusCode::OK, &items),
-        &meta,
-    ))
+    reply::filtered_list(&state, &params, &meta, nodes.iter().map(cj::node).collect())
 }
 
 async fn services(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
@@ -279,11 +274,7 @@ async fn service(
         .iter()
         .map(|(n, s)| cj::catalog_service(n, s))
         .collect();
-    let items = filter::apply(params.get("filter"), items)?;
-    Ok(reply::query_headers(
-        reply::json(&state, &params, StatusCode::OK, &items),
-        &meta,
-    ))
+    reply::filtered_list(&state, &params, &meta, items)
 }
 
 async fn node(

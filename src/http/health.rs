@@ -1,7 +1,6 @@
 //! `/v1/health/*` (spec §7.1): checks and instances with their health, all blocking.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
@@ -9,7 +8,6 @@ use axum::Router;
 use super::catalog::tags;
 use super::catalog_json as cj;
 use super::error::HttpError;
-use super::filter;
 use super::params::Params;
 use super::reply;
 use super::HttpState;
@@ -33,14 +31,12 @@ async fn node(
         .service
         .health_node(&node, &params.query_options()?)
         .await?;
-    let items = filter::apply(
-        params.get("filter"),
-        checks.iter().map(cj::check_view).collect(),
-    )?;
-    Ok(reply::query_headers(
-        reply::json(&state, &params, StatusCode::OK, &items),
+    reply::filtered_list(
+        &state,
+        &params,
         &meta,
-    ))
+        checks.iter().map(cj::check_view).collect(),
+    )
 }
 
 async fn checks(
@@ -53,14 +49,12 @@ async fn checks(
         .service
         .health_checks(&service, &params.query_options()?)
         .await?;
-    let items = filter::apply(
-        params.get("filter"),
-        checks.iter().map(cj::check_view).collect(),
-    )?;
-    Ok(reply::query_headers(
-        reply::json(&state, &params, StatusCode::OK, &items),
+    reply::filtered_list(
+        &state,
+        &params,
         &meta,
-    ))
+        checks.iter().map(cj::check_view).collect(),
+    )
 }
 
 /// `?passing` is a flag, but `?passing=false` turns it off and junk is an error.
@@ -84,14 +78,12 @@ async fn service(
         .service
         .health_service(&service, &tags(&params), passing, &params.query_options()?)
         .await?;
-    let items = filter::apply(
-        params.get("filter"),
-        entries.iter().map(cj::service_entry).collect(),
-    )?;
-    Ok(reply::query_headers(
-        reply::json(&state, &params, StatusCode::OK, &items),
+    reply::filtered_list(
+        &state,
+        &params,
         &meta,
-    ))
+        entries.iter().map(cj::service_entry).collect(),
+    )
 }
 
 async fn state_checks(
@@ -111,12 +103,10 @@ async fn state_checks(
         .service
         .health_state(status, &params.query_options()?)
         .await?;
-    let items = filter::apply(
-        params.get("filter"),
-        checks.iter().map(cj::check_view).collect(),
-    )?;
-    Ok(reply::query_headers(
-        reply::json(&state, &params, StatusCode::OK, &items),
+    reply::filtered_list(
+        &state,
+        &params,
         &meta,
-    ))
+        checks.iter().map(cj::check_view).collect(),
+    )
 }

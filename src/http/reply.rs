@@ -100,3 +100,18 @@ pub fn query_headers(mut resp: Response, meta: &QueryMeta) -> Response {
 pub fn not_found(meta: &QueryMeta) -> Response {
     query_headers(StatusCode::NOT_FOUND.into_response(), meta)
 }
+
+/// A blocking list read's answer: `?filter` applied to the rendered items, Consul's
+/// JSON and the query headers.
+pub fn filtered_list(
+    state: &HttpState,
+    params: &Params,
+    meta: &QueryMeta,
+    items: Vec<serde_json::Value>,
+) -> Result<Response, super::error::HttpError> {
+    let items = super::filter::apply(params.get("filter"), items)?;
+    Ok(query_headers(
+        json(state, params, StatusCode::OK, &items),
+        meta,
+    ))
+}

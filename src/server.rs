@@ -52,6 +52,8 @@ pub struct Server {
     tasks: Vec<JoinHandle<()>>,
     /// Kept alive so a dev agent's temporary data outlives the server, not the process.
     _temp_dir: Option<tempfile::TempDir>,
+    /// Held so shutdown can close the database deterministically.
+    db: Arc<rocksdb::DB>,
 }
 
 /// DNS answers on UDP and TCP on the same port; with port 0 both must land on one free
@@ -148,6 +150,7 @@ impl Server {
         };
 
         let db = crate::db::open(&data_dir.join("rocksdb"))?;
+        let db_handle = db.clone();
         let state = Arc::new(StateStore::new(db.clone()));
         let feed = ChangeFeed::new(state.applied_index()?);
         let node = NodeInfo {
@@ -276,6 +279,7 @@ impl Server {
             shutdown,
             tasks,
             _temp_dir: temp_dir,
+            db: db_handle,
         })
     }
 
@@ -286,6 +290,19 @@ impl Server {
             let _ = task.await;
         }
         self.raft.shutdown().await;
+        let db = self.db;
+        drop((self.service, self.agent, self.raft));
+        // RocksDB must close (joining its background threads) before the process exits;
+        // closing it at exit while another thread still uses it aborts. The last users
+        // are tasks that saw the cancellation and are finishing; give them a moment.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while Arc::strong_count(&db) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if Arc::strong_count(&db) > 1 {
+            tracing::warn!("storage still in use at shutdown; closing anyway");
+        }
+        let _ = tokio::task::spawn_blocking(move || drop(db)).await;
         tracing::info!("agent stopped");
     }
 }

@@ -109,6 +109,11 @@ pub async fn run(setup: AgentSetup) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     let config = setup.config;
+    // Handlers go in before anything is announced: a SIGTERM that arrives right after
+    // "agent ready" must stop the agent cleanly, not kill it with the default action.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let server = Server::start(&config).await.context("starting the agent")?;
     eprintln!(
         "==> Rostra agent running: node {:?}, HTTP {}, gRPC {}, server {}, data {}",
@@ -118,7 +123,10 @@ pub async fn run(setup: AgentSetup) -> anyhow::Result<()> {
         server.raft_addr,
         server.data_dir.display()
     );
-    wait_for_signal().await;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = interrupt.recv() => {}
+    }
     tracing::info!("shutdown signal received");
     // Graceful shutdown waits for open streams to end; a stuck peer must not keep the
     // process alive forever (everything acknowledged is already durable).
@@ -129,15 +137,6 @@ pub async fn run(setup: AgentSetup) -> anyhow::Result<()> {
         tracing::warn!("shutdown took longer than 15s; exiting anyway");
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 #[cfg(test)]

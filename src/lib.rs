@@ -2,14 +2,16 @@
 //! Consul-compatible face.
 //!
 //! A tour, in the order a request travels:
-//! - [`grpc`] decodes `rostra.v1` requests (generated into [`pb`] from `proto/`) and
-//!   [`http`] decodes Consul's HTTP API; both call [`service`], the only layer that
-//!   knows what a request means.
+//! - [`grpc`] decodes `rostra.v1` requests (generated into [`pb`] from `proto/`),
+//!   [`http`] decodes Consul's HTTP API and [`dns`] answers `.consul` names; all call
+//!   [`service`], the only layer that knows what a request means.
 //! - [`service`] validates, picks the read consistency, and proposes writes through
 //!   [`raft`] (openraft on RocksDB, peers over gRPC, writes forwarded to the leader).
 //! - Committed entries are applied by [`state`], which also publishes every change on
 //!   its change feed; watches are cursors over that feed.
 //! - [`db`] opens the single RocksDB holding the raft log and the tables.
+//! - [`agent`] owns the node's local services and checks, runs the checks, and keeps the
+//!   catalog in step (anti-entropy); [`config`] reads Consul-format config files.
 //! - [`server`] wires one process together; [`config`] says what to run;
 //!   [`client`] is the Rust client used by `rostractl` ([`cli`]) and the tests.
 

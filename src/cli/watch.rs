@@ -138,10 +138,12 @@ async fn open_catalog(
                 .into_inner()
                 .map(|m| {
                     let m = m?;
-                    let map: serde_json::Map<String, Value> = m
-                        .services
+                    // Sorted by name, as Consul's JSON object is.
+                    let sorted: std::collections::BTreeMap<String, Vec<String>> =
+                        m.services.into_iter().map(|(k, v)| (k, v.tags)).collect();
+                    let map: serde_json::Map<String, Value> = sorted
                         .into_iter()
-                        .map(|(k, v)| (k, Value::from(v.tags)))
+                        .map(|(k, v)| (k, Value::from(v)))
                         .collect();
                     Ok((index_of(&m.header), Value::Object(map)))
                 }),

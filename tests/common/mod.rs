@@ -57,6 +57,7 @@ pub struct Agent {
     pub child: Child,
     pub grpc_addr: String,
     pub http_addr: String,
+    pub dns_addr: String,
     pub raft_addr: String,
     pub data_dir: PathBuf,
     pub args: Vec<String>,
@@ -78,6 +79,17 @@ impl Agent {
 
     /// Like `spawn` with given gRPC and server ports ("0" picks free ones).
     pub fn spawn_on(data_dir: &Path, args: &[String], grpc_port: &str, server_port: &str) -> Agent {
+        Self::spawn_in(data_dir, args, grpc_port, server_port, None)
+    }
+
+    /// Like `spawn_on`, running in `cwd` (config files name scripts relative to it).
+    pub fn spawn_in(
+        data_dir: &Path,
+        args: &[String],
+        grpc_port: &str,
+        server_port: &str,
+        cwd: Option<&Path>,
+    ) -> Agent {
         let mut full: Vec<String> = vec!["agent".into(), "-log-json".into(), "-data-dir".into()];
         full.push(data_dir.display().to_string());
         full.extend([
@@ -91,7 +103,11 @@ impl Agent {
             server_port.into(),
         ]);
         full.extend(args.iter().cloned());
-        let mut child = Command::new(rostra_bin())
+        let mut command = Command::new(rostra_bin());
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(&full)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -110,6 +126,7 @@ impl Agent {
                             let _ = tx.send((
                                 field("grpc_addr"),
                                 field("http_addr"),
+                                field("dns_addr"),
                                 field("raft_addr"),
                             ));
                             sent = true;
@@ -121,12 +138,13 @@ impl Agent {
                 }
             }
         });
-        let (grpc_addr, http_addr, raft_addr) =
+        let (grpc_addr, http_addr, dns_addr, raft_addr) =
             rx.recv_timeout(DEADLINE).expect("agent reports ready");
         Agent {
             child,
             grpc_addr,
             http_addr,
+            dns_addr,
             raft_addr,
             data_dir: data_dir.to_path_buf(),
             args: args.to_vec(),

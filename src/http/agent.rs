@@ -9,7 +9,7 @@ use axum::routing::{get, put};
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::catalog::{decode_err, json_body};
+use super::catalog::{decode_err, definition_err, json_body};
 use super::catalog_json as cj;
 use super::error::HttpError;
 use super::filter;
@@ -48,16 +48,6 @@ impl From<AgentError> for HttpError {
 
 fn empty_ok() -> Response {
     StatusCode::OK.into_response()
-}
-
-/// Missing names are Consul's 400s; other decode problems are `Request decode failed`.
-fn definition_err(e: crate::config::consul_json::DecodeError) -> HttpError {
-    let consul_text = ["Missing ", "Bad check status", "Invalid check"];
-    if consul_text.iter().any(|p| e.message.starts_with(p)) {
-        HttpError::BadRequest(e.message)
-    } else {
-        decode_err(e)
-    }
 }
 
 async fn services(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {

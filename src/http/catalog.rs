@@ -15,7 +15,7 @@ use super::params::Params;
 use super::reply;
 use super::HttpState;
 use crate::agent::definition::CheckStatus;
-use crate::config::consul_json::Obj;
+use crate::config::consul_json::{DecodeError, Obj};
 use crate::state::catalog::{
     CheckSpec, Deregistration, HealthCheck, Node, Registration, ServiceInstance, Weights,
 };
@@ -33,6 +33,27 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/catalog/node/{node}", get(node))
 }
 
+/// A decoding failure that Consul answers with its own text rather than
+/// `Request decode failed`.
+fn consul_error(message: &str) -> DecodeError {
+    DecodeError {
+        path: String::new(),
+        message: message.into(),
+    }
+}
+
+/// Consul's 400 for a body that does not decode: its own text for the errors it names
+/// (`Missing service name`, `Bad check status`, `Invalid check: ...`), otherwise
+/// `Request decode failed: <err>`.
+pub(super) fn definition_err(e: DecodeError) -> HttpError {
+    let consul_text = ["Missing ", "Bad check status", "Invalid check"];
+    if consul_text.iter().any(|p| e.message.starts_with(p)) {
+        HttpError::BadRequest(e.message)
+    } else {
+        decode_err(e)
+    }
+}
+
 pub(super) fn decode_err(e: impl std::fmt::Display) -> HttpError {
     HttpError::BadRequest(format!("Request decode failed: {e}"))
 }
@@ -47,88 +68,55 @@ pub(super) async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, 
     serde_json::from_slice(&bytes).map_err(decode_err)
 }
 
-fn decode_registration(v: &Value, datacenter: &str) -> Result<Registration, HttpError> {
-    let mut o = Obj::new(v, "").map_err(decode_err)?;
-    let node_name = o.string(&["Node"]).map_err(decode_err)?.unwrap_or_default();
+fn decode_registration(v: &Value, datacenter: &str) -> Result<Registration, DecodeError> {
+    let mut o = Obj::new(v, "")?;
+    let node_name = o.string(&["Node"])?.unwrap_or_default();
     if node_name.is_empty() {
-        return Err(HttpError::BadRequest("Missing node name".into()));
+        return Err(consul_error("Missing node name"));
     }
-    let address = o
-        .string(&["Address"])
-        .map_err(decode_err)?
-        .unwrap_or_default();
+    let address = o.string(&["Address"])?.unwrap_or_default();
     if address.is_empty() {
-        return Err(HttpError::BadRequest("Missing node address".into()));
+        return Err(consul_error("Missing node address"));
     }
     let node = Node {
-        id: o.string(&["ID"]).map_err(decode_err)?.unwrap_or_default(),
+        id: o.string(&["ID"])?.unwrap_or_default(),
         name: node_name.clone(),
         address,
         datacenter: o
-            .string(&["Datacenter"])
-            .map_err(decode_err)?
+            .string(&["Datacenter"])?
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| datacenter.to_string()),
-        tagged_addresses: o
-            .string_map(&["TaggedAddresses"])
-            .map_err(decode_err)?
-            .unwrap_or_default(),
-        meta: o
-            .string_map(&["NodeMeta"])
-            .map_err(decode_err)?
-            .unwrap_or_default(),
+        tagged_addresses: o.string_map(&["TaggedAddresses"])?.unwrap_or_default(),
+        meta: o.string_map(&["NodeMeta"])?.unwrap_or_default(),
         create_index: 0,
         modify_index: 0,
     };
-    let skip_node_update = o
-        .bool(&["SkipNodeUpdate"])
-        .map_err(decode_err)?
-        .unwrap_or(false);
-    let service = match o.object(&["Service"]).map_err(decode_err)? {
+    let skip_node_update = o.bool(&["SkipNodeUpdate"])?.unwrap_or(false);
+    let service = match o.object(&["Service"])? {
         None => None,
         Some(mut s) => {
-            let name = s
-                .string(&["Service"])
-                .map_err(decode_err)?
-                .unwrap_or_default();
+            let name = s.string(&["Service"])?.unwrap_or_default();
             if name.is_empty() {
-                return Err(HttpError::BadRequest("Missing service name".into()));
+                return Err(consul_error("Missing service name"));
             }
-            let weights = match s.object(&["Weights"]).map_err(decode_err)? {
+            let weights = match s.object(&["Weights"])? {
                 None => Weights::default(),
                 Some(mut w) => Weights {
-                    passing: w.u64(&["Passing"]).map_err(decode_err)?.unwrap_or(1) as u32,
-                    warning: w.u64(&["Warning"]).map_err(decode_err)?.unwrap_or(1) as u32,
+                    passing: w.u64(&["Passing"])?.unwrap_or(1) as u32,
+                    warning: w.u64(&["Warning"])?.unwrap_or(1) as u32,
                 },
             };
             Some(ServiceInstance {
                 node: node_name.clone(),
                 id: s
-                    .string(&["ID"])
-                    .map_err(decode_err)?
+                    .string(&["ID"])?
                     .filter(|i| !i.is_empty())
                     .unwrap_or_else(|| name.clone()),
-                tags: s
-                    .string_list(&["Tags"])
-                    .map_err(decode_err)?
-                    .unwrap_or_default(),
-                address: s
-                    .string(&["Address"])
-                    .map_err(decode_err)?
-                    .unwrap_or_default(),
-                port: s
-                    .u64(&["Port"])
-                    .map_err(decode_err)?
-                    .unwrap_or(0)
-                    .min(u16::MAX as u64) as u16,
-                meta: s
-                    .string_map(&["Meta"])
-                    .map_err(decode_err)?
-                    .unwrap_or_default(),
-                enable_tag_override: s
-                    .bool(&["EnableTagOverride"])
-                    .map_err(decode_err)?
-                    .unwrap_or(false),
+                tags: s.string_list(&["Tags"])?.unwrap_or_default(),
+                address: s.string(&["Address"])?.unwrap_or_default(),
+                port: s.u64(&["Port"])?.unwrap_or(0).min(u16::MAX as u64) as u16,
+                meta: s.string_map(&["Meta"])?.unwrap_or_default(),
+                enable_tag_override: s.bool(&["EnableTagOverride"])?.unwrap_or(false),
                 weights,
                 name,
                 create_index: 0,
@@ -136,49 +124,37 @@ fn decode_registration(v: &Value, datacenter: &str) -> Result<Registration, Http
             })
         }
     };
-    let mut check_objs = o.objects(&["Check"]).map_err(decode_err)?;
-    check_objs.extend(o.objects(&["Checks"]).map_err(decode_err)?);
+    let mut check_objs = o.objects(&["Check"])?;
+    check_objs.extend(o.objects(&["Checks"])?);
     let mut checks = Vec::new();
     for mut c in check_objs {
-        let name = c.string(&["Name"]).map_err(decode_err)?.unwrap_or_default();
+        let name = c.string(&["Name"])?.unwrap_or_default();
         let id = c
-            .string(&["CheckID", "ID"])
-            .map_err(decode_err)?
+            .string(&["CheckID", "ID"])?
             .filter(|i| !i.is_empty())
             .unwrap_or_else(|| name.clone());
-        let status = match c.string(&["Status"]).map_err(decode_err)?.as_deref() {
+        let status = match c.string(&["Status"])?.as_deref() {
             None | Some("") => CheckStatus::Critical,
-            Some(s) => CheckStatus::parse(s)
-                .ok_or_else(|| HttpError::BadRequest("Bad check status".into()))?,
+            Some(s) => CheckStatus::parse(s).ok_or_else(|| consul_error("Bad check status"))?,
         };
         let mut spec = CheckSpec::default();
-        if let Some(mut d) = c.object(&["Definition"]).map_err(decode_err)? {
-            spec.http = d.string(&["HTTP"]).map_err(decode_err)?.unwrap_or_default();
-            spec.tcp = d.string(&["TCP"]).map_err(decode_err)?.unwrap_or_default();
+        if let Some(mut d) = c.object(&["Definition"])? {
+            spec.http = d.string(&["HTTP"])?.unwrap_or_default();
+            spec.tcp = d.string(&["TCP"])?.unwrap_or_default();
             let ns = |x: Option<std::time::Duration>| x.map(|d| d.as_nanos() as u64).unwrap_or(0);
-            spec.interval_ns = ns(d.duration(&["Interval"]).map_err(decode_err)?);
-            spec.timeout_ns = ns(d.duration(&["Timeout"]).map_err(decode_err)?);
-            spec.deregister_critical_service_after_ns = ns(d
-                .duration(&["DeregisterCriticalServiceAfter"])
-                .map_err(decode_err)?);
+            spec.interval_ns = ns(d.duration(&["Interval"])?);
+            spec.timeout_ns = ns(d.duration(&["Timeout"])?);
+            spec.deregister_critical_service_after_ns =
+                ns(d.duration(&["DeregisterCriticalServiceAfter"])?);
         }
         checks.push(HealthCheck {
             node: node_name.clone(),
             check_id: id,
             name,
             status,
-            notes: c
-                .string(&["Notes"])
-                .map_err(decode_err)?
-                .unwrap_or_default(),
-            output: c
-                .string(&["Output"])
-                .map_err(decode_err)?
-                .unwrap_or_default(),
-            service_id: c
-                .string(&["ServiceID"])
-                .map_err(decode_err)?
-                .unwrap_or_default(),
+            notes: c.string(&["Notes"])?.unwrap_or_default(),
+            output: c.string(&["Output"])?.unwrap_or_default(),
+            service_id: c.string(&["ServiceID"])?.unwrap_or_default(),
             spec,
             create_index: 0,
             modify_index: 0,
@@ -200,7 +176,7 @@ async fn register(
 ) -> Result<Response, HttpError> {
     params.check_scope(&state.agent.datacenter)?;
     let v = json_body(&headers, body).await?;
-    let reg = decode_registration(&v, &state.agent.datacenter)?;
+    let reg = decode_registration(&v, &state.agent.datacenter).map_err(definition_err)?;
     state.service.catalog_register(reg).await?;
     Ok(reply::json(&state, &params, StatusCode::OK, &true))
 }

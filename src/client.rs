@@ -19,8 +19,19 @@ const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 pub enum ClientError {
     #[error("Error connecting to Rostra agent at {addr}: {message}")]
     Connect { addr: String, message: String },
-    #[error("{}", .0.message())]
+    #[error("{}{}", .0.message(), wrong_port_hint(.0))]
     Rpc(#[from] tonic::Status),
+}
+
+/// gRPC against the HTTP (8500) or DNS (8600) port fails with protocol noise; say what
+/// is probably wrong.
+fn wrong_port_hint(status: &tonic::Status) -> &'static str {
+    let m = status.message();
+    if m.contains("compression flag") || m.contains("404 Not Found") || m == "transport error" {
+        " (is -addr/ROSTRA_ADDR the agent's gRPC port? It is 8502 by default; 8500 is Consul's HTTP API)"
+    } else {
+        ""
+    }
 }
 
 /// A connection to one Rostra server's public gRPC API.
@@ -49,10 +60,14 @@ impl Client {
             .connect()
             .await
             .map_err(|e| {
+                // Each layer tends to repeat the one below; keep each text once.
                 let mut msg = e.to_string();
                 let mut src = std::error::Error::source(&e);
                 while let Some(s) = src {
-                    msg = format!("{msg}: {s}");
+                    let text = s.to_string();
+                    if !msg.contains(&text) {
+                        msg = format!("{msg}: {text}");
+                    }
                     src = s.source();
                 }
                 connect_err(msg)

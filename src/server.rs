@@ -25,7 +25,7 @@ pub enum StartError {
     Db(#[from] rocksdb::Error),
     #[error("reading state: {0}")]
     State(#[from] crate::state::store::StoreError),
-    #[error("binding {what} on {addr}: {source}")]
+    #[error("binding {what} on {addr} (is another agent already running?)")]
     Bind {
         what: &'static str,
         addr: String,

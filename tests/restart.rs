@@ -126,6 +126,15 @@ async fn services_registered_over_http_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    let r = http
+        .put(format!(
+            "http://{}/v1/agent/check/pass/service:example2?note=ok",
+            agent.http_addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     assert!(agent.terminate());
     agent.restart();
     elected(&agent).await;
@@ -148,6 +157,9 @@ async fn services_registered_over_http_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(checks["service:example2"]["Type"], "ttl");
+    // A TTL check's last result survives the restart (its TTL has not run out).
+    assert_eq!(checks["service:example2"]["Status"], "passing");
+    assert_eq!(checks["service:example2"]["Output"], "ok");
     // And the catalog still lists it on this node.
     let url = format!("{base}/v1/catalog/service/example2");
     wait_until("example2 is in the catalog after the restart", || {

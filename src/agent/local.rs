@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::definition::{CheckDefinition, CheckStatus, ServiceDefinition};
+use super::definition::{CheckDefinition, CheckKind, CheckStatus, ServiceDefinition};
 
 /// Where a definition came from; only API registrations are persisted, config files are
 /// read again at every start.
@@ -37,11 +37,15 @@ pub struct LocalState {
     pub checks: BTreeMap<String, LocalCheck>,
 }
 
-/// What survives a restart: API-registered services (with their checks) and checks.
+/// What survives a restart: API-registered services (with their checks) and checks,
+/// and the last result of every TTL check (Consul restores those too; a restart must not
+/// turn a healthy TTL check critical).
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Persisted {
     services: Vec<ServiceDefinition>,
     checks: Vec<CheckDefinition>,
+    #[serde(default)]
+    ttl_results: BTreeMap<String, (CheckStatus, String)>,
 }
 
 impl LocalState {
@@ -115,6 +119,12 @@ impl LocalState {
                 .filter(|c| c.source == Source::Api && c.def.service_id.is_empty())
                 .map(|c| c.def.clone())
                 .collect(),
+            ttl_results: self
+                .checks
+                .values()
+                .filter(|c| matches!(c.def.kind, CheckKind::Ttl { .. }))
+                .map(|c| (c.def.id.clone(), (c.status, c.output.clone())))
+                .collect(),
         }
     }
 
@@ -142,6 +152,14 @@ impl LocalState {
         }
         for c in p.checks {
             self.add_check(c, Source::Api);
+        }
+        for (id, (status, output)) in p.ttl_results {
+            if let Some(c) = self.checks.get_mut(&id) {
+                if matches!(c.def.kind, CheckKind::Ttl { .. }) {
+                    c.status = status;
+                    c.output = output;
+                }
+            }
         }
         Ok(())
     }

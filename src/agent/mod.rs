@@ -268,7 +268,8 @@ impl Agent {
             reset.notify_one();
         }
         self.report(id, CheckResult { status, output });
-        Ok(())
+        // TTL results survive restarts.
+        self.save()
     }
 
     /// Records a check result; only a change of status or output reaches the catalog.
@@ -343,6 +344,9 @@ impl Agent {
                                 output,
                             },
                         );
+                        if let Err(e) = agent.save() {
+                            tracing::warn!(error = %e, "saving TTL check state");
+                        }
                         // Stay critical until the next update resets the timer.
                         tokio::select! {
                             _ = token.cancelled() => return,

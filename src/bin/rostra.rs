@@ -22,8 +22,11 @@ fn init_logging(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_new(log_filter(level)).unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,openraft=warn,hickory_server=warn")
     });
+    // Colours only on a terminal, so redirected logs stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

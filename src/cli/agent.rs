@@ -116,10 +116,11 @@ pub async fn run(setup: AgentSetup) -> anyhow::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let server = Server::start(&config).await.context("starting the agent")?;
     eprintln!(
-        "==> Rostra agent running: node {:?}, HTTP {}, gRPC {}, server {}, data {}",
+        "==> Rostra agent running: node {:?}, HTTP {}, gRPC {}, DNS {}, server {}, data {}",
         config.node_name,
         server.http_addr,
         server.grpc_addr,
+        server.dns_addr,
         server.raft_addr,
         server.data_dir.display()
     );

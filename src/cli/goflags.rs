@@ -70,6 +70,9 @@ pub fn normalize(command: &Command, args: impl IntoIterator<Item = OsString>) ->
                 }
                 // `-h` and friends, or an unknown flag clap will report.
                 None if name == "help" => out.push("--help".into()),
+                // Unknown: pass it as a long flag so clap names it (and suggests the
+                // right one) instead of reading `-devv` as `-d -e -v -v`.
+                None if dashes == 1 && name.len() > 1 => out.push(format!("--{body}").into()),
                 None => out.push(raw.clone()),
             }
             i += 1;

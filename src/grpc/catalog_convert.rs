@@ -117,6 +117,11 @@ pub fn check_out(c: CheckView) -> pb::HealthCheck {
         r#type: check.spec.check_type,
         create_index: check.create_index,
         modify_index: check.modify_index,
+        interval_ns: check.spec.interval_ns,
+        timeout_ns: check.spec.timeout_ns,
+        http: check.spec.http,
+        tcp: check.spec.tcp,
+        deregister_critical_service_after_ns: check.spec.deregister_critical_service_after_ns,
     }
 }
 
@@ -137,7 +142,11 @@ pub fn check_in(c: pb::HealthCheck, node: &str) -> Result<HealthCheck, tonic::St
         service_id: c.service_id,
         spec: CheckSpec {
             check_type: c.r#type,
-            ..Default::default()
+            interval_ns: c.interval_ns,
+            timeout_ns: c.timeout_ns,
+            http: c.http,
+            tcp: c.tcp,
+            deregister_critical_service_after_ns: c.deregister_critical_service_after_ns,
         },
         create_index: c.create_index,
         modify_index: c.modify_index,

@@ -60,10 +60,21 @@ fn tokens(input: &str) -> Result<Vec<(String, bool)>, HttpError> {
                 }
             }
             out.push((s, true));
+        } else if c == '=' || c == '!' {
+            // `==` and `!=` need no surrounding spaces (`ServicePort==80`).
+            let mut op = String::new();
+            while let Some(&ch) = chars.peek() {
+                if ch != '=' && ch != '!' {
+                    break;
+                }
+                op.push(ch);
+                chars.next();
+            }
+            out.push((op, false));
         } else {
             let mut s = String::new();
             while let Some(&ch) = chars.peek() {
-                if ch.is_whitespace() {
+                if ch.is_whitespace() || ch == '=' || ch == '!' || ch == '"' || ch == '`' {
                     break;
                 }
                 s.push(ch);
@@ -221,6 +232,9 @@ mod tests {
         let item = serde_json::json!({"ServiceName": "web", "ServiceTags": ["v1", "primary"], "ServiceMeta": {"env": "prod"}, "ServicePort": 80});
         let m = |f: &str| Filter::parse(f).unwrap().matches(&item);
         assert!(m(r#"ServiceName == "web""#));
+        assert!(m(r#"ServiceName=="web""#));
+        assert!(m("ServicePort==80"));
+        assert!(m("ServicePort!=81"));
         assert!(m("ServiceName == web"));
         assert!(!m(r#"ServiceName != "web""#));
         assert!(m(r#""v1" in ServiceTags"#));

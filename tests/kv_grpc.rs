@@ -385,3 +385,54 @@ async fn thousands_of_watchers_all_see_one_write() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_streams_are_capped_and_freed_when_clients_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = rostra::config::AgentConfig::dev();
+    config.data_dir = Some(dir.path().to_path_buf());
+    (
+        config.server_port,
+        config.grpc_port,
+        config.http_port,
+        config.dns_port,
+    ) = (0, 0, 0, 0);
+    config.limits.max_streams = 2;
+    let server = rostra::server::Server::start(&config).await.unwrap();
+    let c = Client::connect(&server.grpc_addr.to_string())
+        .await
+        .unwrap();
+    common::wait_until("a leader", || {
+        let c = c.clone();
+        async move { c.leader().await.map(|l| l.leader_id != 0).unwrap_or(false) }
+    })
+    .await;
+    let a = c
+        .kv()
+        .watch(watch_req("q/a", false, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let _b = c
+        .kv()
+        .watch(watch_req("q/b", false, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let third = c.kv().watch(watch_req("q/c", false, 0)).await;
+    let e = third.expect_err("a third stream exceeds the limit");
+    assert_eq!(e.code(), Code::Unavailable);
+    assert!(
+        e.message().contains("too many concurrent watches"),
+        "{}",
+        e.message()
+    );
+    // A client leaving a quiet key frees its permit without any write to that key.
+    drop(a);
+    common::wait_until("the freed permit is reusable", || {
+        let c = c.clone();
+        async move { c.kv().watch(watch_req("q/c", false, 0)).await.is_ok() }
+    })
+    .await;
+    server.shutdown().await;
+}

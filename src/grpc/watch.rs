@@ -43,7 +43,12 @@ where
                 min_index: last,
                 wait: MAX_WAIT,
             };
-            let sent = match query(service.clone(), opts).await {
+            // Stop waiting as soon as the client goes away (frees the permit at once).
+            let answer = tokio::select! {
+                a = query(service.clone(), opts) => a,
+                _ = tx.closed() => return,
+            };
+            let sent = match answer {
                 Ok((meta, value)) => {
                     if service.is_shutting_down() {
                         return;

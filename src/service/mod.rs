@@ -28,6 +28,9 @@ pub const DEFAULT_MAX_VALUE_SIZE: usize = 512 * 1024;
 /// Keys are paths, not payloads; this keeps one key from bloating every index entry.
 pub const DEFAULT_MAX_KEY_SIZE: usize = 8 * 1024;
 
+/// Default cap on concurrent watch streams and blocking queries.
+pub const DEFAULT_MAX_STREAMS: usize = 20_000;
+
 /// Consul's documented transaction limit (newer releases raised it to 128).
 pub const DEFAULT_MAX_TXN_OPS: usize = 64;
 
@@ -37,6 +40,9 @@ pub struct Limits {
     pub max_value_size: usize,
     pub max_key_size: usize,
     pub max_txn_ops: usize,
+    /// Watch streams plus waiting blocking queries at once; past it new ones are refused
+    /// (each holds a task and a feed subscription, so this bounds memory).
+    pub max_streams: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +51,7 @@ impl Default for Limits {
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
             max_key_size: DEFAULT_MAX_KEY_SIZE,
             max_txn_ops: DEFAULT_MAX_TXN_OPS,
+            max_streams: DEFAULT_MAX_STREAMS,
         }
     }
 }
@@ -97,6 +104,8 @@ pub struct Service {
     feed: Arc<ChangeFeed>,
     limits: Limits,
     shutdown: CancellationToken,
+    /// One permit per open watch stream or waiting blocking query.
+    stream_permits: Arc<tokio::sync::Semaphore>,
     /// Blocked queries woken by a change to what they read (never by unrelated writes).
     query_wakeups: std::sync::atomic::AtomicU64,
 }
@@ -113,6 +122,7 @@ impl Service {
             raft,
             state,
             feed,
+            stream_permits: Arc::new(tokio::sync::Semaphore::new(limits.max_streams)),
             limits,
             shutdown,
             query_wakeups: Default::default(),
@@ -135,6 +145,20 @@ impl Service {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// A permit for one long-lived stream or blocking query, or Unavailable when the
+    /// server already serves `max_streams` of them.
+    pub(crate) fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ServiceError> {
+        self.stream_permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                ServiceError::Unavailable(format!(
+                    "too many concurrent watches and blocking queries (limit {})",
+                    self.limits.max_streams
+                ))
+            })
     }
 
     /// True once the server began shutting down (streams should end).

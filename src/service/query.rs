@@ -84,6 +84,12 @@ impl Service {
         T: Send + 'static,
         F: Fn(&StateStore) -> Result<KvQuery<T>, StoreError> + Send + Sync + Clone + 'static,
     {
+        // A waiting query holds a permit, like a watch stream.
+        let _permit = if opts.min_index > 0 {
+            Some(self.stream_permit()?)
+        } else {
+            None
+        };
         // Subscribe before the first read so nothing between the read and the wait is lost.
         let mut sub = (opts.min_index > 0).then(|| self.feed.subscribe(target.clone(), None).0);
         let deadline = tokio::time::Instant::now() + opts.wait;

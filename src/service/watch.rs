@@ -45,11 +45,14 @@ impl Service {
             }
             WatchTarget::Prefix(p) => self.validate_prefix(p)?,
         }
+        let permit = self.stream_permit()?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let state = self.state.clone();
         let feed = self.feed.clone();
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
+            // Held for the stream's life.
+            let _permit = permit;
             let run = run_watch(&state, &feed, target, start_index, &tx);
             tokio::select! {
                 _ = shutdown.cancelled() => {}
@@ -135,7 +138,13 @@ async fn follow(
     out: &mpsc::Sender<WatchMessage>,
 ) -> Result<ResetReason, WatchEnd> {
     loop {
-        match sub.recv().await {
+        // A watcher of a quiet key must still notice its client leaving, or its task,
+        // subscription and permit would live until the next change.
+        let received = tokio::select! {
+            r = sub.recv() => r,
+            _ = out.closed() => return Err(WatchEnd::Closed),
+        };
+        match received {
             Ok(ev) if ev.index <= *last => continue,
             Ok(ev) => {
                 *last = ev.index;

@@ -186,6 +186,14 @@ async fn walkthrough_services_and_health_checks() {
         json!([])
     );
     assert_eq!(h.get("/v1/catalog/service/nothing").await.1, json!([]));
+    let (code, _) = h
+        .get("/v1/catalog/service/example?filter=Foo%20%3D%3D%201")
+        .await;
+    assert_eq!(
+        code,
+        StatusCode::BAD_REQUEST,
+        "unknown selectors are rejected, as in Consul"
+    );
     let (_, services) = h.get("/v1/catalog/services").await;
     assert_eq!(services["example"], json!(["special"]));
     assert_eq!(

@@ -60,6 +60,7 @@ async fn services(State(state): State<HttpState>, params: Params) -> Result<Resp
         .collect();
     if let Some(f) = params.get("filter").filter(|f| !f.is_empty()) {
         let f = filter::Filter::parse(f)?;
+        f.validate(&cj::local_service(&ServiceDefinition::default(), dc))?;
         items.retain(|(_, v)| f.matches(v));
     }
     let map: serde_json::Map<String, Value> = items.into_iter().collect();

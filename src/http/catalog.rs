@@ -218,7 +218,8 @@ async fn nodes(State(state): State<HttpState>, params: Params) -> Result<Respons
     params.check_scope(&state.agent.datacenter)?;
     let opts = params.query_options()?;
     let (meta, nodes) = state.service.catalog_nodes(&opts).await?;
-    reply::filtered_list(&state, &params, &meta, nodes.iter().map(cj::node).collect())
+    let items = nodes.iter().map(cj::node).collect();
+    reply::filtered_list(&state, &params, &meta, items, cj::templates::node())
 }
 
 async fn services(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
@@ -250,7 +251,13 @@ async fn service(
         .iter()
         .map(|(n, s)| cj::catalog_service(n, s))
         .collect();
-    reply::filtered_list(&state, &params, &meta, items)
+    reply::filtered_list(
+        &state,
+        &params,
+        &meta,
+        items,
+        cj::templates::catalog_service(),
+    )
 }
 
 async fn node(

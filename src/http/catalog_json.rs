@@ -164,6 +164,49 @@ pub fn service_entry(e: &ServiceEntry) -> Value {
     })
 }
 
+/// One item of each list shape with every field, for validating `?filter` selectors.
+pub mod templates {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::state::catalog::{CheckSpec, CheckStatus};
+
+    fn sample_check() -> HealthCheck {
+        HealthCheck {
+            node: String::new(),
+            check_id: String::new(),
+            name: String::new(),
+            status: CheckStatus::Passing,
+            notes: String::new(),
+            output: String::new(),
+            service_id: String::new(),
+            spec: CheckSpec::default(),
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
+    pub fn node() -> Value {
+        super::node(&Node::default())
+    }
+
+    pub fn catalog_service() -> Value {
+        super::catalog_service(&Node::default(), &ServiceInstance::default())
+    }
+
+    pub fn check() -> Value {
+        super::check(&sample_check(), "", &[])
+    }
+
+    pub fn service_entry() -> Value {
+        super::service_entry(&ServiceEntry {
+            node: Node::default(),
+            service: ServiceInstance::default(),
+            checks: Vec::new(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

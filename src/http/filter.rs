@@ -160,6 +160,21 @@ impl Filter {
         Ok(Filter(ors))
     }
 
+    /// Consul rejects selectors its result type does not have; `template` is one
+    /// rendered item with every field present.
+    pub fn validate(&self, template: &Value) -> Result<(), HttpError> {
+        for term in self.0.iter().flatten() {
+            let top = &term.selector[0];
+            if template.get(top).is_none() {
+                return Err(err(format!(
+                    "Selector {:?} is not valid",
+                    term.selector.join(".")
+                )));
+            }
+        }
+        Ok(())
+    }
+
     pub fn matches(&self, item: &Value) -> bool {
         self.0.iter().any(|and| and.iter().all(|t| t.matches(item)))
     }
@@ -212,12 +227,20 @@ impl Term {
     }
 }
 
-/// Keeps the elements of `items` that `filter` (if any) matches.
-pub fn apply(filter: Option<&str>, items: Vec<Value>) -> Result<Vec<Value>, HttpError> {
+/// Keeps the elements of `items` that `filter` (if any) matches; selectors are checked
+/// against `template` (an item with every field) when given.
+pub fn apply(
+    filter: Option<&str>,
+    items: Vec<Value>,
+    template: Option<&Value>,
+) -> Result<Vec<Value>, HttpError> {
     match filter {
         None | Some("") => Ok(items),
         Some(f) => {
             let f = Filter::parse(f)?;
+            if let Some(t) = template {
+                f.validate(t)?;
+            }
             Ok(items.into_iter().filter(|i| f.matches(i)).collect())
         }
     }

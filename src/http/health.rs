@@ -36,6 +36,7 @@ async fn node(
         &params,
         &meta,
         checks.iter().map(cj::check_view).collect(),
+        cj::templates::check(),
     )
 }
 
@@ -54,6 +55,7 @@ async fn checks(
         &params,
         &meta,
         checks.iter().map(cj::check_view).collect(),
+        cj::templates::check(),
     )
 }
 
@@ -83,6 +85,7 @@ async fn service(
         &params,
         &meta,
         entries.iter().map(cj::service_entry).collect(),
+        cj::templates::service_entry(),
     )
 }
 
@@ -108,5 +111,6 @@ async fn state_checks(
         &params,
         &meta,
         checks.iter().map(cj::check_view).collect(),
+        cj::templates::check(),
     )
 }

@@ -108,8 +108,9 @@ pub fn filtered_list(
     params: &Params,
     meta: &QueryMeta,
     items: Vec<serde_json::Value>,
+    template: serde_json::Value,
 ) -> Result<Response, super::error::HttpError> {
-    let items = super::filter::apply(params.get("filter"), items)?;
+    let items = super::filter::apply(params.get("filter"), items, Some(&template))?;
     Ok(query_headers(
         json(state, params, StatusCode::OK, &items),
         meta,

@@ -59,10 +59,12 @@ pub fn plan(w: &WatchArgs) -> anyhow::Result<WatchPlan> {
                 .clone()
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| anyhow!("Must specify a single service to watch"))?;
-            let passing_only = match w.passingonly.as_str() {
-                "true" | "1" | "t" | "T" | "TRUE" | "True" => true,
-                "false" | "0" | "f" | "F" | "FALSE" | "False" => false,
-                other => bail!("Failed to parse passingonly flag: strconv.ParseBool: parsing {other:?}: invalid syntax"),
+            let passing_only = match crate::config::consul_json::parse_go_bool(&w.passingonly) {
+                Some(b) => b,
+                None => bail!(
+                    "Failed to parse passingonly flag: strconv.ParseBool: parsing {:?}: invalid syntax",
+                    w.passingonly
+                ),
             };
             Ok(WatchPlan::Service {
                 name,

@@ -17,6 +17,15 @@ pub struct DecodeError {
     pub message: String,
 }
 
+/// Go's `strconv.ParseBool`, which Consul uses for boolean flags and query values.
+pub fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 fn normalize(key: &str) -> String {
     key.chars()
         .filter(|c| *c != '_' && *c != '-')

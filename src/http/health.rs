@@ -12,6 +12,9 @@ use super::params::Params;
 use super::reply;
 use super::HttpState;
 use crate::agent::definition::CheckStatus;
+use crate::config::consul_json::parse_go_bool;
+use crate::service::catalog::CheckView;
+use crate::service::QueryMeta;
 
 pub fn routes() -> Router<HttpState> {
     Router::new()
@@ -31,13 +34,7 @@ async fn node(
         .service
         .health_node(&node, &params.query_options()?)
         .await?;
-    reply::filtered_list(
-        &state,
-        &params,
-        &meta,
-        checks.iter().map(cj::check_view).collect(),
-        cj::templates::check(),
-    )
+    checks_reply(&state, &params, &meta, &checks)
 }
 
 async fn checks(
@@ -50,23 +47,28 @@ async fn checks(
         .service
         .health_checks(&service, &params.query_options()?)
         .await?;
-    reply::filtered_list(
-        &state,
-        &params,
-        &meta,
-        checks.iter().map(cj::check_view).collect(),
-        cj::templates::check(),
-    )
+    checks_reply(&state, &params, &meta, &checks)
 }
 
 /// `?passing` is a flag, but `?passing=false` turns it off and junk is an error.
 fn passing(params: &Params) -> Result<bool, HttpError> {
     match params.get("passing") {
         None => Ok(false),
-        Some("" | "1" | "true" | "True" | "TRUE" | "t" | "T") => Ok(true),
-        Some("0" | "false" | "False" | "FALSE" | "f" | "F") => Ok(false),
-        Some(_) => Err(HttpError::BadRequest("Invalid value for ?passing".into())),
+        Some("") => Ok(true),
+        Some(v) => parse_go_bool(v)
+            .ok_or_else(|| HttpError::BadRequest("Invalid value for ?passing".into())),
     }
+}
+
+/// Every list of checks answers the same way.
+fn checks_reply(
+    state: &HttpState,
+    params: &Params,
+    meta: &QueryMeta,
+    checks: &[CheckView],
+) -> Result<Response, HttpError> {
+    let items = checks.iter().map(cj::check_view).collect();
+    reply::filtered_list(state, params, meta, items, cj::templates::check())
 }
 
 async fn service(
@@ -106,11 +108,5 @@ async fn state_checks(
         .service
         .health_state(status, &params.query_options()?)
         .await?;
-    reply::filtered_list(
-        &state,
-        &params,
-        &meta,
-        checks.iter().map(cj::check_view).collect(),
-        cj::templates::check(),
-    )
+    checks_reply(&state, &params, &meta, &checks)
 }

@@ -2,13 +2,22 @@
 //! tables live in column families of a single DB, so a state-machine write batch and the
 //! log share one WAL and one fsync discipline.
 //!
-//! This module only opens the database and names the column families; what goes in them
-//! belongs to `raft/` (log, vote, snapshots) and `state/` (tables).
+//! This module only opens and closes the database and names the column families; what
+//! goes in them belongs to `raft/` (log, vote, snapshots) and `state/` (tables).
+//!
+//! Closing is the part that is easy to get wrong: RocksDB closes when the last `Arc<Db>`
+//! is dropped, on whichever thread drops it, and closing touches C++ statics (the
+//! periodic-task timer). If that happens while the process is exiting, after those
+//! statics are destroyed, the process aborts with `pthread lock: Invalid argument`. So
+//! whoever owns the database waits on [`Db::closed`] before it lets the process exit.
 
+use std::future::Future;
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Raft log entries, keyed by big-endian index so iteration order is log order.
 pub const CF_RAFT_LOG: &str = "raft_log";
@@ -44,8 +53,33 @@ const ALL_CFS: [&str; 8] = [
 /// the state keys of `sm_meta`, which `state::store` dumps itself).
 pub const STATE_CFS: [&str; 5] = [CF_KV, CF_KV_TOMBSTONES, CF_NODES, CF_SERVICES, CF_CHECKS];
 
+/// The open database, shared by the raft log, the state machine and the readers.
+pub struct Db {
+    // Field order is drop order: RocksDB closes (joining its background work) first,
+    // and only then does `closed` fire.
+    db: DB,
+    _closed: DropGuard,
+    closed_token: CancellationToken,
+}
+
+impl Deref for Db {
+    type Target = DB;
+
+    fn deref(&self) -> &DB {
+        &self.db
+    }
+}
+
+impl Db {
+    /// Resolves once the database has closed, i.e. every `Arc<Db>` was dropped and
+    /// RocksDB's own close finished. Take it before dropping your handle.
+    pub fn closed(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.closed_token.clone().cancelled_owned()
+    }
+}
+
 /// Opens (creating if needed) the database at `path` with every column family.
-pub fn open(path: &Path) -> Result<Arc<DB>, rocksdb::Error> {
+pub fn open(path: &Path) -> Result<Arc<Db>, rocksdb::Error> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
@@ -59,7 +93,12 @@ pub fn open(path: &Path) -> Result<Arc<DB>, rocksdb::Error> {
         ColumnFamilyDescriptor::new(*name, cf_opts)
     });
     let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-    Ok(Arc::new(db))
+    let token = CancellationToken::new();
+    Ok(Arc::new(Db {
+        db,
+        _closed: token.clone().drop_guard(),
+        closed_token: token,
+    }))
 }
 
 /// Column family handle by name; every name used here was created by `open`.

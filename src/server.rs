@@ -37,6 +37,15 @@ pub enum StartError {
     Config(String),
 }
 
+/// How long shutdown waits for the last holder of the database to let go.
+const CLOSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShutdownError {
+    #[error("the database was still open {0:?} after shutdown (a task kept it)")]
+    StorageStillOpen(std::time::Duration),
+}
+
 /// A running server.
 pub struct Server {
     pub service: Arc<Service>,
@@ -53,7 +62,7 @@ pub struct Server {
     /// Kept alive so a dev agent's temporary data outlives the server, not the process.
     _temp_dir: Option<tempfile::TempDir>,
     /// Held so shutdown can close the database deterministically.
-    db: Arc<rocksdb::DB>,
+    db: Arc<crate::db::Db>,
 }
 
 /// DNS answers on UDP and TCP on the same port; with port 0 both must land on one free
@@ -283,26 +292,30 @@ impl Server {
         })
     }
 
-    /// Stops serving, waits for every task, then stops raft.
-    pub async fn shutdown(self) {
+    /// Stops serving, waits for every task, stops raft, and returns once RocksDB has
+    /// closed: after it returns the process may exit (or reopen the data directory).
+    ///
+    /// Everything acknowledged is already durable, so the only thing at stake here is
+    /// an orderly close; a holder of the database that does not let go within
+    /// `CLOSE_DEADLINE` is a bug, reported as an error rather than waited on forever.
+    pub async fn shutdown(self) -> Result<(), ShutdownError> {
         self.shutdown.cancel();
         for task in self.tasks {
             let _ = task.await;
         }
+        // Watch streams, blocking reads and the agent's check runners all saw the token.
+        self.service.join_tasks().await;
         self.raft.shutdown().await;
-        let db = self.db;
-        drop((self.service, self.agent, self.raft));
-        // RocksDB must close (joining its background threads) before the process exits;
-        // closing it at exit while another thread still uses it aborts. The last users
-        // are tasks that saw the cancellation and are finishing; give them a moment.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        while Arc::strong_count(&db) > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        // openraft's state-machine worker and replication tasks end on their own once
+        // raft has stopped; they are the last holders of the database, and `closed`
+        // fires when the last of them lets go and RocksDB has finished closing.
+        let closed = self.db.closed();
+        drop((self.service, self.agent, self.raft, self.db));
+        if tokio::time::timeout(CLOSE_DEADLINE, closed).await.is_err() {
+            tracing::error!("storage still open {CLOSE_DEADLINE:?} after shutdown");
+            return Err(ShutdownError::StorageStillOpen(CLOSE_DEADLINE));
         }
-        if Arc::strong_count(&db) > 1 {
-            tracing::warn!("storage still in use at shutdown; closing anyway");
-        }
-        let _ = tokio::task::spawn_blocking(move || drop(db)).await;
         tracing::info!("agent stopped");
+        Ok(())
     }
 }

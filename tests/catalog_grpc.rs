@@ -185,5 +185,5 @@ async fn catalog_and_health_over_grpc_with_watches() {
         "{}",
         e.message()
     );
-    server.shutdown().await;
+    server.shutdown().await.expect("the server shuts down and closes its database");
 }

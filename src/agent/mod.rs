@@ -134,7 +134,7 @@ impl Agent {
         for id in ids {
             agent.start_check(&id);
         }
-        tokio::spawn(sync::run(agent.clone()));
+        agent.service.spawn(sync::run(agent.clone()));
         agent.sync_needed.notify_one();
         Ok(agent)
     }
@@ -319,7 +319,7 @@ impl Agent {
             CheckKind::Ttl { ttl } => {
                 let reset = Arc::new(Notify::new());
                 lock(&self.ttl_resets).insert(id.to_string(), reset.clone());
-                tokio::spawn(async move {
+                self.service.spawn(async move {
                     loop {
                         tokio::select! {
                             _ = token.cancelled() => return,
@@ -358,7 +358,7 @@ impl Agent {
             kind => {
                 // Consul staggers the first run randomly within an interval; Rostra runs
                 // it at once so a new service shows its real health immediately.
-                tokio::spawn(async move {
+                self.service.spawn(async move {
                     loop {
                         let result = tokio::select! {
                             _ = token.cancelled() => return,

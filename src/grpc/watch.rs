@@ -34,7 +34,8 @@ where
     E: Fn(QueryMeta, T) -> R + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(async move {
+    let owner = service.clone();
+    owner.spawn(async move {
         let mut last = 0;
         let mut last_value: Option<T> = None;
         loop {

@@ -107,6 +107,9 @@ async fn consul_method_errors(req: Request, next: Next) -> Response {
     out
 }
 
+/// How long in-flight HTTP requests get to finish once shutdown begins.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves the shim on `listener` until `shutdown`; blocking queries return at once when
 /// it fires (the service layer watches the same token).
 ///
@@ -126,6 +129,9 @@ pub async fn serve(
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().title_case_headers(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Connection tasks hold the router (and through it the service); they are joined
+    // here, so when `serve` returns none of them is left running.
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -138,13 +144,15 @@ pub async fn serve(
                     continue;
                 }
             },
+            // Reap finished connections so the set only holds live ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(error = %e, "HTTP connection ended");
@@ -153,12 +161,18 @@ pub async fn serve(
     }
     drop(listener);
     // In-flight requests finish (blocking queries answer at once on shutdown); idle
-    // keep-alive connections are closed.
-    if tokio::time::timeout(std::time::Duration::from_secs(10), graceful.shutdown())
+    // keep-alive connections are closed. A client that will not finish its request in
+    // time has its connection dropped.
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("HTTP connections still open after 10s; closing");
+        tracing::warn!(
+            open = connections.len(),
+            "HTTP connections still open after {SHUTDOWN_GRACE:?}; closing them"
+        );
+        connections.abort_all();
     }
+    while connections.join_next().await.is_some() {}
     Ok(())
 }

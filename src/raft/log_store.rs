@@ -12,13 +12,13 @@ use std::sync::{mpsc, Arc};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError};
-use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
+use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use super::RaftStats;
-use crate::db::{cf, CF_RAFT_LOG, CF_RAFT_META};
+use crate::db::{cf, Db, CF_RAFT_LOG, CF_RAFT_META};
 
 const VOTE_KEY: &[u8] = b"vote";
 const COMMITTED_KEY: &[u8] = b"committed";
@@ -36,24 +36,47 @@ pub fn parse_log_key(key: &[u8]) -> Option<u64> {
 /// Handle to the log; cheap to clone (it is also its own log reader).
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<DB>,
+    db: Arc<Db>,
     stats: Arc<RaftStats>,
-    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
+    flusher: Arc<Flusher>,
+}
+
+/// The flusher thread and the queue feeding it. Owned by the log store's clones: when
+/// the last one goes, the queue closes and the thread is joined, so the thread never
+/// outlives the log and never holds the database past its owner's shutdown.
+struct Flusher {
+    queue: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            // At most one WAL fsync is in flight; the thread ends after it.
+            if thread.join().is_err() {
+                tracing::error!("the raft log flusher thread panicked");
+            }
+        }
+    }
 }
 
 impl LogStore {
-    pub fn new(db: Arc<DB>, stats: Arc<RaftStats>) -> Self {
+    pub fn new(db: Arc<Db>, stats: Arc<RaftStats>) -> Self {
         let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
         let flush_db = db.clone();
         let flush_stats = stats.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("raft-log-flush".into())
             .spawn(move || flush_loop(flush_db, rx, flush_stats))
             .expect("spawning the log flusher thread");
         LogStore {
             db,
             stats,
-            flusher: tx,
+            flusher: Arc::new(Flusher {
+                queue: Some(tx),
+                thread: Some(thread),
+            }),
         }
     }
 
@@ -118,7 +141,7 @@ impl LogStore {
     }
 }
 
-fn flush_loop(db: Arc<DB>, rx: mpsc::Receiver<LogFlushed<TypeConfig>>, stats: Arc<RaftStats>) {
+fn flush_loop(db: Arc<Db>, rx: mpsc::Receiver<LogFlushed<TypeConfig>>, stats: Arc<RaftStats>) {
     while let Ok(first) = rx.recv() {
         let mut pending = vec![first];
         pending.extend(rx.try_iter());
@@ -231,7 +254,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db
             .write(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
-        self.flusher
+        let queue = self.flusher.queue.as_ref().expect("the queue lives as long as the store");
+        queue
             .send(callback)
             .map_err(|e| StorageIOError::write_logs(&std::io::Error::other(e.to_string())))?;
         Ok(())
@@ -258,6 +282,27 @@ mod tests {
             assert_eq!(parse_log_key(&log_key(i)), Some(i));
         }
         assert!(log_key(255) < log_key(256));
+    }
+
+    /// The flusher thread holds the database too; dropping the last store clone joins
+    /// it, so the database is closed when the drop returns, not some time later on
+    /// another thread (which, at process exit, aborts).
+    #[test]
+    fn dropping_the_store_joins_the_flusher_and_closes_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::open(dir.path()).unwrap();
+        let closed = db.closed();
+        let store = LogStore::new(db, Default::default());
+        let reader = store.clone();
+        drop(store);
+        // RocksDB locks an open database, even against the process that opened it.
+        assert!(
+            crate::db::open(dir.path()).is_err(),
+            "a live clone keeps the database open"
+        );
+        drop(reader);
+        assert!(futures::FutureExt::now_or_never(closed).is_some());
+        crate::db::open(dir.path()).expect("the closed database opens again");
     }
 }
 

@@ -33,7 +33,7 @@ use self::types::Raft;
 pub use self::types::{NodeId, NodeInfo, RaftMetrics, TypeConfig};
 use self::wire::{ForwardError, ForwardWriteReply, ReadIndexReply};
 use crate::config::RaftTuning;
-use crate::db::{cf, CF_RAFT_META};
+use crate::db::{cf, Db, CF_RAFT_META};
 use crate::pb::raft_transport_server::RaftTransportServer;
 use crate::state::{ChangeFeed, Command, CommandResult, StateStore};
 
@@ -158,7 +158,7 @@ impl RaftNode {
     /// Opens raft over `db` (which also holds the state tables) and starts it. Does not
     /// bootstrap; see `bootstrap`.
     pub async fn start(
-        db: Arc<DB>,
+        db: Arc<Db>,
         state: Arc<StateStore>,
         feed: Arc<ChangeFeed>,
         node: NodeInfo,

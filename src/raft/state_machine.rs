@@ -9,13 +9,13 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
-use rocksdb::{ReadOptions, WriteBatch, WriteOptions, DB};
+use rocksdb::{ReadOptions, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use super::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
-use crate::db::{cf, CF_SM_META};
+use crate::db::{cf, Db, CF_SM_META};
 use crate::state::feed::ResetReason;
 use crate::state::store::TablesDump;
 use crate::state::{ChangeBatch, ChangeFeed, ProposalResult, StateStore};
@@ -35,7 +35,7 @@ struct StoredSnapshot {
 /// The state machine handle; clones share everything (one is the snapshot builder).
 #[derive(Clone)]
 pub struct StateMachine {
-    db: Arc<DB>,
+    db: Arc<Db>,
     store: Arc<StateStore>,
     feed: Arc<ChangeFeed>,
     /// Makes snapshot ids unique even when two are built at the same index.

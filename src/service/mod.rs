@@ -16,6 +16,7 @@ pub mod watch;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use self::error::ServiceError;
 pub use self::query::{QueryMeta, QueryOptions};
@@ -108,6 +109,10 @@ pub struct Service {
     stream_permits: Arc<tokio::sync::Semaphore>,
     /// Blocked queries woken by a change to what they read (never by unrelated writes).
     query_wakeups: std::sync::atomic::AtomicU64,
+    /// Every task the service layer (and the agent on top of it) spawns: watch streams,
+    /// storage reads, check runners. The server joins them all at shutdown, before it
+    /// closes storage, so no task outlives the database it reads.
+    tasks: TaskTracker,
 }
 
 impl Service {
@@ -126,7 +131,23 @@ impl Service {
             limits,
             shutdown,
             query_wakeups: Default::default(),
+            tasks: TaskTracker::new(),
         })
+    }
+
+    /// Spawns a background task owned by this service (joined by [`Service::join_tasks`]).
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
+    }
+
+    /// Waits for every task spawned through the service to end. Call after the shutdown
+    /// token fired: the tasks watch it and stop at their next await point.
+    pub async fn join_tasks(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Batching and durability counters plus the number of watchers.
@@ -205,7 +226,8 @@ impl Service {
         F: FnOnce(&StateStore) -> Result<T, crate::state::store::StoreError> + Send + 'static,
     {
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || f(&state))
+        self.tasks
+            .spawn_blocking(move || f(&state))
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .map_err(ServiceError::from)

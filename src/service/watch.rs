@@ -50,7 +50,7 @@ impl Service {
         let state = self.state.clone();
         let feed = self.feed.clone();
         let shutdown = self.shutdown.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             // Held for the stream's life.
             let _permit = permit;
             let run = run_watch(&state, &feed, target, start_index, &tx);

@@ -12,7 +12,7 @@ use super::catalog::{CatalogRead, CatalogWrite};
 use super::command::{Command, CommandResult};
 use super::kv::{self, KvChange, KvEntry, KvRead};
 use super::txn;
-use crate::db::{cf, CF_KV_TOMBSTONES, CF_SM_META, STATE_CFS};
+use crate::db::{cf, Db, CF_KV_TOMBSTONES, CF_SM_META, STATE_CFS};
 
 /// Key in `sm_meta` holding the index of the last applied entry, written in the same batch
 /// as the data it describes.
@@ -43,15 +43,15 @@ pub struct TablesDump {
 
 /// Owns the state tables inside the shared database.
 pub struct StateStore {
-    db: Arc<DB>,
+    db: Arc<Db>,
 }
 
 impl StateStore {
-    pub fn new(db: Arc<DB>) -> Self {
+    pub fn new(db: Arc<Db>) -> Self {
         StateStore { db }
     }
 
-    pub fn db(&self) -> &Arc<DB> {
+    pub fn db(&self) -> &Arc<Db> {
         &self.db
     }
 

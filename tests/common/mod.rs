@@ -163,18 +163,23 @@ impl Agent {
 
     /// SIGTERM and wait for a clean exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        self.stop_with(libc::SIGTERM).success()
+    }
+
+    /// Sends `signal` and waits (with the deadline) for the process to exit.
+    pub fn stop_with(&mut self, signal: libc::c_int) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid; it has not been reaped yet (try_wait
+        // below is the only reaper), so the pid cannot have been reused.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(sent, 0, "sending signal {signal}: {}", std::io::Error::last_os_error());
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
+                return status;
             }
             assert!(
                 start.elapsed() < DEADLINE,
-                "agent did not exit after SIGTERM"
+                "agent did not exit after signal {signal}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }

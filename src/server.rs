@@ -258,12 +258,19 @@ impl Server {
             }
         }));
 
+        // Leader-only duties, started on gaining leadership and joined on losing it.
         let reaper = service.clone();
-        let token = shutdown.clone();
-        tasks.push(tokio::spawn(crate::service::reaper::run_tombstone_reaper(
-            reaper,
-            crate::service::reaper::TOMBSTONE_TTL,
-            token,
+        let duties = vec![crate::service::leader::duty(move |leading| {
+            crate::service::reaper::run_tombstone_reaper(
+                reaper.clone(),
+                crate::service::reaper::TOMBSTONE_TTL,
+                leading,
+            )
+        })];
+        tasks.push(tokio::spawn(crate::service::leader::supervise(
+            raft.leadership(),
+            duties,
+            shutdown.clone(),
         )));
 
         tracing::info!(

@@ -58,6 +58,23 @@ pub enum ConsensusError {
     Fatal(String),
 }
 
+/// Whether this node is the raft leader, following raft's metrics channel (no polling).
+pub struct LeaderWatch {
+    id: NodeId,
+    metrics: watch::Receiver<RaftMetrics>,
+}
+
+impl crate::service::leader::Leadership for LeaderWatch {
+    fn is_leader(&self) -> bool {
+        let m = self.metrics.borrow();
+        m.current_leader == Some(self.id) && m.state.is_leader()
+    }
+
+    async fn changed(&mut self) -> bool {
+        self.metrics.changed().await.is_ok()
+    }
+}
+
 /// When this server last heard from a leader (milliseconds on a monotonic clock).
 pub struct LastContact {
     start: Instant,
@@ -115,6 +132,8 @@ pub struct RaftNode {
     pub node: NodeInfo,
     raft: Raft,
     proposer: proposer::Proposer,
+    /// Taken and joined by `shutdown`.
+    proposer_task: Mutex<Option<proposer::ProposerTask>>,
     stats: Arc<RaftStats>,
     channels: PeerChannels,
     discovered: Arc<Mutex<BTreeMap<NodeId, NodeInfo>>>,
@@ -181,11 +200,12 @@ impl RaftNode {
             .await
             .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
         tracing::info!(id, node = %node, "raft started");
-        let proposer = proposer::Proposer::start(raft.clone(), stats.clone());
+        let (proposer, proposer_task) = proposer::Proposer::start(raft.clone(), stats.clone());
         Ok(Arc::new(RaftNode {
             id,
             node,
             proposer,
+            proposer_task: Mutex::new(Some(proposer_task)),
             stats,
             raft,
             channels,
@@ -437,9 +457,26 @@ impl RaftNode {
         bootstrap::run(&self, expect, join, shutdown).await
     }
 
+    /// Stops raft, then the proposer (whose in-flight writes raft has just answered).
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
+        }
+        let task = self
+            .proposer_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            task.stop().await;
+        }
+    }
+
+    /// Follows this node's leadership: starts where it is now, then reports each change.
+    pub fn leadership(&self) -> LeaderWatch {
+        LeaderWatch {
+            id: self.id,
+            metrics: self.raft.metrics(),
         }
     }
 }

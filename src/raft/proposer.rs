@@ -3,12 +3,17 @@
 //! load that per-entry cost, not the disk, is the limit. The proposer takes whatever
 //! writes are waiting, proposes them as one `Proposal`, and keeps a few proposals in
 //! flight: a lone client pays nothing extra, many clients share one entry and one fsync.
+//!
+//! The proposer is one task owned by [`ProposerTask`]; the tasks waiting for each
+//! proposal's commit live in a `JoinSet` inside it, so stopping the proposer joins them.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use openraft::error::ClientWriteError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use super::types::{NodeId, NodeInfo, Raft};
 use super::RaftStats;
@@ -46,11 +51,30 @@ pub struct Proposer {
     tx: mpsc::Sender<Pending>,
 }
 
+/// The proposer task itself, held by its one owner (the raft node).
+pub struct ProposerTask {
+    stop: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+impl ProposerTask {
+    /// Stops taking writes (queued ones are refused), waits for the proposals in flight
+    /// to be answered, and joins the task. Call after raft has stopped, so those answers
+    /// come at once.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        if let Err(e) = self.handle.await {
+            tracing::error!(error = %e, "the proposer task failed");
+        }
+    }
+}
+
 impl Proposer {
-    pub fn start(raft: Raft, stats: Arc<RaftStats>) -> Proposer {
+    pub fn start(raft: Raft, stats: Arc<RaftStats>) -> (Proposer, ProposerTask) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(raft, rx, stats));
-        Proposer { tx }
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(run(raft, rx, stats, stop.clone()));
+        (Proposer { tx }, ProposerTask { stop, handle })
     }
 
     /// Proposes `command` on this server; returns its log index and result once applied.
@@ -77,14 +101,28 @@ fn size(command: &Command) -> usize {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, stats: Arc<RaftStats>) {
+async fn run(
+    raft: Raft,
+    mut rx: mpsc::Receiver<Pending>,
+    stats: Arc<RaftStats>,
+    stop: CancellationToken,
+) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    // One task per proposal awaiting its commit (at most MAX_IN_FLIGHT running).
+    let mut waiting = JoinSet::new();
     loop {
+        while waiting.try_join_next().is_some() {}
         // Take the permit first: while all are busy, writes accumulate for the next batch.
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            return;
+        let permit = tokio::select! {
+            p = in_flight.clone().acquire_owned() => p,
+            _ = stop.cancelled() => break,
         };
-        let Some(first) = rx.recv().await else { return };
+        let Ok(permit) = permit else { break };
+        let first = tokio::select! {
+            p = rx.recv() => p,
+            _ = stop.cancelled() => break,
+        };
+        let Some(first) = first else { break };
         let mut bytes = size(&first.0);
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
@@ -104,7 +142,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, stats: Arc<RaftStats>)
         stats.proposals.fetch_add(1, Ordering::Relaxed);
         match raft.client_write_ff(Proposal { commands }).await {
             Ok(pending) => {
-                tokio::spawn(async move {
+                waiting.spawn(async move {
                     let outcome = pending.await;
                     drop(permit);
                     let replies = replies.into_iter();
@@ -150,4 +188,11 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, stats: Arc<RaftStats>)
             }
         }
     }
+    // Stopped: refuse what is still queued (nothing of it was proposed), then let the
+    // proposals in flight answer their writers.
+    rx.close();
+    while let Ok((_, reply)) = rx.try_recv() {
+        let _ = reply.send(Err(ProposeError::Fatal("shutting down".into())));
+    }
+    while waiting.join_next().await.is_some() {}
 }

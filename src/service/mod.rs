@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod error;
 pub mod kv;
+pub mod leader;
 pub mod query;
 pub mod reaper;
 pub mod txn;

@@ -24,6 +24,7 @@ pub mod dns;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod limit;
 pub mod raft;
 pub mod server;
 pub mod service;

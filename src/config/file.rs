@@ -99,6 +99,9 @@ pub struct FileConfig {
     pub log_json: Option<bool>,
     pub enable_script_checks: Option<bool>,
     pub enable_local_script_checks: Option<bool>,
+    /// `limits.http_max_in_flight` / `limits.grpc_max_in_flight` (Rostra's own keys).
+    pub http_max_in_flight: Option<usize>,
+    pub grpc_max_in_flight: Option<usize>,
     pub services: Vec<(Origin, ServiceDefinition)>,
     /// Node checks, and service checks that name their service with `service_id`.
     pub checks: Vec<(Origin, CheckDefinition)>,
@@ -167,6 +170,8 @@ impl FileConfig {
         over(&mut self.log_level, later.log_level);
         over(&mut self.log_json, later.log_json);
         over(&mut self.enable_script_checks, later.enable_script_checks);
+        over(&mut self.http_max_in_flight, later.http_max_in_flight);
+        over(&mut self.grpc_max_in_flight, later.grpc_max_in_flight);
         over(
             &mut self.enable_local_script_checks,
             later.enable_local_script_checks,
@@ -226,6 +231,8 @@ impl FileConfig {
         set(&mut config.dns_port, &self.dns_port);
         set(&mut config.server_port, &self.server_port);
         set(&mut config.enable_script_checks, &self.enable_script_checks);
+        set(&mut config.limits.http_max_in_flight, &self.http_max_in_flight);
+        set(&mut config.limits.grpc_max_in_flight, &self.grpc_max_in_flight);
         set(
             &mut config.enable_local_script_checks,
             &self.enable_local_script_checks,

@@ -27,6 +27,11 @@ pub fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming 
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// A refused call: `RESOURCE_EXHAUSTED`, which gRPC clients treat as "retry later".
+fn too_many_requests(limit: usize) -> http::Response<tonic::body::Body> {
+    tonic::Status::resource_exhausted(crate::limit::too_many_message(limit)).into_http()
+}
+
 /// Serves the public API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -44,9 +49,15 @@ pub async fn serve(
     let health = crate::pb::health_server::HealthServer::new(catalog::HealthService {
         service: service.clone(),
     });
+    let in_flight = crate::limit::InFlightLimit::new(
+        service.limits().grpc_max_in_flight,
+        too_many_requests,
+        |_| false,
+    );
     let status = StatusServer::new(status::StatusService { service });
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .layer(in_flight)
         .add_service(kv)
         .add_service(status)
         .add_service(catalog)

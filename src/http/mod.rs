@@ -46,6 +46,11 @@ pub struct HttpState {
 
 /// The whole API as a router (tests drive it with `oneshot`; `serve` binds it).
 pub fn router(state: HttpState) -> Router {
+    let in_flight = crate::limit::InFlightLimit::new(
+        state.service.limits().http_max_in_flight,
+        too_many_requests,
+        is_blocking_query,
+    );
     let api = Router::new()
         .merge(kv::routes())
         .merge(txn::routes())
@@ -60,6 +65,23 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .fallback_service(api)
         .layer(middleware::from_fn(consul_method_errors))
+        .layer(in_flight)
+}
+
+fn too_many_requests(limit: usize) -> Response {
+    error::text(
+        StatusCode::TOO_MANY_REQUESTS,
+        crate::limit::too_many_message(limit) + "\n",
+    )
+}
+
+/// A Consul blocking query (`?index=N`, N > 0) waits by design; it holds a stream
+/// permit in the service layer (`Limits::max_streams`) instead of a request permit.
+fn is_blocking_query(req: &Request) -> bool {
+    req.uri().query().is_some_and(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .any(|(k, v)| k == "index" && v.parse::<u64>().is_ok_and(|n| n > 0))
+    })
 }
 
 async fn unknown_path() -> Response {

@@ -33,6 +33,10 @@ pub const DEFAULT_MAX_KEY_SIZE: usize = 8 * 1024;
 /// Default cap on concurrent watch streams and blocking queries.
 pub const DEFAULT_MAX_STREAMS: usize = 20_000;
 
+/// Default cap on requests in flight per front end (HTTP, gRPC), blocking queries and
+/// watch streams aside; well above what a closed-loop load of 1,000 clients needs.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
+
 /// Consul's documented transaction limit (newer releases raised it to 128).
 pub const DEFAULT_MAX_TXN_OPS: usize = 64;
 
@@ -45,6 +49,11 @@ pub struct Limits {
     /// Watch streams plus waiting blocking queries at once; past it new ones are refused
     /// (each holds a task and a feed subscription, so this bounds memory).
     pub max_streams: usize,
+    /// Requests being served at once on the HTTP port, blocking queries aside; one more
+    /// is answered 429 (`limits.http_max_in_flight`).
+    pub http_max_in_flight: usize,
+    /// The same on the gRPC port, answered `RESOURCE_EXHAUSTED`.
+    pub grpc_max_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -54,6 +63,8 @@ impl Default for Limits {
             max_key_size: DEFAULT_MAX_KEY_SIZE,
             max_txn_ops: DEFAULT_MAX_TXN_OPS,
             max_streams: DEFAULT_MAX_STREAMS,
+            http_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            grpc_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }

@@ -49,6 +49,11 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
         ports.ignore(&["serf_lan", "serf_wan", "https", "grpc_tls"]);
         ports.finish(true)?;
     }
+    if let Some(mut limits) = root.object(&["limits"])? {
+        c.http_max_in_flight = positive(&mut limits, "http_max_in_flight")?;
+        c.grpc_max_in_flight = positive(&mut limits, "grpc_max_in_flight")?;
+        limits.finish(true)?;
+    }
     if let Some(mut addresses) = root.object(&["addresses"])? {
         for key in ["http", "grpc", "dns"] {
             if let Some(addr) = ip(&mut addresses, key)? {
@@ -108,6 +113,14 @@ fn objects<'a>(root: &mut Obj<'a>, keys: &[&str]) -> Result<Vec<(String, Obj<'a>
         }
     }
     Ok(out)
+}
+
+/// A count that must be at least 1.
+fn positive(obj: &mut Obj<'_>, key: &str) -> Result<Option<usize>, DecodeError> {
+    match obj.u64(&[key])? {
+        Some(0) => Err(obj.err(key, "must be at least 1")),
+        other => Ok(other.map(|n| n.min(usize::MAX as u64) as usize)),
+    }
 }
 
 fn non_empty(obj: &mut Obj<'_>, key: &str) -> Result<Option<String>, DecodeError> {

@@ -283,3 +283,26 @@ fn bootstrap_means_one_server() {
     let e = FileConfig::load(&[f]).unwrap_err().to_string();
     assert!(e.contains("mutually exclusive"), "{e}");
 }
+
+#[test]
+fn in_flight_limits_come_from_the_limits_block() {
+    let files = parse(r#"{"limits": {"http_max_in_flight": 10, "grpc_max_in_flight": 20}}"#).unwrap();
+    let config = resolve(&files).unwrap();
+    assert_eq!(
+        (config.limits.http_max_in_flight, config.limits.grpc_max_in_flight),
+        (10, 20)
+    );
+    let defaults = resolve(&parse("{}").unwrap()).unwrap();
+    assert_eq!(
+        defaults.limits.http_max_in_flight,
+        crate::service::DEFAULT_MAX_IN_FLIGHT
+    );
+    assert_eq!(
+        err(r#"{"limits": {"http_max_in_flight": 0}}"#),
+        "consul.json: limits.http_max_in_flight: must be at least 1"
+    );
+    assert_eq!(
+        err(r#"{"limits": {"rpc_rate": 1}}"#),
+        "consul.json: limits.rpc_rate: unknown configuration key"
+    );
+}

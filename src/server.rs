@@ -161,7 +161,11 @@ impl Server {
         let db = crate::db::open(&data_dir.join("rocksdb"))?;
         let db_handle = db.clone();
         let state = Arc::new(StateStore::new(db.clone()));
-        let feed = ChangeFeed::new(state.applied_index()?);
+        let feed = ChangeFeed::with_limits(
+            state.applied_index()?,
+            config.limits.watch_history_bytes,
+            crate::state::feed::DEFAULT_SUBSCRIBER_BUFFER,
+        );
         let node = NodeInfo {
             name: config.node_name.clone(),
             raft_addr: advertise.to_string(),

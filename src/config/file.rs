@@ -102,6 +102,8 @@ pub struct FileConfig {
     /// `limits.http_max_in_flight` / `limits.grpc_max_in_flight` (Rostra's own keys).
     pub http_max_in_flight: Option<usize>,
     pub grpc_max_in_flight: Option<usize>,
+    /// `limits.watch_history_bytes`.
+    pub watch_history_bytes: Option<usize>,
     pub services: Vec<(Origin, ServiceDefinition)>,
     /// Node checks, and service checks that name their service with `service_id`.
     pub checks: Vec<(Origin, CheckDefinition)>,
@@ -172,6 +174,7 @@ impl FileConfig {
         over(&mut self.enable_script_checks, later.enable_script_checks);
         over(&mut self.http_max_in_flight, later.http_max_in_flight);
         over(&mut self.grpc_max_in_flight, later.grpc_max_in_flight);
+        over(&mut self.watch_history_bytes, later.watch_history_bytes);
         over(
             &mut self.enable_local_script_checks,
             later.enable_local_script_checks,
@@ -233,6 +236,7 @@ impl FileConfig {
         set(&mut config.enable_script_checks, &self.enable_script_checks);
         set(&mut config.limits.http_max_in_flight, &self.http_max_in_flight);
         set(&mut config.limits.grpc_max_in_flight, &self.grpc_max_in_flight);
+        set(&mut config.limits.watch_history_bytes, &self.watch_history_bytes);
         set(
             &mut config.enable_local_script_checks,
             &self.enable_local_script_checks,

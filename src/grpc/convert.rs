@@ -39,16 +39,16 @@ pub fn kv_pair(e: KvEntry) -> pb::KvPair {
     }
 }
 
-fn kv_event(change: KvChange, index: u64) -> pb::KvEvent {
-    match change.entry {
+fn kv_event(change: &KvChange, index: u64) -> pb::KvEvent {
+    match &change.entry {
         Some(entry) => pb::KvEvent {
             r#type: pb::kv_event::Type::Put as i32,
-            kv: Some(kv_pair(entry)),
+            kv: Some(kv_pair(entry.clone())),
         },
         None => pb::KvEvent {
             r#type: pb::kv_event::Type::Delete as i32,
             kv: Some(pb::KvPair {
-                key: change.key,
+                key: change.key.clone(),
                 modify_index: index,
                 ..Default::default()
             }),
@@ -75,7 +75,11 @@ pub fn watch_response(msg: WatchMessage, header: pb::ResponseHeader) -> pb::Watc
         WatchMessage::Changes { index, changes } => (
             Kind::Changes,
             index,
-            changes.into_iter().map(|c| kv_event(c, index)).collect(),
+            changes
+                .iter()
+                .filter_map(|c| c.as_kv())
+                .map(|c| kv_event(c, index))
+                .collect(),
             "",
         ),
         WatchMessage::Reset { index, reason } => (Kind::Reset, index, Vec::new(), reason),

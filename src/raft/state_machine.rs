@@ -96,19 +96,17 @@ impl StateMachine {
         for entry in &entries {
             let index = entry.log_id.index;
             let mut changes = Vec::new();
-            let mut topics = Vec::new();
             let mut result = ProposalResult::default();
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(proposal) => {
                     for command in &proposal.commands {
-                        let (r, c, t) = self
+                        let applied = self
                             .store
                             .apply(&mut ab, index, command)
                             .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
-                        result.results.push(r);
-                        changes.extend(c);
-                        topics.extend(t);
+                        result.results.push(applied.result);
+                        changes.extend(applied.changes);
                     }
                 }
                 EntryPayload::Membership(m) => {
@@ -117,11 +115,7 @@ impl StateMachine {
                 }
             }
             results.push(result);
-            published.push(ChangeBatch {
-                index,
-                changes,
-                topics,
-            });
+            published.push(ChangeBatch::new(index, changes));
         }
         self.put_meta(ab.write_batch(), LAST_APPLIED_KEY, &last);
         self.store.put_applied_index(ab.write_batch(), last.index);

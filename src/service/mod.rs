@@ -54,6 +54,9 @@ pub struct Limits {
     pub http_max_in_flight: usize,
     /// The same on the gRPC port, answered `RESOURCE_EXHAUSTED`.
     pub grpc_max_in_flight: usize,
+    /// Bytes of change history the feed keeps so watches can resume from an index
+    /// (`limits.watch_history_bytes`); an older index gets `RESET` and a fresh snapshot.
+    pub watch_history_bytes: usize,
 }
 
 impl Default for Limits {
@@ -65,6 +68,7 @@ impl Default for Limits {
             max_streams: DEFAULT_MAX_STREAMS,
             http_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             grpc_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            watch_history_bytes: crate::state::feed::DEFAULT_RETAINED_BYTES,
         }
     }
 }

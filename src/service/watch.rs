@@ -6,7 +6,9 @@ use tokio::sync::mpsc;
 
 use super::{Service, ServiceError};
 use crate::state::feed::{ResetReason, Subscription};
-use crate::state::{KvChange, KvEntry, WatchTarget};
+use std::sync::Arc;
+
+use crate::state::{Change, KvEntry, WatchTarget};
 
 /// Messages of a watch stream, in protocol order (see `proto/rostra/v1/kv.proto`).
 #[derive(Debug, Clone)]
@@ -15,8 +17,12 @@ pub enum WatchMessage {
     Snapshot { index: u64, entries: Vec<KvEntry> },
     /// The client now holds the state as of `index`.
     Synced { index: u64 },
-    /// What the raft entry at `index` changed under the watched key(s).
-    Changes { index: u64, changes: Vec<KvChange> },
+    /// What the raft entry at `index` changed under the watched key(s), shared with the
+    /// feed's history and every other watcher (all KV changes: the target is KV).
+    Changes {
+        index: u64,
+        changes: Vec<Arc<Change>>,
+    },
     /// Drop what you hold; a fresh snapshot follows.
     Reset { index: u64, reason: &'static str },
 }

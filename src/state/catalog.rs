@@ -4,11 +4,12 @@
 //! publishes feed topics so blocking catalog/health queries wake only for their node or
 //! service.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::apply::{ApplyBatch, RawRead};
+use super::change::Change;
 use super::store::StoreError;
 use crate::db::{CF_CHECKS, CF_NODES, CF_SERVICES};
 
@@ -188,12 +189,12 @@ impl<R: RawRead> CatalogRead<'_, R> {
     }
 }
 
-/// Applies catalog commands into an apply batch and collects the feed topics they touch.
+/// Applies catalog commands into an apply batch and collects the changes they make.
 pub struct CatalogWrite<'b, 'a> {
     pub ab: &'b mut ApplyBatch<'a>,
     pub index: u64,
-    /// Feed topics touched so far.
-    pub topics: BTreeSet<String>,
+    /// What was written or deleted so far, in order.
+    pub changes: Vec<Change>,
 }
 
 /// Topic for everything about one node (its record, services and checks).
@@ -214,16 +215,23 @@ impl CatalogWrite<'_, '_> {
         CatalogRead(&*self.ab)
     }
 
-    /// A change on `node`: wakes watchers of the node, of every service on it (their
-    /// health depends on node checks) and of the list endpoints.
-    fn touch_node(&mut self, node: &str) -> Result<(), StoreError> {
+    /// Records a change; every catalog change moves the catalog table index.
+    fn changed(&mut self, change: Change) {
         self.ab.bump_catalog_index(self.index);
-        self.topics.insert(CATALOG_TOPIC.to_string());
-        self.topics.insert(node_topic(node));
-        for s in self.read().node_services(node)? {
-            self.topics.insert(service_topic(&s.name));
-        }
-        Ok(())
+        self.changes.push(change);
+    }
+
+    /// Names of the services on `node` as the batch sees them now.
+    fn service_names(&self, node: &str) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self
+            .read()
+            .node_services(node)?
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// Upserts; returns an error text (Consul's) when the registration is refused.
@@ -268,7 +276,15 @@ impl CatalogWrite<'_, '_> {
             };
             self.ab
                 .put_raw(CF_NODES, name.as_bytes().to_vec(), enc(&node));
-            self.touch_node(name)?;
+            let mut services: Vec<String> =
+                node_services.values().map(|s| s.name.clone()).collect();
+            services.sort();
+            services.dedup();
+            self.changed(Change::Node {
+                name: name.to_string(),
+                node: Some(node),
+                services,
+            });
         }
         // Service.
         if let Some(svc) = &reg.service {
@@ -296,12 +312,14 @@ impl CatalogWrite<'_, '_> {
                     modify_index: index,
                     ..svc.clone()
                 };
-                if let Some(o) = &old {
-                    self.topics.insert(service_topic(&o.name));
-                }
-                self.topics.insert(service_topic(&svc.name));
                 self.ab.put_raw(CF_SERVICES, key, enc(&record));
-                self.touch_node(name)?;
+                self.changed(Change::Service {
+                    node: name.to_string(),
+                    id: svc.id.clone(),
+                    name: svc.name.clone(),
+                    old_name: old.map(|o| o.name).filter(|n| *n != svc.name),
+                    instance: Some(record),
+                });
             }
         }
         // Checks: status, output and definition; an identical check keeps its index.
@@ -331,10 +349,23 @@ impl CatalogWrite<'_, '_> {
                     ..normalized
                 };
                 self.ab.put_raw(CF_CHECKS, key, enc(&record));
-                if let Some(svc) = node_services.get(&check.service_id) {
-                    self.topics.insert(service_topic(&svc.name));
-                }
-                self.touch_node(name)?;
+                let services = match node_services.get(&check.service_id) {
+                    Some(svc) => vec![svc.name.clone()],
+                    // A node check decides the health of every service on the node.
+                    None => {
+                        let mut all: Vec<String> =
+                            node_services.values().map(|s| s.name.clone()).collect();
+                        all.sort();
+                        all.dedup();
+                        all
+                    }
+                };
+                self.changed(Change::Check {
+                    node: name.to_string(),
+                    check_id: check.check_id.clone(),
+                    services,
+                    check: Some(record),
+                });
             }
         }
         Ok(Ok(()))
@@ -344,39 +375,76 @@ impl CatalogWrite<'_, '_> {
         let node = d.node.as_str();
         let services = self.read().node_services(node)?;
         let checks = self.read().node_checks(node)?;
+        let all_names = self.service_names(node)?;
+        let check_services = |c: &HealthCheck| match services.iter().find(|s| s.id == c.service_id) {
+            Some(s) => vec![s.name.clone()],
+            None => all_names.clone(),
+        };
+        let mut gone = Vec::new();
         match (&d.service_id, &d.check_id) {
             (None, None) => {
-                if self.read().node(node)?.is_none() && services.is_empty() && checks.is_empty() {
+                let record = self.read().node(node)?;
+                if record.is_none() && services.is_empty() && checks.is_empty() {
                     return Ok(());
                 }
-                self.touch_node(node)?;
                 self.ab.delete_raw(CF_NODES, node.as_bytes().to_vec());
-                for s in &services {
-                    self.ab.delete_raw(CF_SERVICES, child_key(node, &s.id));
-                }
                 for c in &checks {
                     self.ab.delete_raw(CF_CHECKS, child_key(node, &c.check_id));
+                    gone.push(check_gone(c, check_services(c)));
+                }
+                for s in &services {
+                    self.ab.delete_raw(CF_SERVICES, child_key(node, &s.id));
+                    gone.push(service_gone(s));
+                }
+                if record.is_some() {
+                    gone.push(Change::Node {
+                        name: node.to_string(),
+                        node: None,
+                        services: all_names.clone(),
+                    });
                 }
             }
             (Some(sid), _) => {
                 let Some(svc) = services.iter().find(|s| &s.id == sid) else {
                     return Ok(());
                 };
-                self.touch_node(node)?;
-                self.topics.insert(service_topic(&svc.name));
-                self.ab.delete_raw(CF_SERVICES, child_key(node, sid));
                 for c in checks.iter().filter(|c| &c.service_id == sid) {
                     self.ab.delete_raw(CF_CHECKS, child_key(node, &c.check_id));
+                    gone.push(check_gone(c, vec![svc.name.clone()]));
                 }
+                self.ab.delete_raw(CF_SERVICES, child_key(node, sid));
+                gone.push(service_gone(svc));
             }
             (None, Some(cid)) => {
-                if !checks.iter().any(|c| &c.check_id == cid) {
+                let Some(c) = checks.iter().find(|c| &c.check_id == cid) else {
                     return Ok(());
-                }
-                self.touch_node(node)?;
+                };
                 self.ab.delete_raw(CF_CHECKS, child_key(node, cid));
+                gone.push(check_gone(c, check_services(c)));
             }
         }
+        for change in gone {
+            self.changed(change);
+        }
         Ok(())
+    }
+}
+
+fn service_gone(s: &ServiceInstance) -> Change {
+    Change::Service {
+        node: s.node.clone(),
+        id: s.id.clone(),
+        name: s.name.clone(),
+        old_name: None,
+        instance: None,
+    }
+}
+
+fn check_gone(c: &HealthCheck, services: Vec<String>) -> Change {
+    Change::Check {
+        node: c.node.clone(),
+        check_id: c.check_id.clone(),
+        services,
+        check: None,
     }
 }

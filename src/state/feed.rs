@@ -1,15 +1,19 @@
-//! The change feed: after each applied raft entry the state machine publishes the keys it
-//! changed; watchers subscribe to one key or a prefix and are woken only by changes to
-//! what they look at (Consul's complaint #1244: unrelated writes waking blocked queries).
+//! The change feed: after each applied raft entry the state machine publishes the typed
+//! changes it made (`state::change`); watchers subscribe to one KV key, a KV prefix or a
+//! topic (a node, a service, the catalog) and are woken only by changes to what they look
+//! at (Consul's complaint #1244: unrelated writes waking blocked queries).
 //!
 //! Three promises, which the gRPC watch and (later) HTTP blocking queries build on:
 //! - **No polling, no task of its own**: publishing is a few hash lookups per changed key
 //!   under one short std mutex; each subscriber gets a bounded channel.
 //! - **Never blocks apply**: a subscriber whose buffer is full is dropped from the feed and
 //!   told why (`ResetReason::Lagged`) once it drains what it has; it then resyncs.
-//! - **Resumable**: the feed keeps a bounded log of recent batches, so a watcher can resume
-//!   from an index and receive exactly what happened after it, or learn that the index is
-//!   older than what is retained (like etcd's "compacted").
+//! - **Resumable**: the feed keeps a log of recent batches of every table, bounded in
+//!   bytes, so a watcher can resume from an index and receive exactly what happened after
+//!   it, or learn that the index is older than what is retained (etcd's "compacted").
+//!   Changes are shared (`Arc`) between the log and every subscriber, never copied.
+//!
+//! The feed knows no table: a change tells it its KV key, its topics and its size.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -17,29 +21,28 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::kv::KvChange;
+use super::change::Change;
 
-/// Changes kept for resuming watchers, counted in changed keys.
-const DEFAULT_RETAINED_CHANGES: usize = 100_000;
+/// Change history kept for resuming watchers, in bytes of changes.
+pub const DEFAULT_RETAINED_BYTES: usize = 64 * 1024 * 1024;
 /// Per-subscriber buffer, in batches, before it is considered lagging.
-const DEFAULT_SUBSCRIBER_BUFFER: usize = 1024;
+pub const DEFAULT_SUBSCRIBER_BUFFER: usize = 1024;
 
 /// What a watcher looks at.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum WatchTarget {
     Key(String),
     Prefix(String),
-    /// A named topic published by non-KV tables (e.g. `catalog/service/web`): the
-    /// subscriber is woken and re-reads; topics carry no data.
+    /// A topic of the non-KV tables (e.g. `catalog/service/web`, see `Change::topics`).
     Topic(String),
 }
 
 impl WatchTarget {
-    pub fn matches(&self, key: &str) -> bool {
+    pub fn matches(&self, change: &Change) -> bool {
         match self {
-            WatchTarget::Key(k) => k == key,
-            WatchTarget::Prefix(p) => key.starts_with(p.as_str()),
-            WatchTarget::Topic(_) => false,
+            WatchTarget::Key(k) => change.kv_key() == Some(k.as_str()),
+            WatchTarget::Prefix(p) => change.kv_key().is_some_and(|key| key.starts_with(p.as_str())),
+            WatchTarget::Topic(t) => change.topics().iter().any(|x| x == t),
         }
     }
 }
@@ -48,17 +51,27 @@ impl WatchTarget {
 #[derive(Debug, Clone, Default)]
 pub struct ChangeBatch {
     pub index: u64,
-    pub changes: Vec<KvChange>,
-    /// Non-KV topics the entry touched.
-    pub topics: Vec<String>,
+    pub changes: Vec<Arc<Change>>,
+    /// Sum of the changes' sizes, for the retention limit.
+    bytes: usize,
 }
 
-/// What a subscriber receives: the changes of one entry that match its target (none for
-/// a topic subscriber, which is only told that its topic changed).
+impl ChangeBatch {
+    pub fn new(index: u64, changes: Vec<Change>) -> Self {
+        let bytes = changes.iter().map(Change::size).sum();
+        ChangeBatch {
+            index,
+            changes: changes.into_iter().map(Arc::new).collect(),
+            bytes,
+        }
+    }
+}
+
+/// What a subscriber receives: the changes of one entry that match its target.
 #[derive(Debug, Clone)]
 pub struct FeedEvent {
     pub index: u64,
-    pub changes: Vec<KvChange>,
+    pub changes: Vec<Arc<Change>>,
 }
 
 /// Why a subscriber's channel closed.
@@ -146,7 +159,7 @@ struct FeedInner {
     /// Highest index whose changes may have been dropped from `retained`.
     compacted_through: u64,
     retained: VecDeque<Arc<ChangeBatch>>,
-    retained_changes: usize,
+    retained_bytes: usize,
     subscribers: HashMap<u64, Subscriber>,
     by_key: HashMap<String, Vec<u64>>,
     by_prefix: HashMap<String, Vec<u64>>,
@@ -156,6 +169,7 @@ struct FeedInner {
 /// The in-process hub between apply and every watcher.
 pub struct ChangeFeed {
     inner: Mutex<FeedInner>,
+    /// Bytes of changes retained for resuming watchers.
     retain_limit: usize,
     buffer: usize,
 }
@@ -165,25 +179,27 @@ impl ChangeFeed {
     pub fn new(applied_index: u64) -> Arc<Self> {
         Self::with_limits(
             applied_index,
-            DEFAULT_RETAINED_CHANGES,
+            DEFAULT_RETAINED_BYTES,
             DEFAULT_SUBSCRIBER_BUFFER,
         )
     }
 
-    pub fn with_limits(applied_index: u64, retain_limit: usize, buffer: usize) -> Arc<Self> {
+    /// A feed keeping `retain_bytes` of change history and `buffer` batches per
+    /// subscriber.
+    pub fn with_limits(applied_index: u64, retain_bytes: usize, buffer: usize) -> Arc<Self> {
         Arc::new(ChangeFeed {
             inner: Mutex::new(FeedInner {
                 next_id: 1,
                 applied_index,
                 compacted_through: applied_index,
                 retained: VecDeque::new(),
-                retained_changes: 0,
+                retained_bytes: 0,
                 subscribers: HashMap::new(),
                 by_key: HashMap::new(),
                 by_prefix: HashMap::new(),
                 by_topic: HashMap::new(),
             }),
-            retain_limit,
+            retain_limit: retain_bytes,
             buffer: buffer.max(1),
         })
     }
@@ -204,38 +220,37 @@ impl ChangeFeed {
     pub fn publish(&self, batch: ChangeBatch) {
         let mut inner = self.lock();
         inner.applied_index = inner.applied_index.max(batch.index);
-        if batch.changes.is_empty() && batch.topics.is_empty() {
+        if batch.changes.is_empty() {
             return;
         }
         let batch = Arc::new(batch);
 
-        // Route each change to the subscribers that look at its key: the exact key, and
-        // every prefix of it (at char boundaries, which is where any prefix string ends).
-        let mut routed: HashMap<u64, Vec<KvChange>> = HashMap::new();
+        // Route each change to the subscribers that look at it: a KV change to watchers
+        // of its exact key and of every prefix of it (at char boundaries, which is where
+        // any prefix string ends); any change to the watchers of each of its topics.
+        let mut routed: HashMap<u64, Vec<Arc<Change>>> = HashMap::new();
+        let mut route = |ids: Option<&Vec<u64>>, change: &Arc<Change>| {
+            for id in ids.into_iter().flatten() {
+                let to = routed.entry(*id).or_default();
+                // A change reaches a subscriber once, even through two of its topics.
+                if !to.last().is_some_and(|c| Arc::ptr_eq(c, change)) {
+                    to.push(change.clone());
+                }
+            }
+        };
         for change in &batch.changes {
-            let key = change.key.as_str();
-            if let Some(ids) = inner.by_key.get(key) {
-                for id in ids {
-                    routed.entry(*id).or_default().push(change.clone());
+            if let Some(key) = change.kv_key() {
+                route(inner.by_key.get(key), change);
+                let boundaries = key
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .chain(std::iter::once(key.len()));
+                for end in boundaries {
+                    route(inner.by_prefix.get(&key[..end]), change);
                 }
             }
-            let boundaries = key
-                .char_indices()
-                .map(|(i, _)| i)
-                .chain(std::iter::once(key.len()));
-            for end in boundaries {
-                if let Some(ids) = inner.by_prefix.get(&key[..end]) {
-                    for id in ids {
-                        routed.entry(*id).or_default().push(change.clone());
-                    }
-                }
-            }
-        }
-        for topic in &batch.topics {
-            if let Some(ids) = inner.by_topic.get(topic) {
-                for id in ids {
-                    routed.entry(*id).or_default();
-                }
+            for topic in change.topics() {
+                route(inner.by_topic.get(&topic), change);
             }
         }
         let mut dropped = Vec::new();
@@ -261,16 +276,13 @@ impl ChangeFeed {
             remove(&mut inner, id);
         }
 
-        if batch.changes.is_empty() {
-            return;
-        }
-        inner.retained_changes += batch.changes.len();
+        inner.retained_bytes += batch.bytes;
         inner.retained.push_back(batch);
-        while inner.retained_changes > self.retain_limit {
+        while inner.retained_bytes > self.retain_limit {
             let Some(old) = inner.retained.pop_front() else {
                 break;
             };
-            inner.retained_changes -= old.changes.len();
+            inner.retained_bytes -= old.bytes;
             inner.compacted_through = old.index;
         }
     }
@@ -313,10 +325,10 @@ impl ChangeFeed {
                 .iter()
                 .filter(|b| b.index > after)
                 .filter_map(|b| {
-                    let changes: Vec<KvChange> = b
+                    let changes: Vec<Arc<Change>> = b
                         .changes
                         .iter()
-                        .filter(|c| target.matches(&c.key))
+                        .filter(|c| target.matches(c))
                         .cloned()
                         .collect();
                     (!changes.is_empty()).then_some(FeedEvent {
@@ -352,7 +364,7 @@ impl ChangeFeed {
         inner.by_prefix.clear();
         inner.by_topic.clear();
         inner.retained.clear();
-        inner.retained_changes = 0;
+        inner.retained_bytes = 0;
         inner.applied_index = index;
         inner.compacted_through = index;
     }
@@ -387,10 +399,10 @@ fn remove(inner: &mut FeedInner, id: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::kv::KvEntry;
+    use crate::state::kv::{KvChange, KvEntry};
 
-    fn change(key: &str, index: u64) -> KvChange {
-        KvChange {
+    fn change(key: &str, index: u64) -> Change {
+        Change::Kv(KvChange {
             key: key.into(),
             entry: Some(KvEntry {
                 key: key.into(),
@@ -401,15 +413,24 @@ mod tests {
                 lock_index: 0,
                 session: String::new(),
             }),
-        }
+        })
     }
 
     fn publish(feed: &ChangeFeed, index: u64, keys: &[&str]) {
-        feed.publish(ChangeBatch {
+        feed.publish(ChangeBatch::new(
             index,
-            changes: keys.iter().map(|k| change(k, index)).collect(),
-            topics: Vec::new(),
-        });
+            keys.iter().map(|k| change(k, index)).collect(),
+        ));
+    }
+
+    fn service(node: &str, name: &str) -> Change {
+        Change::Service {
+            node: node.into(),
+            id: name.into(),
+            name: name.into(),
+            old_name: None,
+            instance: None,
+        }
     }
 
     #[tokio::test]
@@ -417,12 +438,10 @@ mod tests {
         let feed = ChangeFeed::new(0);
         let (mut web, _) = feed.subscribe(WatchTarget::Topic("catalog/service/web".into()), None);
         let (mut db, _) = feed.subscribe(WatchTarget::Topic("catalog/service/db".into()), None);
-        feed.publish(ChangeBatch {
-            index: 3,
-            changes: Vec::new(),
-            topics: vec!["catalog/service/web".into(), "catalog".into()],
-        });
-        assert_eq!(web.recv().await.unwrap().index, 3);
+        feed.publish(ChangeBatch::new(3, vec![service("n1", "web")]));
+        let ev = web.recv().await.unwrap();
+        assert_eq!((ev.index, ev.changes.len()), (3, 1));
+        assert_eq!(*ev.changes[0], service("n1", "web"));
         assert!(db.rx.try_recv().is_err());
     }
 
@@ -437,10 +456,7 @@ mod tests {
         assert_eq!((ev.index, ev.changes.len()), (2, 1));
         let ev = prefix_sub.recv().await.unwrap();
         assert_eq!(
-            ev.changes
-                .iter()
-                .map(|c| c.key.as_str())
-                .collect::<Vec<_>>(),
+            ev.changes.iter().filter_map(|c| c.kv_key()).collect::<Vec<_>>(),
             vec!["a/c", "a/b"]
         );
         assert!(key_sub.rx.try_recv().is_err());
@@ -460,8 +476,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn retention_is_in_bytes_and_changes_are_shared() {
+        let size = change("k", 1).size();
+        // Room for exactly three one-key batches.
+        let feed = ChangeFeed::with_limits(0, 3 * size, 16);
+        let (mut a, _) = feed.subscribe(WatchTarget::Key("k".into()), None);
+        let (mut b, _) = feed.subscribe(WatchTarget::Prefix("".into()), None);
+        for i in 1..=4 {
+            publish(&feed, i, &["k"]);
+        }
+        let (ea, eb) = (a.recv().await.unwrap(), b.recv().await.unwrap());
+        assert!(Arc::ptr_eq(&ea.changes[0], &eb.changes[0]), "one copy for all");
+        let (_s, replay) = feed.subscribe(WatchTarget::Key("k".into()), Some(1));
+        let idx: Vec<u64> = replay.unwrap().unwrap().iter().map(|e| e.index).collect();
+        assert_eq!(idx, vec![2, 3, 4]);
+        // A big value pushes older batches out.
+        let big = Change::Kv(KvChange {
+            key: "big".into(),
+            entry: Some(KvEntry {
+                key: "big".into(),
+                value: vec![0; size],
+                flags: 0,
+                create_index: 5,
+                modify_index: 5,
+                lock_index: 0,
+                session: String::new(),
+            }),
+        });
+        feed.publish(ChangeBatch::new(5, vec![big]));
+        let (_s, replay) = feed.subscribe(WatchTarget::Key("k".into()), Some(2));
+        assert_eq!(replay.unwrap().unwrap_err().compacted_through, 4);
+    }
+
+    #[tokio::test]
+    async fn catalog_changes_are_retained_for_resume() {
+        let feed = ChangeFeed::new(0);
+        feed.publish(ChangeBatch::new(1, vec![service("n1", "web")]));
+        feed.publish(ChangeBatch::new(2, vec![service("n1", "db")]));
+        let (_s, replay) =
+            feed.subscribe(WatchTarget::Topic("catalog/service/web".into()), Some(0));
+        let events = replay.unwrap().unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].index, 1);
+        let (_s, replay) = feed.subscribe(WatchTarget::Topic("catalog".into()), Some(1));
+        assert_eq!(replay.unwrap().unwrap()[0].index, 2);
+    }
+
+    #[tokio::test]
     async fn resume_replays_exactly_or_reports_compacted() {
-        let feed = ChangeFeed::with_limits(10, 3, 16);
+        let feed = ChangeFeed::with_limits(10, 3 * change("k", 11).size(), 16);
         for i in 11..=15 {
             publish(&feed, i, &["k"]);
         }

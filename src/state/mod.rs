@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod catalog;
+pub mod change;
 pub mod command;
 pub mod feed;
 pub mod kv;
@@ -16,6 +17,7 @@ pub mod store;
 pub mod txn;
 
 pub use apply::ApplyBatch;
+pub use change::{Applied, Change};
 pub use command::{Command, CommandResult, Proposal, ProposalResult};
 pub use feed::{ChangeBatch, ChangeFeed, FeedEvent, Subscription, WatchTarget};
 pub use kv::{KvChange, KvEntry};

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::apply::{db_get, db_scan, ApplyBatch, RawRead};
 use super::catalog::{CatalogRead, CatalogWrite};
+use super::change::{Applied, Change};
 use super::command::{Command, CommandResult};
 use super::kv::{self, KvChange, KvEntry, KvRead};
 use super::txn;
@@ -61,14 +62,18 @@ impl StateStore {
     }
 
     /// Applies `command` at log `index` into `ab` (which the caller commits together with
-    /// raft's own metadata) and reports the result and the keys it changed.
+    /// raft's own metadata) and reports its result and every change it made.
     pub fn apply(
         &self,
         ab: &mut ApplyBatch<'_>,
         index: u64,
         command: &Command,
-    ) -> Result<(CommandResult, Vec<KvChange>, Vec<String>), StoreError> {
-        let (succeeded, changes) = match command {
+    ) -> Result<Applied, StoreError> {
+        let kv = |succeeded: bool, changes: Vec<KvChange>| Applied {
+            result: CommandResult::Kv { succeeded },
+            changes: changes.into_iter().map(Change::Kv).collect(),
+        };
+        Ok(match command {
             Command::KvPut {
                 key,
                 value,
@@ -76,43 +81,49 @@ impl StateStore {
                 cas,
             } => {
                 let (ok, change) = kv::apply_put(ab, index, key, value, *flags, *cas)?;
-                (ok, change.into_iter().collect())
+                kv(ok, change.into_iter().collect())
             }
             Command::KvDelete { key, cas } => {
                 let (ok, change) = kv::apply_delete(ab, index, key, *cas)?;
-                (ok, change.into_iter().collect())
+                kv(ok, change.into_iter().collect())
             }
-            Command::KvDeleteTree { prefix } => (true, kv::apply_delete_tree(ab, index, prefix)?),
+            Command::KvDeleteTree { prefix } => kv(true, kv::apply_delete_tree(ab, index, prefix)?),
             Command::KvTxn { ops } => {
                 let (outcome, changes) = txn::apply(ab, index, ops)?;
-                return Ok((CommandResult::Txn(outcome), changes, Vec::new()));
+                Applied {
+                    result: CommandResult::Txn(outcome),
+                    changes: changes.into_iter().map(Change::Kv).collect(),
+                }
             }
             Command::CatalogRegister(reg) => {
                 let mut w = CatalogWrite {
                     ab,
                     index,
-                    topics: Default::default(),
+                    changes: Vec::new(),
                 };
                 let result = w.register(reg)?;
-                let topics = w.topics.into_iter().collect();
-                return Ok((CommandResult::Catalog(result), Vec::new(), topics));
+                Applied {
+                    result: CommandResult::Catalog(result),
+                    changes: w.changes,
+                }
             }
             Command::CatalogDeregister(d) => {
                 let mut w = CatalogWrite {
                     ab,
                     index,
-                    topics: Default::default(),
+                    changes: Vec::new(),
                 };
                 w.deregister(d)?;
-                let topics = w.topics.into_iter().collect();
-                return Ok((CommandResult::Catalog(Ok(())), Vec::new(), topics));
+                Applied {
+                    result: CommandResult::Catalog(Ok(())),
+                    changes: w.changes,
+                }
             }
             Command::KvReapTombstones { up_to } => {
                 ab.reap_tombstones(*up_to)?;
-                (true, Vec::new())
+                kv(true, Vec::new())
             }
-        };
-        Ok((CommandResult::Kv { succeeded }, changes, Vec::new()))
+        })
     }
 
     /// Records `index` as applied; part of every apply batch.
@@ -323,7 +334,8 @@ mod tests {
 
     fn apply(s: &StateStore, index: u64, c: Command) -> (CommandResult, Vec<KvChange>) {
         let mut ab = s.begin();
-        let (result, changes, _) = s.apply(&mut ab, index, &c).unwrap();
+        let Applied { result, changes } = s.apply(&mut ab, index, &c).unwrap();
+        let changes = changes.iter().filter_map(|c| c.as_kv().cloned()).collect();
         s.put_applied_index(ab.write_batch(), index);
         s.db().write(ab.into_write_batch()).unwrap();
         (result, changes)
@@ -411,21 +423,21 @@ mod tests {
         assert!(s
             .apply(&mut ab, 1, &put("k", "a", Some(0)))
             .unwrap()
-            .0
+            .result
             .succeeded());
         // Same batch: the create-only put must now fail, and a CAS on index 1 succeed.
         assert!(!s
             .apply(&mut ab, 1, &put("k", "b", Some(0)))
             .unwrap()
-            .0
+            .result
             .succeeded());
         assert!(s
             .apply(&mut ab, 2, &put("k", "c", Some(1)))
             .unwrap()
-            .0
+            .result
             .succeeded());
         s.apply(&mut ab, 2, &put("t/x", "1", None)).unwrap();
-        let (_, deleted, _) = s
+        let deleted = s
             .apply(
                 &mut ab,
                 3,
@@ -433,7 +445,8 @@ mod tests {
                     prefix: "t/".into(),
                 },
             )
-            .unwrap();
+            .unwrap()
+            .changes;
         assert_eq!(deleted.len(), 1);
         s.put_applied_index(ab.write_batch(), 3);
         s.db().write(ab.into_write_batch()).unwrap();
@@ -463,5 +476,93 @@ mod tests {
             all.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
             vec!["a", "b"]
         );
+    }
+
+    /// Apply reports typed changes, each naming the services whose health it decides.
+    #[test]
+    fn catalog_applies_report_typed_changes() {
+        use crate::state::catalog::{
+            CheckSpec, CheckStatus, Deregistration, HealthCheck, Node, Registration,
+            ServiceInstance,
+        };
+        let (_d, s) = store();
+        let check = |id: &str, service_id: &str| HealthCheck {
+            node: "n1".into(),
+            check_id: id.into(),
+            name: id.into(),
+            status: CheckStatus::Passing,
+            notes: String::new(),
+            output: String::new(),
+            service_id: service_id.into(),
+            spec: CheckSpec::default(),
+            create_index: 0,
+            modify_index: 0,
+        };
+        let reg = Registration {
+            node: Node {
+                name: "n1".into(),
+                address: "10.0.0.1".into(),
+                ..Default::default()
+            },
+            skip_node_update: false,
+            service: Some(ServiceInstance {
+                id: "web1".into(),
+                name: "web".into(),
+                ..Default::default()
+            }),
+            checks: vec![check("web-alive", "web1"), check("node-alive", "")],
+        };
+        let mut ab = s.begin();
+        let applied = s.apply(&mut ab, 5, &Command::CatalogRegister(reg)).unwrap();
+        let kinds: Vec<(String, Vec<String>)> = applied
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Node { name, services, .. } => (format!("node {name}"), services.clone()),
+                Change::Service { name, instance, .. } => {
+                    assert_eq!(instance.as_ref().unwrap().modify_index, 5);
+                    (format!("service {name}"), vec![])
+                }
+                Change::Check {
+                    check_id, services, ..
+                } => (format!("check {check_id}"), services.clone()),
+                Change::Kv(_) => unreachable!(),
+            })
+            .collect();
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            kinds,
+            vec![
+                ("node n1".to_string(), v(&["web"])),
+                ("service web".to_string(), vec![]),
+                ("check web-alive".to_string(), v(&["web"])),
+                ("check node-alive".to_string(), v(&["web"])),
+            ]
+        );
+        assert!(applied.changes[1]
+            .topics()
+            .contains(&"catalog/service/web".to_string()));
+        s.db().write(ab.into_write_batch()).unwrap();
+
+        // Deregistering the service deletes it and its check, and reports both.
+        let mut ab = s.begin();
+        let applied = s
+            .apply(
+                &mut ab,
+                6,
+                &Command::CatalogDeregister(Deregistration {
+                    node: "n1".into(),
+                    service_id: Some("web1".into()),
+                    check_id: None,
+                }),
+            )
+            .unwrap();
+        assert!(matches!(
+            &applied.changes[..],
+            [
+                Change::Check { check_id, check: None, .. },
+                Change::Service { id, instance: None, .. },
+            ] if check_id == "web-alive" && id == "web1"
+        ));
     }
 }

@@ -52,6 +52,7 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
     if let Some(mut limits) = root.object(&["limits"])? {
         c.http_max_in_flight = positive(&mut limits, "http_max_in_flight")?;
         c.grpc_max_in_flight = positive(&mut limits, "grpc_max_in_flight")?;
+        c.watch_history_bytes = positive(&mut limits, "watch_history_bytes")?;
         limits.finish(true)?;
     }
     if let Some(mut addresses) = root.object(&["addresses"])? {

@@ -286,11 +286,18 @@ fn bootstrap_means_one_server() {
 
 #[test]
 fn in_flight_limits_come_from_the_limits_block() {
-    let files = parse(r#"{"limits": {"http_max_in_flight": 10, "grpc_max_in_flight": 20}}"#).unwrap();
+    let files = parse(
+        r#"{"limits": {"http_max_in_flight": 10, "grpc_max_in_flight": 20, "watch_history_bytes": 30}}"#,
+    )
+    .unwrap();
     let config = resolve(&files).unwrap();
     assert_eq!(
-        (config.limits.http_max_in_flight, config.limits.grpc_max_in_flight),
-        (10, 20)
+        (
+            config.limits.http_max_in_flight,
+            config.limits.grpc_max_in_flight,
+            config.limits.watch_history_bytes
+        ),
+        (10, 20, 30)
     );
     let defaults = resolve(&parse("{}").unwrap()).unwrap();
     assert_eq!(

@@ -37,8 +37,12 @@ pub const CF_NODES: &str = "nodes";
 pub const CF_SERVICES: &str = "services";
 /// Catalog: `node \0 check id` to health check.
 pub const CF_CHECKS: &str = "checks";
+/// Catalog index: `service name \0 node \0 service id` (empty values), so reading one
+/// service's instances costs the size of the answer. Derived from `services`: kept in
+/// step by apply, rebuilt when a snapshot is installed, never part of a snapshot.
+pub const CF_SERVICE_NAMES: &str = "service_names";
 
-const ALL_CFS: [&str; 8] = [
+const ALL_CFS: [&str; 9] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_SM_META,
@@ -47,6 +51,7 @@ const ALL_CFS: [&str; 8] = [
     CF_NODES,
     CF_SERVICES,
     CF_CHECKS,
+    CF_SERVICE_NAMES,
 ];
 
 /// Column families that hold state-machine data; a snapshot covers exactly these (plus

@@ -161,6 +161,7 @@ impl Server {
         let db = crate::db::open(&data_dir.join("rocksdb"))?;
         let db_handle = db.clone();
         let state = Arc::new(StateStore::new(db.clone()));
+        state.ensure_indexes()?;
         let feed = ChangeFeed::with_limits(
             state.applied_index()?,
             config.limits.watch_history_bytes,

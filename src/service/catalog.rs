@@ -46,27 +46,33 @@ fn has_tags(service: &ServiceInstance, tags: &[String]) -> bool {
     tags.iter().all(|t| service.tags.iter().any(|s| s == t))
 }
 
+/// Checks with the name and tags of the service each belongs to (one point read per
+/// service-level check, so the cost is the answer's size).
 fn views(
     view: &ReadView<'_>,
     checks: Vec<HealthCheck>,
 ) -> Result<Vec<CheckView>, crate::state::store::StoreError> {
-    let services: BTreeMap<(String, String), ServiceInstance> = view
-        .catalog()
-        .services()?
-        .into_iter()
-        .map(|s| ((s.node.clone(), s.id.clone()), s))
-        .collect();
-    Ok(checks
-        .into_iter()
-        .map(|check| {
-            let svc = services.get(&(check.node.clone(), check.service_id.clone()));
-            CheckView {
-                service_name: svc.map(|s| s.name.clone()).unwrap_or_default(),
-                service_tags: svc.map(|s| s.tags.clone()).unwrap_or_default(),
-                check,
+    let catalog = view.catalog();
+    let mut services: BTreeMap<(String, String), Option<ServiceInstance>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(checks.len());
+    for check in checks {
+        let svc = if check.service_id.is_empty() {
+            None
+        } else {
+            let key = (check.node.clone(), check.service_id.clone());
+            if !services.contains_key(&key) {
+                let found = catalog.service(&check.node, &check.service_id)?;
+                services.insert(key.clone(), found);
             }
-        })
-        .collect())
+            services.get(&key).and_then(Option::as_ref)
+        };
+        out.push(CheckView {
+            service_name: svc.map(|s| s.name.clone()).unwrap_or_default(),
+            service_tags: svc.map(|s| s.tags.clone()).unwrap_or_default(),
+            check,
+        });
+    }
+    Ok(out)
 }
 
 fn query<T>(view: &ReadView<'_>, value: T) -> Result<KvQuery<T>, crate::state::store::StoreError> {
@@ -154,8 +160,8 @@ impl Service {
             let view = s.view();
             let catalog = view.catalog();
             let mut out = Vec::new();
-            for svc in catalog.services()? {
-                if svc.name == name && has_tags(&svc, &tags) {
+            for svc in catalog.service_instances(&name)? {
+                if has_tags(&svc, &tags) {
                     if let Some(node) = catalog.node(&svc.node)? {
                         out.push((node, svc));
                     }
@@ -212,10 +218,19 @@ impl Service {
             opts,
             move |s| {
                 let view = s.view();
-                let checks = views(&view, view.catalog().checks()?)?
-                    .into_iter()
-                    .filter(|c| c.service_name == service)
-                    .collect();
+                let catalog = view.catalog();
+                let mut checks = Vec::new();
+                for svc in catalog.service_instances(&service)? {
+                    checks.extend(
+                        catalog
+                            .node_checks(&svc.node)?
+                            .into_iter()
+                            .filter(|c| c.service_id == svc.id),
+                    );
+                }
+                // In table order (node, check id), as a scan of the checks gives.
+                checks.sort_by(|a, b| (&a.node, &a.check_id).cmp(&(&b.node, &b.check_id)));
+                let checks = views(&view, checks)?;
                 query(&view, checks)
             },
         )
@@ -239,8 +254,8 @@ impl Service {
                 let view = s.view();
                 let catalog = view.catalog();
                 let mut out = Vec::new();
-                for svc in catalog.services()? {
-                    if svc.name != service || !has_tags(&svc, &tags) {
+                for svc in catalog.service_instances(&service)? {
+                    if !has_tags(&svc, &tags) {
                         continue;
                     }
                     let Some(node) = catalog.node(&svc.node)? else {

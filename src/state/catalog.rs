@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::apply::{ApplyBatch, RawRead};
 use super::change::Change;
 use super::store::StoreError;
-use crate::db::{CF_CHECKS, CF_NODES, CF_SERVICES};
+use crate::db::{CF_CHECKS, CF_NODES, CF_SERVICES, CF_SERVICE_NAMES};
 
 /// A check's status, as Consul spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -139,6 +139,22 @@ fn child_key(node: &str, id: &str) -> Vec<u8> {
     k
 }
 
+/// The service-name index key of instance `id` of `name` on `node`.
+pub(super) fn name_key(name: &str, node: &str, id: &str) -> Vec<u8> {
+    let mut k = node_prefix(name);
+    k.extend_from_slice(&child_key(node, id));
+    k
+}
+
+/// (node, service id) from an index key under `name`'s prefix.
+fn parse_name_key<'k>(key: &'k [u8], name: &str) -> Option<(&'k str, &'k str)> {
+    let rest = key.get(name.len() + 1..)?;
+    let split = rest.iter().position(|b| *b == 0)?;
+    let node = std::str::from_utf8(&rest[..split]).ok()?;
+    let id = std::str::from_utf8(&rest[split + 1..]).ok()?;
+    Some((node, id))
+}
+
 fn node_prefix(node: &str) -> Vec<u8> {
     let mut k = node.as_bytes().to_vec();
     k.push(0);
@@ -174,6 +190,28 @@ impl<R: RawRead> CatalogRead<'_, R> {
 
     pub fn services(&self) -> Result<Vec<ServiceInstance>, StoreError> {
         decode_all(self.0.scan_raw(CF_SERVICES, b"")?)
+    }
+
+    /// Every instance of the service `name`, through the name index.
+    pub fn service_instances(&self, name: &str) -> Result<Vec<ServiceInstance>, StoreError> {
+        let mut out = Vec::new();
+        for (key, _) in self.0.scan_raw(CF_SERVICE_NAMES, &node_prefix(name))? {
+            let Some((node, id)) = parse_name_key(&key, name) else {
+                continue;
+            };
+            if let Some(svc) = self.service(node, id)? {
+                out.push(svc);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One instance by node and service id.
+    pub fn service(&self, node: &str, id: &str) -> Result<Option<ServiceInstance>, StoreError> {
+        match self.0.get_raw(CF_SERVICES, &child_key(node, id))? {
+            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+            None => Ok(None),
+        }
     }
 
     pub fn node_services(&self, node: &str) -> Result<Vec<ServiceInstance>, StoreError> {
@@ -313,6 +351,15 @@ impl CatalogWrite<'_, '_> {
                     ..svc.clone()
                 };
                 self.ab.put_raw(CF_SERVICES, key, enc(&record));
+                if let Some(o) = old.as_ref().filter(|o| o.name != svc.name) {
+                    self.ab
+                        .delete_raw(CF_SERVICE_NAMES, name_key(&o.name, name, &o.id));
+                }
+                self.ab.put_raw(
+                    CF_SERVICE_NAMES,
+                    name_key(&svc.name, name, &svc.id),
+                    Vec::new(),
+                );
                 self.changed(Change::Service {
                     node: name.to_string(),
                     id: svc.id.clone(),
@@ -394,6 +441,8 @@ impl CatalogWrite<'_, '_> {
                 }
                 for s in &services {
                     self.ab.delete_raw(CF_SERVICES, child_key(node, &s.id));
+                    self.ab
+                        .delete_raw(CF_SERVICE_NAMES, name_key(&s.name, node, &s.id));
                     gone.push(service_gone(s));
                 }
                 if record.is_some() {
@@ -413,6 +462,8 @@ impl CatalogWrite<'_, '_> {
                     gone.push(check_gone(c, vec![svc.name.clone()]));
                 }
                 self.ab.delete_raw(CF_SERVICES, child_key(node, sid));
+                self.ab
+                    .delete_raw(CF_SERVICE_NAMES, name_key(&svc.name, node, sid));
                 gone.push(service_gone(svc));
             }
             (None, Some(cid)) => {

@@ -13,7 +13,7 @@ use super::change::{Applied, Change};
 use super::command::{Command, CommandResult};
 use super::kv::{self, KvChange, KvEntry, KvRead};
 use super::txn;
-use crate::db::{cf, Db, CF_KV_TOMBSTONES, CF_SM_META, STATE_CFS};
+use crate::db::{cf, Db, CF_KV_TOMBSTONES, CF_SERVICES, CF_SERVICE_NAMES, CF_SM_META, STATE_CFS};
 
 /// Key in `sm_meta` holding the index of the last applied entry, written in the same batch
 /// as the data it describes.
@@ -24,6 +24,10 @@ pub(super) const KV_INDEX_KEY: &[u8] = b"kv_index";
 /// Key in `sm_meta` holding the highest index that changed the catalog (Consul reports
 /// table indexes for catalog and health reads).
 pub(super) const CATALOG_INDEX_KEY: &[u8] = b"catalog_index";
+/// Key in `sm_meta` holding the version of the derived indexes (`service_names`) the
+/// tables carry; data written before an index existed gets it built at startup.
+const INDEX_VERSION_KEY: &[u8] = b"index_version";
+const INDEX_VERSION: u64 = 1;
 /// `sm_meta` keys that belong to the state (and so to snapshots).
 const STATE_META_KEYS: [&[u8]; 2] = [KV_INDEX_KEY, CATALOG_INDEX_KEY];
 
@@ -240,7 +244,58 @@ impl StateStore {
                 batch.put_cf(cf(&self.db, name), k, v);
             }
         }
+        let services = dump
+            .records
+            .iter()
+            .filter(|(name, _, _)| name == CF_SERVICES)
+            .map(|(_, _, v)| v.clone());
+        self.rebuild_indexes(batch, services)?;
         self.put_applied_index(batch, index);
+        Ok(())
+    }
+
+    /// Builds the derived indexes if the tables predate them (an older data directory).
+    pub fn ensure_indexes(&self) -> Result<(), StoreError> {
+        if read_u64(&self.db, &ReadOptions::default(), INDEX_VERSION_KEY)? == INDEX_VERSION {
+            return Ok(());
+        }
+        let mut services = Vec::new();
+        for item in self.db.iterator_cf(cf(&self.db, CF_SERVICES), IteratorMode::Start) {
+            services.push(item?.1.to_vec());
+        }
+        let mut batch = WriteBatch::default();
+        self.rebuild_indexes(&mut batch, services.into_iter())?;
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts)?;
+        tracing::info!("catalog indexes built");
+        Ok(())
+    }
+
+    /// Adds to `batch` the writes that replace the derived indexes with ones built from
+    /// `services` (encoded instances), and records their version.
+    fn rebuild_indexes(
+        &self,
+        batch: &mut WriteBatch,
+        services: impl Iterator<Item = Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let handle = cf(&self.db, CF_SERVICE_NAMES);
+        for item in self.db.iterator_cf(handle, IteratorMode::Start) {
+            batch.delete_cf(handle, item?.0);
+        }
+        for bytes in services {
+            let svc: super::catalog::ServiceInstance = postcard::from_bytes(&bytes)?;
+            batch.put_cf(
+                handle,
+                super::catalog::name_key(&svc.name, &svc.node, &svc.id),
+                [],
+            );
+        }
+        batch.put_cf(
+            cf(&self.db, CF_SM_META),
+            INDEX_VERSION_KEY,
+            INDEX_VERSION.to_be_bytes(),
+        );
         Ok(())
     }
 }
@@ -564,5 +619,96 @@ mod tests {
                 Change::Service { id, instance: None, .. },
             ] if check_id == "web-alive" && id == "web1"
         ));
+    }
+
+    /// The service-name index follows registrations, renames and deregistrations, is
+    /// rebuilt from the services of an installed snapshot, and is built for data that
+    /// predates it.
+    #[test]
+    fn service_name_index_follows_the_catalog() {
+        use crate::state::catalog::{Deregistration, Node, Registration, ServiceInstance};
+        let (_d, s) = store();
+        let register = |index: u64, node: &str, id: &str, name: &str| {
+            let mut ab = s.begin();
+            let reg = Registration {
+                node: Node {
+                    name: node.into(),
+                    address: "10.0.0.1".into(),
+                    ..Default::default()
+                },
+                skip_node_update: false,
+                service: Some(ServiceInstance {
+                    id: id.into(),
+                    name: name.into(),
+                    ..Default::default()
+                }),
+                checks: vec![],
+            };
+            s.apply(&mut ab, index, &Command::CatalogRegister(reg)).unwrap();
+            s.put_applied_index(ab.write_batch(), index);
+            s.db().write(ab.into_write_batch()).unwrap();
+        };
+        let instances = |s: &StateStore, name: &str| -> Vec<(String, String)> {
+            let view = s.view();
+            view.catalog()
+                .service_instances(name)
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.node, i.id))
+                .collect()
+        };
+        let pair = |n: &str, i: &str| (n.to_string(), i.to_string());
+        register(1, "n1", "web1", "web");
+        register(2, "n2", "web2", "web");
+        register(3, "n1", "db1", "db");
+        assert_eq!(instances(&s, "web"), vec![pair("n1", "web1"), pair("n2", "web2")]);
+        // "we" is a prefix of "web" but a different service.
+        assert!(instances(&s, "we").is_empty());
+        // Renaming an instance moves it in the index.
+        register(4, "n2", "web2", "api");
+        assert_eq!(instances(&s, "web"), vec![pair("n1", "web1")]);
+        assert_eq!(instances(&s, "api"), vec![pair("n2", "web2")]);
+        // Deregistering a node removes its instances.
+        let mut ab = s.begin();
+        s.apply(
+            &mut ab,
+            5,
+            &Command::CatalogDeregister(Deregistration {
+                node: "n1".into(),
+                service_id: None,
+                check_id: None,
+            }),
+        )
+        .unwrap();
+        s.db().write(ab.into_write_batch()).unwrap();
+        assert!(instances(&s, "web").is_empty());
+        assert!(instances(&s, "db").is_empty());
+
+        // A snapshot installed elsewhere carries no index; it is rebuilt from services.
+        let dump = {
+            let snap = s.db().snapshot();
+            s.dump(&snap).unwrap()
+        };
+        assert!(dump.records.iter().all(|(cf, _, _)| cf != CF_SERVICE_NAMES));
+        let (_d2, t) = store();
+        let mut b = WriteBatch::default();
+        t.replace_all(&mut b, &dump, 5).unwrap();
+        t.db().write(b).unwrap();
+        assert_eq!(instances(&t, "api"), vec![pair("n2", "web2")]);
+
+        // Data from before the index: built once at startup.
+        let handle = cf(t.db(), CF_SERVICE_NAMES);
+        let keys: Vec<_> = t
+            .db()
+            .iterator_cf(handle, IteratorMode::Start)
+            .map(|i| i.unwrap().0)
+            .collect();
+        for k in keys {
+            t.db().delete_cf(handle, k).unwrap();
+        }
+        t.db().delete_cf(cf(t.db(), CF_SM_META), INDEX_VERSION_KEY).unwrap();
+        assert!(instances(&t, "api").is_empty());
+        t.ensure_indexes().unwrap();
+        assert_eq!(instances(&t, "api"), vec![pair("n2", "web2")]);
     }
 }

@@ -347,6 +347,33 @@ pub enum BenchCommand {
     Get(BenchArgs),
     /// Time for one write to reach every one of -watchers watchers.
     Watch(BenchArgs),
+    /// Health and DNS reads of one service with a small and with a large catalog.
+    Catalog(CatalogBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogBenchArgs {
+    /// Services in the large catalog.
+    #[arg(long, default_value_t = 1000)]
+    pub services: usize,
+    /// Instances of each service.
+    #[arg(long, default_value_t = 10)]
+    pub instances: usize,
+    /// Nodes the instances are spread over (each with one node check).
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Reads per measurement.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Concurrent readers.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// HTTP API address.
+    #[arg(long = "http-addr", env = "CONSUL_HTTP_ADDR", default_value = "127.0.0.1:8500")]
+    pub http_addr: String,
+    /// DNS address (UDP).
+    #[arg(long = "dns-addr", default_value = "127.0.0.1:8600")]
+    pub dns_addr: String,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,7 @@ pub async fn run(
         BenchCommand::Put(a) => put_or_get(addr, a, true, out).await,
         BenchCommand::Get(a) => put_or_get(addr, a, false, out).await,
         BenchCommand::Watch(a) => watch(addr, a, out).await,
+        BenchCommand::Catalog(a) => super::bench_catalog::run(a, out).await,
     }
 }
 
@@ -100,14 +101,21 @@ impl Conn {
     }
 }
 
-struct Summary {
-    ops: usize,
-    elapsed: Duration,
-    latencies: Vec<Duration>,
+pub(super) struct Summary {
+    pub ops: usize,
+    pub elapsed: Duration,
+    pub latencies: Vec<Duration>,
 }
 
 impl Summary {
-    fn print(mut self, label: &str, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
+    /// The median latency.
+    pub fn p50(&self) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort();
+        l.get(l.len().saturating_sub(1) / 2).copied().unwrap_or_default()
+    }
+
+    pub fn print(mut self, label: &str, out: &mut (dyn Write + Send)) -> std::io::Result<()> {
         self.latencies.sort();
         let pct = |p: f64| {
             let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;

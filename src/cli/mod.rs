@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod args;
 pub mod bench;
+pub mod bench_catalog;
 pub mod consul_json;
 pub mod goflags;
 pub mod kv;

@@ -179,6 +179,7 @@ impl Server {
             state,
             feed,
             config.limits.clone(),
+            config.datacenter.clone(),
             shutdown.clone(),
         );
 

@@ -187,3 +187,126 @@ async fn catalog_and_health_over_grpc_with_watches() {
     );
     server.shutdown().await.expect("the server shuts down and closes its database");
 }
+
+/// The catalog's rules are decided once, in the service layer: the same registration
+/// sent over gRPC and over HTTP stores the same records, and a bad one fails with the
+/// same reason on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_registration_over_grpc_and_http_stores_the_same() {
+    let (server, _dir) = common::dev_server().await;
+    let client = Client::connect(&server.grpc_addr.to_string())
+        .await
+        .unwrap();
+    let mut catalog = CatalogClient::new(client.channel());
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.http_addr);
+
+    // No datacenter, no service ID, no weights, no check ID: every default is applied,
+    // and a client's indexes are ignored.
+    let grpc_reg = |node: &str| pb::RegisterRequest {
+        node: Some(pb::Node {
+            name: node.into(),
+            address: "10.9.9.9".into(),
+            create_index: 777,
+            modify_index: 777,
+            ..Default::default()
+        }),
+        skip_node_update: false,
+        service: Some(pb::ServiceInstance {
+            name: "same".into(),
+            port: 9000,
+            create_index: 777,
+            ..Default::default()
+        }),
+        checks: vec![pb::HealthCheck {
+            name: "same-alive".into(),
+            status: pb::HealthStatus::Passing as i32,
+            service_id: "same".into(),
+            ..Default::default()
+        }],
+    };
+    let http_reg = |node: &str| {
+        serde_json::json!({
+            "Node": node, "Address": "10.9.9.9", "CreateIndex": 777,
+            "Service": {"Service": "same", "Port": 9000, "CreateIndex": 777},
+            "Check": {"Name": "same-alive", "Status": "passing", "ServiceID": "same"}
+        })
+    };
+    catalog.register(grpc_reg("via-grpc")).await.unwrap();
+    let r = http
+        .put(format!("{base}/v1/catalog/register"))
+        .json(&http_reg("via-http"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    let entries = catalog
+        .service(pb::ServiceRequest {
+            name: "same".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .instances;
+    assert_eq!(entries.len(), 2);
+    let normalized = |e: &pb::CatalogServiceEntry| {
+        let mut node = e.node.clone().unwrap();
+        let mut svc = e.service.clone().unwrap();
+        assert!(node.create_index < 777 && svc.create_index < 777, "server indexes");
+        (node.name, node.create_index, node.modify_index) = (String::new(), 0, 0);
+        (svc.node, svc.create_index, svc.modify_index) = (String::new(), 0, 0);
+        (node, svc)
+    };
+    let (a, b) = (normalized(&entries[0]), normalized(&entries[1]));
+    assert_eq!(a, b);
+    assert_eq!(a.0.datacenter, "dc1");
+    assert_eq!((a.1.id.as_str(), a.1.weight_passing, a.1.weight_warning), ("same", 1, 1));
+    let checks = HealthClient::new(client.channel())
+        .checks(pb::HealthChecksRequest {
+            service: "same".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .checks;
+    assert_eq!(checks.len(), 2);
+    assert!(checks.iter().all(|c| c.check_id == "same-alive"), "{checks:?}");
+
+    // The same mistakes fail with the same reasons.
+    let mut no_address = grpc_reg("bad");
+    no_address.node.as_mut().unwrap().address.clear();
+    let mut wide_port = grpc_reg("bad");
+    wide_port.service.as_mut().unwrap().port = 70_000;
+    let mut other_dc = grpc_reg("bad");
+    other_dc.node.as_mut().unwrap().datacenter = "dc9".into();
+    let mut http_no_address = http_reg("bad");
+    http_no_address["Address"] = "".into();
+    let mut http_wide_port = http_reg("bad");
+    http_wide_port["Service"]["Port"] = 70_000.into();
+    let mut http_other_dc = http_reg("bad");
+    http_other_dc["Datacenter"] = "dc9".into();
+    for (grpc, json) in [
+        (no_address, http_no_address),
+        (wide_port, http_wide_port),
+        (other_dc, http_other_dc),
+    ] {
+        let over_grpc = catalog.register(grpc).await.unwrap_err();
+        assert_eq!(over_grpc.code(), tonic::Code::InvalidArgument);
+        let r = http
+            .put(format!("{base}/v1/catalog/register"))
+            .json(&json)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let over_http = r.text().await.unwrap();
+        assert_eq!(over_http.trim(), over_grpc.message(), "the same reason");
+    }
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
+}

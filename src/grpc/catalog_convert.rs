@@ -48,32 +48,19 @@ pub fn service_out(s: ServiceInstance) -> pb::ServiceInstance {
 }
 
 pub fn service_in(s: pb::ServiceInstance, node: &str) -> Result<ServiceInstance, tonic::Status> {
-    let port = u16::try_from(s.port)
-        .map_err(|_| tonic::Status::invalid_argument(format!("port {} is out of range", s.port)))?;
-    let id = if s.id.is_empty() {
-        s.name.clone()
-    } else {
-        s.id
-    };
+    let port = crate::service::catalog::service_port(u64::from(s.port))?;
     Ok(ServiceInstance {
         node: node.to_string(),
-        id,
+        id: s.id,
         name: s.name,
         tags: s.tags,
         address: s.address,
         port,
         meta: s.meta.into_iter().collect(),
+        // 0 (unset) takes the default in the service layer.
         weights: Weights {
-            passing: if s.weight_passing == 0 {
-                1
-            } else {
-                s.weight_passing
-            },
-            warning: if s.weight_warning == 0 {
-                1
-            } else {
-                s.weight_warning
-            },
+            passing: s.weight_passing,
+            warning: s.weight_warning,
         },
         enable_tag_override: s.enable_tag_override,
         create_index: s.create_index,
@@ -127,14 +114,9 @@ pub fn check_out(c: CheckView) -> pb::HealthCheck {
 
 pub fn check_in(c: pb::HealthCheck, node: &str) -> Result<HealthCheck, tonic::Status> {
     let status = status_in(c.status)?.unwrap_or(CheckStatus::Critical);
-    let check_id = if c.check_id.is_empty() {
-        c.name.clone()
-    } else {
-        c.check_id
-    };
     Ok(HealthCheck {
         node: node.to_string(),
-        check_id,
+        check_id: c.check_id,
         name: c.name,
         status,
         notes: c.notes,

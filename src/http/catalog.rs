@@ -1,5 +1,6 @@
 //! `/v1/catalog/*` (spec §5): register/deregister and blocking reads.
 
+use crate::service::ServiceError;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -68,24 +69,18 @@ pub(super) async fn json_body(headers: &HeaderMap, body: Body) -> Result<Value, 
     serde_json::from_slice(&bytes).map_err(decode_err)
 }
 
-fn decode_registration(v: &Value, datacenter: &str) -> Result<Registration, DecodeError> {
+/// Consul's registration JSON to a `Registration`, shape only: what is required, the
+/// defaults and the limits are the service layer's (`Service::catalog_register`), the
+/// same for gRPC. The port is the exception only in where it is checked: it must be
+/// checked before it is narrowed to the stored type.
+fn decode_registration(v: &Value) -> Result<Result<Registration, ServiceError>, DecodeError> {
     let mut o = Obj::new(v, "")?;
     let node_name = o.string(&["Node"])?.unwrap_or_default();
-    if node_name.is_empty() {
-        return Err(consul_error("Missing node name"));
-    }
-    let address = o.string(&["Address"])?.unwrap_or_default();
-    if address.is_empty() {
-        return Err(consul_error("Missing node address"));
-    }
     let node = Node {
         id: o.string(&["ID"])?.unwrap_or_default(),
         name: node_name.clone(),
-        address,
-        datacenter: o
-            .string(&["Datacenter"])?
-            .filter(|d| !d.is_empty())
-            .unwrap_or_else(|| datacenter.to_string()),
+        address: o.string(&["Address"])?.unwrap_or_default(),
+        datacenter: o.string(&["Datacenter"])?.unwrap_or_default(),
         tagged_addresses: o.string_map(&["TaggedAddresses"])?.unwrap_or_default(),
         meta: o.string_map(&["NodeMeta"])?.unwrap_or_default(),
         create_index: 0,
@@ -96,25 +91,23 @@ fn decode_registration(v: &Value, datacenter: &str) -> Result<Registration, Deco
         None => None,
         Some(mut s) => {
             let name = s.string(&["Service"])?.unwrap_or_default();
-            if name.is_empty() {
-                return Err(consul_error("Missing service name"));
-            }
             let weights = match s.object(&["Weights"])? {
-                None => Weights::default(),
+                None => Weights { passing: 0, warning: 0 },
                 Some(mut w) => Weights {
-                    passing: w.u64(&["Passing"])?.unwrap_or(1) as u32,
-                    warning: w.u64(&["Warning"])?.unwrap_or(1) as u32,
+                    passing: w.u64(&["Passing"])?.unwrap_or(0).min(u32::MAX as u64) as u32,
+                    warning: w.u64(&["Warning"])?.unwrap_or(0).min(u32::MAX as u64) as u32,
                 },
+            };
+            let port = match crate::service::catalog::service_port(s.u64(&["Port"])?.unwrap_or(0)) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
             };
             Some(ServiceInstance {
                 node: node_name.clone(),
-                id: s
-                    .string(&["ID"])?
-                    .filter(|i| !i.is_empty())
-                    .unwrap_or_else(|| name.clone()),
+                id: s.string(&["ID"])?.unwrap_or_default(),
                 tags: s.string_list(&["Tags"])?.unwrap_or_default(),
                 address: s.string(&["Address"])?.unwrap_or_default(),
-                port: s.u64(&["Port"])?.unwrap_or(0).min(u16::MAX as u64) as u16,
+                port,
                 meta: s.string_map(&["Meta"])?.unwrap_or_default(),
                 enable_tag_override: s.bool(&["EnableTagOverride"])?.unwrap_or(false),
                 weights,
@@ -129,10 +122,7 @@ fn decode_registration(v: &Value, datacenter: &str) -> Result<Registration, Deco
     let mut checks = Vec::new();
     for mut c in check_objs {
         let name = c.string(&["Name"])?.unwrap_or_default();
-        let id = c
-            .string(&["CheckID", "ID"])?
-            .filter(|i| !i.is_empty())
-            .unwrap_or_else(|| name.clone());
+        let id = c.string(&["CheckID", "ID"])?.unwrap_or_default();
         let status = match c.string(&["Status"])?.as_deref() {
             None | Some("") => CheckStatus::Critical,
             Some(s) => CheckStatus::parse(s).ok_or_else(|| consul_error("Bad check status"))?,
@@ -160,12 +150,12 @@ fn decode_registration(v: &Value, datacenter: &str) -> Result<Registration, Deco
             modify_index: 0,
         });
     }
-    Ok(Registration {
+    Ok(Ok(Registration {
         node,
         skip_node_update,
         service,
         checks,
-    })
+    }))
 }
 
 async fn register(
@@ -176,7 +166,7 @@ async fn register(
 ) -> Result<Response, HttpError> {
     params.check_scope(&state.agent.datacenter)?;
     let v = json_body(&headers, body).await?;
-    let reg = decode_registration(&v, &state.agent.datacenter).map_err(definition_err)?;
+    let reg = decode_registration(&v).map_err(definition_err)??;
     state.service.catalog_register(reg).await?;
     Ok(reply::json(&state, &params, StatusCode::OK, &true))
 }

@@ -41,6 +41,16 @@ impl ServiceEntry {
     }
 }
 
+/// The one port rule for registrations from every front end: a port is 0 to 65535;
+/// anything else is refused, never clamped.
+pub fn service_port(raw: u64) -> Result<u16, ServiceError> {
+    u16::try_from(raw).map_err(|_| {
+        ServiceError::InvalidArgument(format!(
+            "Invalid service port {raw}: a port is 0 to 65535"
+        ))
+    })
+}
+
 /// Whether an instance carries every one of `tags` (Consul's repeated `?tag=`).
 fn has_tags(service: &ServiceInstance, tags: &[String]) -> bool {
     tags.iter().all(|t| service.tags.iter().any(|s| s == t))
@@ -95,20 +105,55 @@ impl Service {
         }
     }
 
-    /// Consul's catalog register: node, optional service, checks.
-    pub async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError> {
-        if reg.node.name.is_empty() {
-            return Err(ServiceError::InvalidArgument("Missing node name".into()));
+    /// Consul's catalog register: node, optional service, checks. Every rule for what a
+    /// registration may say is here, whichever front end (or the agent) sent it: required
+    /// fields, defaults (datacenter, service and check IDs, weights), and that indexes
+    /// are the server's to assign.
+    pub async fn catalog_register(&self, mut reg: Registration) -> Result<u64, ServiceError> {
+        let invalid = |m: &str| Err(ServiceError::InvalidArgument(m.to_string()));
+        let node = &mut reg.node;
+        if node.name.is_empty() {
+            return invalid("Missing node name");
         }
-        if let Some(s) = &reg.service {
+        if node.address.is_empty() {
+            return invalid("Missing node address");
+        }
+        if node.datacenter.is_empty() {
+            node.datacenter = self.datacenter.clone();
+        } else if node.datacenter != self.datacenter {
+            return Err(ServiceError::InvalidArgument(format!(
+                "No path to datacenter {:?} (this cluster serves only {:?})",
+                node.datacenter, self.datacenter
+            )));
+        }
+        (node.create_index, node.modify_index) = (0, 0);
+        let name = node.name.clone();
+        if let Some(s) = &mut reg.service {
             if s.name.is_empty() {
-                return Err(ServiceError::InvalidArgument("Missing service name".into()));
+                return invalid("Missing service name");
             }
+            if s.id.is_empty() {
+                s.id = s.name.clone();
+            }
+            s.node = name.clone();
+            // Consul's default weights; 0 is what a client that set nothing sends.
+            if s.weights.passing == 0 {
+                s.weights.passing = 1;
+            }
+            if s.weights.warning == 0 {
+                s.weights.warning = 1;
+            }
+            (s.create_index, s.modify_index) = (0, 0);
         }
-        for c in &reg.checks {
+        for c in &mut reg.checks {
             if c.check_id.is_empty() {
-                return Err(ServiceError::InvalidArgument("Missing check ID".into()));
+                c.check_id = c.name.clone();
             }
+            if c.check_id.is_empty() {
+                return invalid("Missing check ID");
+            }
+            c.node = name.clone();
+            (c.create_index, c.modify_index) = (0, 0);
         }
         self.catalog_write(Command::CatalogRegister(reg)).await
     }

@@ -120,6 +120,8 @@ pub struct Service {
     state: Arc<StateStore>,
     feed: Arc<ChangeFeed>,
     limits: Limits,
+    /// This server's datacenter: the default for registrations, the only one served.
+    datacenter: String,
     shutdown: CancellationToken,
     /// One permit per open watch stream or waiting blocking query.
     stream_permits: Arc<tokio::sync::Semaphore>,
@@ -137,6 +139,7 @@ impl Service {
         state: Arc<StateStore>,
         feed: Arc<ChangeFeed>,
         limits: Limits,
+        datacenter: String,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Service {
@@ -145,6 +148,7 @@ impl Service {
             feed,
             stream_permits: Arc::new(tokio::sync::Semaphore::new(limits.max_streams)),
             limits,
+            datacenter,
             shutdown,
             query_wakeups: Default::default(),
             tasks: TaskTracker::new(),

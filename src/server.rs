@@ -200,14 +200,16 @@ impl Server {
             }
         }));
         let token = shutdown.clone();
-        let api = service.clone();
+        // Front ends and the agent see the control plane only through the API seam.
+        let front: crate::service::Api = service.clone();
+        let api = front.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = crate::grpc::serve(grpc_listener, api, token.cancelled_owned()).await {
                 tracing::error!(error = %e, "gRPC server failed");
             }
         }));
         let local = crate::agent::Agent::start(
-            service.clone(),
+            front.clone(),
             crate::agent::NodeIdentity {
                 name: config.node_name.clone(),
                 id: crate::agent::node_uuid(raft.id),
@@ -227,7 +229,7 @@ impl Server {
         .map_err(|e| StartError::Config(e.to_string()))?;
         let http_state = crate::http::HttpState {
             local: local.clone(),
-            service: service.clone(),
+            service: front.clone(),
             agent: Arc::new(crate::http::AgentInfo {
                 datacenter: config.datacenter.clone(),
                 node_name: config.node_name.clone(),
@@ -247,7 +249,7 @@ impl Server {
             recursors: config.recursors.clone(),
             ..Default::default()
         };
-        let (dns_service, token) = (service.clone(), shutdown.clone());
+        let (dns_service, token) = (front.clone(), shutdown.clone());
         tasks.push(tokio::spawn(async move {
             if let Err(e) =
                 crate::dns::serve(dns_udp, dns_tcp, dns_service, dns_config, token).await

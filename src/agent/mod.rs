@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use self::checks::CheckResult;
 use self::definition::{CheckDefinition, CheckKind, CheckStatus, ServiceDefinition};
 use self::local::{LocalState, Source};
-use crate::service::Service;
+use crate::service::Api;
 
 /// Consul's text when script checks are off.
 pub const SCRIPTS_DISABLED: &str =
@@ -61,7 +61,7 @@ pub enum AgentError {
 
 /// The running agent; shared by the HTTP endpoints and its own tasks.
 pub struct Agent {
-    service: Arc<Service>,
+    service: Api,
     pub node: NodeIdentity,
     state: Mutex<LocalState>,
     persist_path: PathBuf,
@@ -93,7 +93,7 @@ impl Agent {
     /// Loads config-file and persisted definitions, starts every check and the
     /// anti-entropy loop.
     pub fn start(
-        service: Arc<Service>,
+        service: Api,
         node: NodeIdentity,
         opts: AgentOptions,
         shutdown: CancellationToken,
@@ -134,7 +134,7 @@ impl Agent {
         for id in ids {
             agent.start_check(&id);
         }
-        agent.service.spawn(sync::run(agent.clone()));
+        agent.service.spawn(Box::pin(sync::run(agent.clone())));
         agent.sync_needed.notify_one();
         Ok(agent)
     }
@@ -319,7 +319,7 @@ impl Agent {
             CheckKind::Ttl { ttl } => {
                 let reset = Arc::new(Notify::new());
                 lock(&self.ttl_resets).insert(id.to_string(), reset.clone());
-                self.service.spawn(async move {
+                self.service.spawn(Box::pin(async move {
                     loop {
                         tokio::select! {
                             _ = token.cancelled() => return,
@@ -353,12 +353,12 @@ impl Agent {
                             _ = reset.notified() => {}
                         }
                     }
-                });
+                }));
             }
             kind => {
                 // Consul staggers the first run randomly within an interval; Rostra runs
                 // it at once so a new service shows its real health immediately.
-                self.service.spawn(async move {
+                self.service.spawn(Box::pin(async move {
                     loop {
                         let result = tokio::select! {
                             _ = token.cancelled() => return,
@@ -372,7 +372,7 @@ impl Agent {
                             _ = tokio::time::sleep(def.interval()) => {}
                         }
                     }
-                });
+                }));
             }
         }
     }

@@ -11,7 +11,6 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::SRV;
@@ -21,7 +20,7 @@ use rand::seq::SliceRandom;
 use super::name::Question;
 use super::records::{self, asks_for, TTL};
 use crate::service::catalog::ServiceEntry;
-use crate::service::{Consistency, QueryOptions, Service, ServiceError};
+use crate::service::{Consistency, QueryOptions, Api, ServiceError};
 use crate::state::catalog::{CheckStatus, Node};
 
 /// A reply before encoding: the response code and the three record sections.
@@ -46,7 +45,7 @@ impl Answer {
 
 /// The Consul domain served from one datacenter's catalog.
 pub struct Zone {
-    pub service: Arc<Service>,
+    pub service: Api,
     /// Fully qualified, lower-case (`consul.`).
     pub domain: Name,
     /// This agent's datacenter, as configured; compared case-insensitively.

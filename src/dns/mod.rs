@@ -34,7 +34,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::service::Service;
+use crate::service::Api;
 
 /// A TCP client silent for this long is disconnected (hickory's per-connection timeout).
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,7 +109,7 @@ fn domain_name(domain: &str) -> Result<Name, DnsError> {
 
 impl handler::DnsHandler {
     /// Checks `config` and builds the handler.
-    pub fn new(service: Arc<Service>, config: DnsConfig) -> Result<Self, DnsError> {
+    pub fn new(service: Api, config: DnsConfig) -> Result<Self, DnsError> {
         let domain = domain_name(&config.domain)?;
         let recursors = config
             .recursors
@@ -138,7 +138,7 @@ impl handler::DnsHandler {
 pub async fn serve(
     udp: UdpSocket,
     tcp: TcpListener,
-    service: Arc<Service>,
+    service: Api,
     config: DnsConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {

@@ -1,6 +1,5 @@
 //! `rostra.v1.Catalog` and `rostra.v1.Health`: decode, call `crate::service`, encode.
 
-use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
@@ -10,15 +9,15 @@ use super::watch::{self, WatchStream};
 use crate::pb;
 use crate::pb::catalog_server::Catalog;
 use crate::pb::health_server::Health;
-use crate::service::{QueryMeta, QueryOptions, Service};
+use crate::service::{QueryMeta, QueryOptions, Api};
 use crate::state::catalog::{Deregistration, Registration};
 
 pub struct CatalogService {
-    pub service: Arc<Service>,
+    pub service: Api,
 }
 
 pub struct HealthService {
-    pub service: Arc<Service>,
+    pub service: Api,
 }
 
 fn header(meta: &QueryMeta) -> Option<pb::ResponseHeader> {

@@ -1,7 +1,6 @@
 //! `rostra.v1.KV`: decodes, calls the service layer, encodes.
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use futures::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -12,11 +11,11 @@ use super::convert;
 use crate::pb;
 use crate::pb::kv_server::Kv;
 use crate::service::kv::PutArgs;
-use crate::service::{QueryOptions, Service};
+use crate::service::{QueryOptions, Api};
 use crate::state::WatchTarget;
 
 pub struct KvService {
-    pub service: Arc<Service>,
+    pub service: Api,
 }
 
 #[tonic::async_trait]

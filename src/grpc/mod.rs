@@ -9,13 +9,12 @@ pub mod kv;
 pub mod status;
 pub mod watch;
 
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
 use crate::pb::kv_server::KvServer;
 use crate::pb::status_server::StatusServer;
-use crate::service::Service;
+use crate::service::Api;
 
 /// Generous enough for a 512 KiB value plus framing; large lists are the client's choice.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -35,7 +34,7 @@ fn too_many_requests(limit: usize) -> http::Response<tonic::body::Body> {
 /// Serves the public API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
-    service: Arc<Service>,
+    service: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let kv = KvServer::new(kv::KvService {

@@ -1,16 +1,15 @@
 //! `rostra.v1.Status`: the cluster as this server sees it.
 
-use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
 use super::convert;
 use crate::pb;
 use crate::pb::status_server::Status as StatusApi;
-use crate::service::Service;
+use crate::service::Api;
 
 pub struct StatusService {
-    pub service: Arc<Service>,
+    pub service: Api,
 }
 
 #[tonic::async_trait]

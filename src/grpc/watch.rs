@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
 use futures::Stream;
 use tokio::sync::mpsc;
@@ -12,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::service::query::MAX_WAIT;
-use crate::service::{Consistency, QueryMeta, QueryOptions, Service, ServiceError};
+use crate::service::{Consistency, QueryMeta, QueryOptions, Api, ServiceError};
 
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -21,7 +20,7 @@ pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 /// for something this view does not show, such as a check on a catalog listing) sends
 /// nothing, as Consul's watches skip deep-equal results.
 pub fn stream<T, R, Q, Fut, E>(
-    service: Arc<Service>,
+    service: Api,
     consistency: Consistency,
     query: Q,
     encode: E,
@@ -29,13 +28,13 @@ pub fn stream<T, R, Q, Fut, E>(
 where
     T: Clone + PartialEq + Send + 'static,
     R: Send + 'static,
-    Q: Fn(Arc<Service>, QueryOptions) -> Fut + Send + 'static,
+    Q: Fn(Api, QueryOptions) -> Fut + Send + 'static,
     Fut: Future<Output = Result<(QueryMeta, T), ServiceError>> + Send,
     E: Fn(QueryMeta, T) -> R + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(4);
     let owner = service.clone();
-    owner.spawn(async move {
+    owner.spawn(Box::pin(async move {
         let mut last = 0;
         let mut last_value: Option<T> = None;
         loop {
@@ -73,6 +72,6 @@ where
                 return; // client went away
             }
         }
-    });
+    }));
     Box::pin(ReceiverStream::new(rx))
 }

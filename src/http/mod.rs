@@ -25,7 +25,7 @@ use axum::response::Response;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::service::Service;
+use crate::service::Api;
 
 /// What the shim says about the agent it runs in.
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ pub struct AgentInfo {
 
 #[derive(Clone)]
 pub struct HttpState {
-    pub service: Arc<Service>,
+    pub service: Api,
     pub agent: Arc<AgentInfo>,
     /// The local agent: its services, checks and TTL updates.
     pub local: Arc<crate::agent::Agent>,

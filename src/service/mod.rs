@@ -5,6 +5,7 @@
 //!
 //! It sees no tonic or axum types and no openraft types.
 
+pub mod api;
 pub mod catalog;
 pub mod error;
 pub mod kv;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use self::api::{Api, ControlPlane};
 pub use self::error::ServiceError;
 pub use self::query::{QueryMeta, QueryOptions};
 pub use self::watch::WatchMessage;

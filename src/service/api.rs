@@ -1,0 +1,258 @@
+//! The API seam. The HTTP shim, the gRPC services, DNS and the agent reach the control
+//! plane only through [`ControlPlane`]: reads (with Consul's blocking semantics), writes,
+//! watch subscriptions and a few facts about the server. A server implements it locally
+//! ([`Service`]); a client agent, which has no raft and no tables, will implement it by
+//! forwarding to a server over gRPC, and every front end works unchanged on top of it.
+//!
+//! Rules live behind the seam, not in front of it: validation, defaults and limits are
+//! decided by the implementation, so two front ends can never disagree about them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::catalog::{CheckView, ServiceEntry};
+use super::kv::PutArgs;
+use super::query::{QueryMeta, QueryOptions};
+use super::txn::TxnReply;
+use super::watch::WatchMessage;
+use super::{Consistency, Limits, Metrics, ResponseMeta, Service, ServiceError};
+use crate::raft::ClusterStatus;
+use crate::state::catalog::{CheckStatus, Deregistration, Node, Registration, ServiceInstance};
+use crate::state::txn::KvTxnOp;
+use crate::state::{KvEntry, WatchTarget};
+
+/// What front ends hold.
+pub type Api = Arc<dyn ControlPlane>;
+
+/// A task a front end hands over so that it is owned (and joined at shutdown).
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Everything a front end may ask of the control plane.
+#[async_trait::async_trait]
+pub trait ControlPlane: Send + Sync + 'static {
+    // --- KV ---
+    async fn kv_get(
+        &self,
+        key: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<KvEntry>), ServiceError>;
+    async fn kv_list(
+        &self,
+        prefix: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<KvEntry>), ServiceError>;
+    async fn kv_keys(
+        &self,
+        prefix: &str,
+        separator: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<String>), ServiceError>;
+    async fn kv_put(&self, args: PutArgs) -> Result<(ResponseMeta, bool), ServiceError>;
+    async fn kv_delete(
+        &self,
+        key: &str,
+        recurse: bool,
+        cas: Option<u64>,
+    ) -> Result<(ResponseMeta, bool), ServiceError>;
+    async fn kv_txn(
+        &self,
+        ops: Vec<KvTxnOp>,
+        consistency: Consistency,
+    ) -> Result<TxnReply, ServiceError>;
+    /// A KV watch stream (see `service::watch`).
+    fn watch(
+        &self,
+        target: WatchTarget,
+        start_index: u64,
+    ) -> Result<mpsc::Receiver<WatchMessage>, ServiceError>;
+
+    // --- catalog and health ---
+    async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError>;
+    async fn catalog_deregister(&self, d: Deregistration) -> Result<u64, ServiceError>;
+    async fn catalog_nodes(&self, opts: &QueryOptions)
+        -> Result<(QueryMeta, Vec<Node>), ServiceError>;
+    async fn catalog_services(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, BTreeMap<String, BTreeSet<String>>), ServiceError>;
+    async fn catalog_service(
+        &self,
+        name: &str,
+        tags: &[String],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<(Node, ServiceInstance)>), ServiceError>;
+    async fn catalog_node(
+        &self,
+        name: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<(Node, Vec<ServiceInstance>)>), ServiceError>;
+    async fn health_node(
+        &self,
+        node: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError>;
+    async fn health_checks(
+        &self,
+        service: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError>;
+    async fn health_service(
+        &self,
+        service: &str,
+        tags: &[String],
+        passing_only: bool,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<ServiceEntry>), ServiceError>;
+    async fn health_state(
+        &self,
+        state: Option<CheckStatus>,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError>;
+
+    // --- the server itself ---
+    /// The response header for an answer reflecting `index`.
+    fn meta(&self, index: u64) -> ResponseMeta;
+    fn cluster_status(&self) -> ClusterStatus;
+    fn metrics(&self) -> Metrics;
+    fn limits(&self) -> &Limits;
+    /// True once shutdown began (long-lived streams should end).
+    fn is_shutting_down(&self) -> bool;
+    /// Hands `task` to the control plane, which owns it and joins it at shutdown.
+    fn spawn(&self, task: Task);
+}
+
+#[async_trait::async_trait]
+impl ControlPlane for Service {
+    async fn kv_get(
+        &self,
+        key: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<KvEntry>), ServiceError> {
+        Service::kv_get(self, key, opts).await
+    }
+    async fn kv_list(
+        &self,
+        prefix: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<KvEntry>), ServiceError> {
+        Service::kv_list(self, prefix, opts).await
+    }
+    async fn kv_keys(
+        &self,
+        prefix: &str,
+        separator: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<String>), ServiceError> {
+        Service::kv_keys(self, prefix, separator, opts).await
+    }
+    async fn kv_put(&self, args: PutArgs) -> Result<(ResponseMeta, bool), ServiceError> {
+        Service::kv_put(self, args).await
+    }
+    async fn kv_delete(
+        &self,
+        key: &str,
+        recurse: bool,
+        cas: Option<u64>,
+    ) -> Result<(ResponseMeta, bool), ServiceError> {
+        Service::kv_delete(self, key, recurse, cas).await
+    }
+    async fn kv_txn(
+        &self,
+        ops: Vec<KvTxnOp>,
+        consistency: Consistency,
+    ) -> Result<TxnReply, ServiceError> {
+        Service::kv_txn(self, ops, consistency).await
+    }
+    fn watch(
+        &self,
+        target: WatchTarget,
+        start_index: u64,
+    ) -> Result<mpsc::Receiver<WatchMessage>, ServiceError> {
+        Service::watch(self, target, start_index)
+    }
+    async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError> {
+        Service::catalog_register(self, reg).await
+    }
+    async fn catalog_deregister(&self, d: Deregistration) -> Result<u64, ServiceError> {
+        Service::catalog_deregister(self, d).await
+    }
+    async fn catalog_nodes(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Node>), ServiceError> {
+        Service::catalog_nodes(self, opts).await
+    }
+    async fn catalog_services(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, BTreeMap<String, BTreeSet<String>>), ServiceError> {
+        Service::catalog_services(self, opts).await
+    }
+    async fn catalog_service(
+        &self,
+        name: &str,
+        tags: &[String],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<(Node, ServiceInstance)>), ServiceError> {
+        Service::catalog_service(self, name, tags, opts).await
+    }
+    async fn catalog_node(
+        &self,
+        name: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<(Node, Vec<ServiceInstance>)>), ServiceError> {
+        Service::catalog_node(self, name, opts).await
+    }
+    async fn health_node(
+        &self,
+        node: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
+        Service::health_node(self, node, opts).await
+    }
+    async fn health_checks(
+        &self,
+        service: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
+        Service::health_checks(self, service, opts).await
+    }
+    async fn health_service(
+        &self,
+        service: &str,
+        tags: &[String],
+        passing_only: bool,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<ServiceEntry>), ServiceError> {
+        Service::health_service(self, service, tags, passing_only, opts).await
+    }
+    async fn health_state(
+        &self,
+        state: Option<CheckStatus>,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
+        Service::health_state(self, state, opts).await
+    }
+    fn meta(&self, index: u64) -> ResponseMeta {
+        Service::meta(self, index)
+    }
+    fn cluster_status(&self) -> ClusterStatus {
+        Service::cluster_status(self)
+    }
+    fn metrics(&self) -> Metrics {
+        Service::metrics(self)
+    }
+    fn limits(&self) -> &Limits {
+        Service::limits(self)
+    }
+    fn is_shutting_down(&self) -> bool {
+        Service::is_shutting_down(self)
+    }
+    fn spawn(&self, task: Task) {
+        Service::spawn(self, task)
+    }
+}

@@ -264,15 +264,21 @@ impl KvWatcher {
             Kind::Changes => {
                 for ev in msg.events {
                     let Some(kv) = ev.kv else { continue };
-                    if ev.r#type == pb::kv_event::Type::Delete as i32 {
-                        self.state.remove(&kv.key);
-                    } else {
-                        self.state.insert(kv.key.clone(), kv);
+                    match pb::kv_event::Type::try_from(ev.r#type) {
+                        Ok(pb::kv_event::Type::Delete) => {
+                            self.state.remove(&kv.key);
+                        }
+                        Ok(pb::kv_event::Type::Put) => {
+                            self.state.insert(kv.key.clone(), kv);
+                        }
+                        _ => {}
                     }
                 }
                 self.index = msg.index;
                 self.synced.then_some(msg.index)
             }
+            // Not a message this protocol sends; ignore rather than misread it.
+            Kind::Unspecified => None,
         }
     }
 }

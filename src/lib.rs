@@ -30,7 +30,13 @@ pub mod server;
 pub mod service;
 pub mod state;
 
-/// Code generated from `proto/rostra/v1`.
+/// Code generated from `proto/rostra/v1`: the public contract.
 pub mod pb {
     tonic::include_proto!("rostra.v1");
+}
+
+/// Code generated from `proto/rostra/internal/v1`: the server-to-server raft transport,
+/// kept out of the public package so no client is generated against it.
+pub mod pb_internal {
+    tonic::include_proto!("rostra.internal.v1");
 }

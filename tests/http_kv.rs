@@ -497,6 +497,27 @@ async fn transactions_commit_or_roll_back_atomically() {
         .into_inner();
     assert!(!resp.succeeded);
     assert_eq!(resp.errors[0].what, "key \"g/x\" exists");
+    // An operation whose verb was left out is refused, not taken for a SET.
+    let e = c
+        .kv()
+        .txn(pb::TxnRequest {
+            ops: vec![pb::TxnOp {
+                key: "g/unset".into(),
+                value: b"oops".to_vec(),
+                ..Default::default()
+            }],
+            consistency: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("has no verb"), "{}", e.message());
+    assert!(c
+        .get("g/unset", pb::Consistency::Default)
+        .await
+        .unwrap()
+        .kv
+        .is_none());
     server.shutdown().await.expect("the server shuts down and closes its database");
 }
 

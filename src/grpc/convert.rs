@@ -18,7 +18,7 @@ pub fn header(meta: &ResponseMeta) -> pb::ResponseHeader {
 
 pub fn consistency(value: i32) -> Result<Consistency, tonic::Status> {
     match pb::Consistency::try_from(value) {
-        Ok(pb::Consistency::Default) => Ok(Consistency::Default),
+        Ok(pb::Consistency::Unspecified | pb::Consistency::Default) => Ok(Consistency::Default),
         Ok(pb::Consistency::Stale) => Ok(Consistency::Stale),
         Ok(pb::Consistency::Consistent) => Ok(Consistency::Consistent),
         Err(_) => Err(tonic::Status::invalid_argument(format!(
@@ -105,6 +105,12 @@ pub fn txn_op(op: pb::TxnOp) -> Result<KvTxnOp, tonic::Status> {
         Ok(Verb::Delete) => KvTxnVerb::Delete,
         Ok(Verb::DeleteTree) => KvTxnVerb::DeleteTree,
         Ok(Verb::DeleteCas) => KvTxnVerb::DeleteCas,
+        Ok(Verb::Unspecified) => {
+            return Err(tonic::Status::invalid_argument(format!(
+                "transaction operation on {:?} has no verb",
+                op.key
+            )))
+        }
         Err(_) => {
             return Err(tonic::Status::invalid_argument(format!(
                 "unknown transaction verb {}",

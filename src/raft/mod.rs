@@ -34,7 +34,7 @@ pub use self::types::{NodeId, NodeInfo, RaftMetrics, TypeConfig};
 use self::wire::{ForwardError, ForwardWriteReply, ReadIndexReply};
 use crate::config::RaftTuning;
 use crate::db::{cf, Db, CF_RAFT_META};
-use crate::pb::raft_transport_server::RaftTransportServer;
+use crate::pb_internal::raft_transport_server::RaftTransportServer;
 use crate::state::{ChangeFeed, Command, CommandResult, StateStore};
 
 /// How long a write or read barrier may wait for a leader before giving up.
@@ -393,11 +393,11 @@ impl RaftNode {
         leader: &NodeInfo,
         req: &Req,
         method: fn(
-            crate::pb::raft_transport_client::RaftTransportClient<tonic::transport::Channel>,
-            tonic::Request<crate::pb::RaftPayload>,
+            crate::pb_internal::raft_transport_client::RaftTransportClient<tonic::transport::Channel>,
+            tonic::Request<crate::pb_internal::RaftPayload>,
         ) -> futures::future::BoxFuture<
             'static,
-            Result<tonic::Response<crate::pb::RaftPayload>, tonic::Status>,
+            Result<tonic::Response<crate::pb_internal::RaftPayload>, tonic::Status>,
         >,
     ) -> Result<Resp, tonic::Status> {
         let client = self.channels.client(&leader.raft_addr)?;

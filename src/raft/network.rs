@@ -17,8 +17,8 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::types::{NodeId, NodeInfo, TypeConfig};
 use super::wire;
-use crate::pb::raft_transport_client::RaftTransportClient;
-use crate::pb::RaftPayload;
+use crate::pb_internal::raft_transport_client::RaftTransportClient;
+use crate::pb_internal::RaftPayload;
 
 /// Channels to peers by raft address. `Channel` reconnects by itself, so one per address
 /// lives for the server's lifetime.

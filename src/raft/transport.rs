@@ -11,8 +11,8 @@ use tonic::{Request, Response, Status};
 use super::types::{NodeId, NodeInfo, Raft};
 use super::wire::{self, ForwardError, ForwardWriteReply, PeerIntro, ReadIndexReply};
 use super::LastContact;
-use crate::pb::raft_transport_server::RaftTransport;
-use crate::pb::RaftPayload;
+use crate::pb_internal::raft_transport_server::RaftTransport;
+use crate::pb_internal::RaftPayload;
 use crate::state::Command;
 
 pub struct TransportService {

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::types::{NodeId, NodeInfo};
-use crate::pb::RaftPayload;
+use crate::pb_internal::RaftPayload;
 use crate::state::CommandResult;
 
 /// Why the leader-side half of a forwarded request did not run it.

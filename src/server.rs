@@ -37,6 +37,9 @@ pub enum StartError {
     Config(String),
 }
 
+/// How long each shutdown stage waits for its tasks before cutting them off.
+const TASK_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long shutdown waits for the last holder of the database to let go.
 const CLOSE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -315,12 +318,26 @@ impl Server {
     /// `CLOSE_DEADLINE` is a bug, reported as an error rather than waited on forever.
     pub async fn shutdown(self) -> Result<(), ShutdownError> {
         self.shutdown.cancel();
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        // Watch streams, blocking reads and the agent's check runners all saw the token.
-        self.service.join_tasks().await;
+        // Raft first: a write waiting for a quorum that is gone (the agent's sync, a
+        // client's put) would otherwise hold up every task below. From here on writes
+        // fail at once; nothing unacknowledged is lost, nothing acknowledged is undone.
         self.raft.shutdown().await;
+        // Listeners and their connections, then watch streams, blocking reads and the
+        // agent's check runners: all saw the token. A peer that will not let go of its
+        // connection (a request whose body never arrives) is cut off after the grace.
+        for mut task in self.tasks {
+            if tokio::time::timeout(TASK_GRACE, &mut task).await.is_err() {
+                tracing::warn!("a server task did not stop within {TASK_GRACE:?}; aborting it");
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        if tokio::time::timeout(TASK_GRACE, self.service.join_tasks())
+            .await
+            .is_err()
+        {
+            tracing::warn!("service tasks did not stop within {TASK_GRACE:?}");
+        }
         // openraft's state-machine worker and replication tasks end on their own once
         // raft has stopped; they are the last holders of the database, and `closed`
         // fires when the last of them lets go and RocksDB has finished closing.

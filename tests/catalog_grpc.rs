@@ -262,7 +262,10 @@ async fn the_same_registration_over_grpc_and_http_stores_the_same() {
     let (a, b) = (normalized(&entries[0]), normalized(&entries[1]));
     assert_eq!(a, b);
     assert_eq!(a.0.datacenter, "dc1");
-    assert_eq!((a.1.id.as_str(), a.1.weight_passing, a.1.weight_warning), ("same", 1, 1));
+    assert_eq!(
+        (a.1.id.as_str(), a.1.weight_passing, a.1.weight_warning),
+        ("same", Some(1), Some(1))
+    );
     let checks = HealthClient::new(client.channel())
         .checks(pb::HealthChecksRequest {
             service: "same".into(),

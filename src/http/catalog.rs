@@ -92,11 +92,17 @@ fn decode_registration(v: &Value) -> Result<Result<Registration, ServiceError>, 
         Some(mut s) => {
             let name = s.string(&["Service"])?.unwrap_or_default();
             let weights = match s.object(&["Weights"])? {
-                None => Weights { passing: 0, warning: 0 },
-                Some(mut w) => Weights {
-                    passing: w.u64(&["Passing"])?.unwrap_or(0).min(u32::MAX as u64) as u32,
-                    warning: w.u64(&["Warning"])?.unwrap_or(0).min(u32::MAX as u64) as u32,
-                },
+                None => Weights::default(),
+                Some(mut w) => {
+                    let d = Weights::default();
+                    let weight = |v: Option<u64>, default: u32| {
+                        v.map_or(default, |n| n.min(u32::MAX as u64) as u32)
+                    };
+                    Weights {
+                        passing: weight(w.u64(&["Passing"])?, d.passing),
+                        warning: weight(w.u64(&["Warning"])?, d.warning),
+                    }
+                }
             };
             let port = match crate::service::catalog::service_port(s.u64(&["Port"])?.unwrap_or(0)) {
                 Ok(p) => p,

@@ -75,10 +75,12 @@ fn too_many_requests(limit: usize) -> Response {
     )
 }
 
-/// A Consul blocking query (`?index=N`, N > 0) waits by design; it holds a stream
-/// permit in the service layer (`Limits::max_streams`) instead of a request permit.
+/// A Consul blocking query (a read with `?index=N`, N > 0) waits by design; it holds a
+/// stream permit in the service layer (`Limits::max_streams`) instead of a request
+/// permit. Writes never block, whatever their query string says.
 fn is_blocking_query(req: &Request) -> bool {
-    req.uri().query().is_some_and(|q| {
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    read && req.uri().query().is_some_and(|q| {
         form_urlencoded::parse(q.as_bytes())
             .any(|(k, v)| k == "index" && v.parse::<u64>().is_ok_and(|n| n > 0))
     })
@@ -152,7 +154,8 @@ pub async fn serve(
     builder.http1().title_case_headers(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // Connection tasks hold the router (and through it the service); they are joined
-    // here, so when `serve` returns none of them is left running.
+    // here. (Per-stream tasks that hyper spawns for HTTP/2 clients are not; Consul's
+    // clients speak HTTP/1.1, and the storage close deadline bounds the rest.)
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {

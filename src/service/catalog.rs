@@ -111,6 +111,13 @@ impl Service {
     /// are the server's to assign.
     pub async fn catalog_register(&self, mut reg: Registration) -> Result<u64, ServiceError> {
         let invalid = |m: &str| Err(ServiceError::InvalidArgument(m.to_string()));
+        // Names are joined with NUL in the tables' keys.
+        let names = std::iter::once(reg.node.name.as_str())
+            .chain(reg.service.iter().flat_map(|s| [s.id.as_str(), s.name.as_str()]))
+            .chain(reg.checks.iter().flat_map(|c| [c.check_id.as_str(), c.service_id.as_str()]));
+        if names.into_iter().any(|n| n.contains('\0')) {
+            return invalid("Names and IDs must not contain NUL characters");
+        }
         let node = &mut reg.node;
         if node.name.is_empty() {
             return invalid("Missing node name");
@@ -136,13 +143,9 @@ impl Service {
                 s.id = s.name.clone();
             }
             s.node = name.clone();
-            // Consul's default weights; 0 is what a client that set nothing sends.
-            if s.weights.passing == 0 {
-                s.weights.passing = 1;
-            }
-            if s.weights.warning == 0 {
-                s.weights.warning = 1;
-            }
+            // A passing instance always gets an SRV share (Consul requires Passing >= 1);
+            // Warning may be 0.
+            s.weights.passing = s.weights.passing.max(1);
             (s.create_index, s.modify_index) = (0, 0);
         }
         for c in &mut reg.checks {

@@ -93,8 +93,15 @@ impl Service {
         // Subscribe before the first read so nothing between the read and the wait is lost.
         let mut sub = (opts.min_index > 0).then(|| self.feed.subscribe(target.clone(), None).0);
         let deadline = tokio::time::Instant::now() + opts.wait;
+        let mut first = true;
         loop {
-            self.read_barrier(opts.consistency).await?;
+            // The first read meets the requested consistency. A waiting query woken by
+            // shutdown answers from local state instead: raft is already stopping, and
+            // local state has only moved forward since that first read.
+            if first || !self.shutdown.is_cancelled() {
+                self.read_barrier(opts.consistency).await?;
+            }
+            first = false;
             let f = read.clone();
             let q = self.blocking_read(move |s| f(s)).await?;
             let expired = tokio::time::Instant::now() >= deadline || self.shutdown.is_cancelled();

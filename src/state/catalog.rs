@@ -199,7 +199,8 @@ impl<R: RawRead> CatalogRead<'_, R> {
             let Some((node, id)) = parse_name_key(&key, name) else {
                 continue;
             };
-            if let Some(svc) = self.service(node, id)? {
+            // The index is derived data; trust the record over it.
+            if let Some(svc) = self.service(node, id)?.filter(|s| s.name == name) {
                 out.push(svc);
             }
         }
@@ -396,17 +397,19 @@ impl CatalogWrite<'_, '_> {
                     ..normalized
                 };
                 self.ab.put_raw(CF_CHECKS, key, enc(&record));
-                let services = match node_services.get(&check.service_id) {
+                // The services whose health the check decides, before and after: a node
+                // check decides every service on the node, and a check that moves from
+                // one service to another (or to or from the node) changes both answers.
+                let decides = |service_id: &str| match node_services.get(service_id) {
                     Some(svc) => vec![svc.name.clone()],
-                    // A node check decides the health of every service on the node.
-                    None => {
-                        let mut all: Vec<String> =
-                            node_services.values().map(|s| s.name.clone()).collect();
-                        all.sort();
-                        all.dedup();
-                        all
-                    }
+                    None => node_services.values().map(|s| s.name.clone()).collect(),
                 };
+                let mut services = decides(&check.service_id);
+                if let Some(o) = old.as_ref().filter(|o| o.service_id != check.service_id) {
+                    services.extend(decides(&o.service_id));
+                }
+                services.sort();
+                services.dedup();
                 self.changed(Change::Check {
                     node: name.to_string(),
                     check_id: check.check_id.clone(),

@@ -80,26 +80,42 @@ impl Change {
         }
     }
 
-    /// About how many bytes this change holds (for the feed's retention limit).
+    /// About how many bytes this change holds (for the feed's retention limit): the
+    /// encoded size of the record it carries, plus the names that route it.
     pub fn size(&self) -> usize {
-        const RECORD: usize = 256;
-        match self {
-            Change::Kv(c) => {
-                c.key.len()
-                    + c.entry
-                        .as_ref()
-                        .map(|e| e.value.len() + e.key.len() + e.session.len())
-                        .unwrap_or(0)
-                    + 64
-            }
-            Change::Node { name, services, .. } => {
-                RECORD + name.len() + services.iter().map(String::len).sum::<usize>()
-            }
-            Change::Service { id, name, .. } => RECORD + id.len() + name.len(),
-            Change::Check {
-                check_id, services, ..
-            } => RECORD + check_id.len() + services.iter().map(String::len).sum::<usize>(),
+        fn encoded<T: serde::Serialize>(record: &Option<T>) -> usize {
+            record
+                .as_ref()
+                .and_then(|r| postcard::to_stdvec(r).ok())
+                .map_or(0, |b| b.len())
         }
+        let names = |v: &[String]| v.iter().map(String::len).sum::<usize>();
+        const OVERHEAD: usize = 64;
+        OVERHEAD
+            + match self {
+                Change::Kv(c) => {
+                    c.key.len()
+                        + c.entry
+                            .as_ref()
+                            .map_or(0, |e| e.value.len() + e.key.len() + e.session.len())
+                }
+                Change::Node { name, node, services } => {
+                    name.len() + encoded(node) + names(services)
+                }
+                Change::Service {
+                    node,
+                    id,
+                    name,
+                    instance,
+                    ..
+                } => node.len() + id.len() + name.len() + encoded(instance),
+                Change::Check {
+                    node,
+                    check_id,
+                    services,
+                    check,
+                } => node.len() + check_id.len() + names(services) + encoded(check),
+            }
     }
 }
 

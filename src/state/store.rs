@@ -711,4 +711,60 @@ mod tests {
         t.ensure_indexes().unwrap();
         assert_eq!(instances(&t, "api"), vec![pair("n2", "web2")]);
     }
+
+    /// A check that moves from the node to one service changes the health answers of
+    /// every service it decided before, so its change names them all.
+    #[test]
+    fn a_check_moving_between_services_names_both() {
+        use crate::state::catalog::{
+            CheckSpec, CheckStatus, HealthCheck, Node, Registration, ServiceInstance,
+        };
+        let (_d, s) = store();
+        let node = Node {
+            name: "n1".into(),
+            address: "10.0.0.1".into(),
+            ..Default::default()
+        };
+        let mem = |service_id: &str| HealthCheck {
+            node: "n1".into(),
+            check_id: "mem".into(),
+            name: "mem".into(),
+            status: CheckStatus::Critical,
+            notes: String::new(),
+            output: String::new(),
+            service_id: service_id.into(),
+            spec: CheckSpec::default(),
+            create_index: 0,
+            modify_index: 0,
+        };
+        let svc = |id: &str, name: &str| ServiceInstance {
+            id: id.into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        let run = |index: u64, service: Option<ServiceInstance>, checks: Vec<HealthCheck>| {
+            let mut ab = s.begin();
+            let reg = Registration {
+                node: node.clone(),
+                skip_node_update: false,
+                service,
+                checks,
+            };
+            let applied = s.apply(&mut ab, index, &Command::CatalogRegister(reg)).unwrap();
+            s.db().write(ab.into_write_batch()).unwrap();
+            applied
+        };
+        run(1, Some(svc("api1", "api")), vec![]);
+        run(2, Some(svc("web1", "web")), vec![mem("")]);
+        let moved = run(3, None, vec![mem("web1")]);
+        let services = moved
+            .changes
+            .iter()
+            .find_map(|c| match c {
+                Change::Check { services, .. } => Some(services.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(services, vec!["api".to_string(), "web".to_string()]);
+    }
 }

@@ -3,17 +3,23 @@
 //!
 //! A tour, in the order a request travels:
 //! - [`grpc`] decodes `rostra.v1` requests (generated into [`pb`] from `proto/`),
-//!   [`http`] decodes Consul's HTTP API and [`dns`] answers `.consul` names; all call
-//!   [`service`], the only layer that knows what a request means.
-//! - [`service`] validates, picks the read consistency, and proposes writes through
-//!   [`raft`] (openraft on RocksDB, peers over gRPC, writes forwarded to the leader).
-//! - Committed entries are applied by [`state`], which also publishes every change on
-//!   its change feed; watches are cursors over that feed.
-//! - [`db`] opens the single RocksDB holding the raft log and the tables.
+//!   [`http`] decodes Consul's HTTP API and [`dns`] answers `.consul` names; all call the
+//!   control plane through one seam, [`service::ControlPlane`] (an [`service::Api`]),
+//!   which [`service::Service`] implements on a server. [`limit`] bounds the requests
+//!   in flight on both ports.
+//! - [`service`] is the only layer that knows what a request means: it validates,
+//!   applies defaults, picks the read consistency, and proposes writes through [`raft`]
+//!   (openraft on RocksDB, peers over gRPC in [`pb_internal`], writes forwarded to the
+//!   leader). Leader-only duties run under one supervisor (`service::leader`).
+//! - Committed entries are applied by [`state`]: each command yields an
+//!   [`state::Applied`] with typed [`state::Change`]s (a variant per table), published
+//!   on the change feed; watches and blocking queries are cursors over that feed.
+//! - [`db`] opens the single RocksDB holding the raft log and the tables, and tells its
+//!   owner when it has closed.
 //! - [`agent`] owns the node's local services and checks, runs the checks, and keeps the
 //!   catalog in step (anti-entropy); [`config`] reads Consul-format config files.
-//! - [`server`] wires one process together; [`config`] says what to run;
-//!   [`client`] is the Rust client used by `rostractl` ([`cli`]) and the tests.
+//! - [`server`] wires one process together and shuts it down in order; [`client`] is
+//!   the Rust client used by `rostractl` ([`cli`]) and the tests.
 
 pub mod agent;
 pub mod cli;

@@ -396,6 +396,26 @@ mod tests {
         (result, changes)
     }
 
+    /// A check on node `n1` (node-level when `service_id` is empty).
+    fn n1_check(
+        id: &str,
+        service_id: &str,
+        status: crate::state::catalog::CheckStatus,
+    ) -> crate::state::catalog::HealthCheck {
+        crate::state::catalog::HealthCheck {
+            node: "n1".into(),
+            check_id: id.into(),
+            name: id.into(),
+            status,
+            notes: String::new(),
+            output: String::new(),
+            service_id: service_id.into(),
+            spec: Default::default(),
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
+
     fn put(key: &str, value: &str, cas: Option<u64>) -> Command {
         Command::KvPut {
             key: key.into(),
@@ -536,23 +556,9 @@ mod tests {
     /// Apply reports typed changes, each naming the services whose health it decides.
     #[test]
     fn catalog_applies_report_typed_changes() {
-        use crate::state::catalog::{
-            CheckSpec, CheckStatus, Deregistration, HealthCheck, Node, Registration,
-            ServiceInstance,
-        };
+        use crate::state::catalog::{CheckStatus, Deregistration, Node, Registration, ServiceInstance};
         let (_d, s) = store();
-        let check = |id: &str, service_id: &str| HealthCheck {
-            node: "n1".into(),
-            check_id: id.into(),
-            name: id.into(),
-            status: CheckStatus::Passing,
-            notes: String::new(),
-            output: String::new(),
-            service_id: service_id.into(),
-            spec: CheckSpec::default(),
-            create_index: 0,
-            modify_index: 0,
-        };
+        let check = |id: &str, service_id: &str| n1_check(id, service_id, CheckStatus::Passing);
         let reg = Registration {
             node: Node {
                 name: "n1".into(),
@@ -716,27 +722,14 @@ mod tests {
     /// every service it decided before, so its change names them all.
     #[test]
     fn a_check_moving_between_services_names_both() {
-        use crate::state::catalog::{
-            CheckSpec, CheckStatus, HealthCheck, Node, Registration, ServiceInstance,
-        };
+        use crate::state::catalog::{CheckStatus, HealthCheck, Node, Registration, ServiceInstance};
         let (_d, s) = store();
         let node = Node {
             name: "n1".into(),
             address: "10.0.0.1".into(),
             ..Default::default()
         };
-        let mem = |service_id: &str| HealthCheck {
-            node: "n1".into(),
-            check_id: "mem".into(),
-            name: "mem".into(),
-            status: CheckStatus::Critical,
-            notes: String::new(),
-            output: String::new(),
-            service_id: service_id.into(),
-            spec: CheckSpec::default(),
-            create_index: 0,
-            modify_index: 0,
-        };
+        let mem = |service_id: &str| n1_check("mem", service_id, CheckStatus::Critical);
         let svc = |id: &str, name: &str| ServiceInstance {
             id: id.into(),
             name: name.into(),

@@ -10,6 +10,7 @@ impl From<ServiceError> for Status {
             ServiceError::InvalidArgument(m) | ServiceError::TooLarge(m) => {
                 Status::invalid_argument(m)
             }
+            ServiceError::NoPathToDatacenter => Status::invalid_argument(e.to_string()),
             ServiceError::Unavailable(m) => Status::unavailable(m),
             ServiceError::Rejected(m) => Status::failed_precondition(m),
             ServiceError::OutcomeUnknown(m) => Status::unknown(m),

@@ -41,6 +41,10 @@ impl IntoResponse for HttpError {
             HttpError::Service(e) => match e {
                 ServiceError::InvalidArgument(m) => text(StatusCode::BAD_REQUEST, m),
                 ServiceError::TooLarge(m) => text(StatusCode::PAYLOAD_TOO_LARGE, m),
+                ServiceError::NoPathToDatacenter => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ServiceError::NoPathToDatacenter.to_string(),
+                ),
                 // Consul answers 500 with the RPC error text (e.g. "No cluster leader").
                 ServiceError::Unavailable(m)
                 | ServiceError::OutcomeUnknown(m)

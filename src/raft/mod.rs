@@ -65,9 +65,9 @@ pub struct LeaderWatch {
 }
 
 impl crate::service::leader::Leadership for LeaderWatch {
-    fn is_leader(&self) -> bool {
+    fn leading_term(&self) -> Option<u64> {
         let m = self.metrics.borrow();
-        m.current_leader == Some(self.id) && m.state.is_leader()
+        (m.current_leader == Some(self.id) && m.state.is_leader()).then_some(m.current_term)
     }
 
     async fn changed(&mut self) -> bool {

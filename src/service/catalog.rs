@@ -128,10 +128,7 @@ impl Service {
         if node.datacenter.is_empty() {
             node.datacenter = self.datacenter.clone();
         } else if node.datacenter != self.datacenter {
-            return Err(ServiceError::InvalidArgument(format!(
-                "No path to datacenter {:?} (this cluster serves only {:?})",
-                node.datacenter, self.datacenter
-            )));
+            return Err(ServiceError::NoPathToDatacenter);
         }
         (node.create_index, node.modify_index) = (0, 0);
         let name = node.name.clone();

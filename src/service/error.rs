@@ -1,5 +1,5 @@
 //! The one error type of the service layer. Front ends map it once: `grpc/error.rs` to a
-//! `tonic::Status`, (later) `http/error.rs` to Consul's status codes and texts.
+//! `tonic::Status`, `http/error.rs` to Consul's status codes and texts.
 
 use crate::raft::ConsensusError;
 use crate::state::store::StoreError;
@@ -9,6 +9,10 @@ pub enum ServiceError {
     /// The request is malformed; the text says what to fix.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The request names a datacenter this cluster is not (Consul would forward it to
+    /// that datacenter; Rostra serves one). The text is Consul's.
+    #[error("No path to datacenter")]
+    NoPathToDatacenter,
     /// A value or request over a configured limit.
     #[error("{0}")]
     TooLarge(String),

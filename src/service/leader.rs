@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 /// Where leadership comes from: raft's metrics for a server (`raft::LeaderWatch`), a
 /// plain watch channel in tests.
 pub trait Leadership: Send {
-    /// Whether this node leads right now.
-    fn is_leader(&self) -> bool;
+    /// The term this node leads in right now, or `None` when it does not lead. A new
+    /// term is a new leadership even without a visible gap: duties restart.
+    fn leading_term(&self) -> Option<u64>;
     /// Waits until something that may change `is_leader` happened; false when the
     /// source is gone (raft stopped).
     fn changed(&mut self) -> impl Future<Output = bool> + Send;
@@ -44,25 +45,24 @@ pub async fn supervise<L: Leadership>(
     duties: Vec<Duty>,
     shutdown: CancellationToken,
 ) {
-    let mut running: Option<(CancellationToken, JoinSet<()>)> = None;
+    // The term the running duties were started in, their token and their tasks.
+    let mut running: Option<(u64, CancellationToken, JoinSet<()>)> = None;
     loop {
-        match (leadership.is_leader(), running.is_some()) {
-            (true, false) => {
+        let term = leadership.leading_term();
+        if running.as_ref().map(|(t, _, _)| *t) != term {
+            if let Some((old, token, set)) = running.take() {
+                stop(token, set).await;
+                tracing::info!(term = old, "leadership lost: leader duties stopped");
+            }
+            if let Some(term) = term {
                 let token = shutdown.child_token();
                 let mut set = JoinSet::new();
                 for d in &duties {
                     set.spawn(d(token.clone()));
                 }
-                tracing::info!(duties = duties.len(), "leadership gained: leader duties started");
-                running = Some((token, set));
+                tracing::info!(term, duties = duties.len(), "leadership gained: leader duties started");
+                running = Some((term, token, set));
             }
-            (false, true) => {
-                if let Some((token, set)) = running.take() {
-                    stop(token, set).await;
-                }
-                tracing::info!("leadership lost: leader duties stopped");
-            }
-            _ => {}
         }
         let more = tokio::select! {
             _ = shutdown.cancelled() => false,
@@ -72,7 +72,7 @@ pub async fn supervise<L: Leadership>(
             break;
         }
     }
-    if let Some((token, set)) = running.take() {
+    if let Some((_, token, set)) = running.take() {
         stop(token, set).await;
     }
 }
@@ -95,8 +95,9 @@ mod tests {
 
     use super::*;
 
-    impl Leadership for watch::Receiver<bool> {
-        fn is_leader(&self) -> bool {
+    /// `Some(term)` while leading.
+    impl Leadership for watch::Receiver<Option<u64>> {
+        fn leading_term(&self) -> Option<u64> {
             *self.borrow()
         }
 
@@ -134,7 +135,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn duties_run_only_while_leading_and_are_joined() {
-        let (tx, rx) = watch::channel(false);
+        let (tx, rx) = watch::channel(None);
         let (started, live, ticks) = counters();
         let shutdown = CancellationToken::new();
         let supervisor = tokio::spawn(supervise(
@@ -147,24 +148,31 @@ mod tests {
         assert_eq!(started.load(Ordering::SeqCst), 0);
         assert_eq!(ticks.load(Ordering::SeqCst), 0);
 
-        tx.send(true).unwrap();
+        tx.send(Some(1)).unwrap();
         tokio::time::sleep(Duration::from_millis(5_500)).await;
         assert_eq!(live.load(Ordering::SeqCst), 1);
         let ticks_while_leading = ticks.load(Ordering::SeqCst);
         assert!((5..=7).contains(&ticks_while_leading), "{ticks_while_leading}");
 
         // Losing leadership stops the duty: no tick after that.
-        tx.send(false).unwrap();
+        tx.send(None).unwrap();
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(live.load(Ordering::SeqCst), 0);
         assert_eq!(ticks.load(Ordering::SeqCst), ticks_while_leading);
 
         // Regaining it starts the duty afresh; a repeated "still leader" does not.
-        tx.send(true).unwrap();
+        tx.send(Some(3)).unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
-        tx.send(true).unwrap();
+        tx.send(Some(3)).unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(started.load(Ordering::SeqCst), 2);
+        assert_eq!(live.load(Ordering::SeqCst), 1);
+
+        // Losing and regaining leadership between two looks (term 3 to term 5, the
+        // follower phase never seen) still restarts the duty: it belongs to its term.
+        tx.send(Some(5)).unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(started.load(Ordering::SeqCst), 3);
         assert_eq!(live.load(Ordering::SeqCst), 1);
 
         // Shutdown joins the running duty before the supervisor returns.
@@ -175,7 +183,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_vanished_leadership_source_stops_the_duties() {
-        let (tx, rx) = watch::channel(true);
+        let (tx, rx) = watch::channel(Some(1));
         let (started, live, ticks) = counters();
         let supervisor = tokio::spawn(supervise(
             rx,

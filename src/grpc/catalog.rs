@@ -110,7 +110,7 @@ impl Catalog for CatalogService {
     async fn deregister(
         &self,
         request: Request<pb::DeregisterRequest>,
-    ) -> Result<Response<pb::RegisterResponse>, Status> {
+    ) -> Result<Response<pb::DeregisterResponse>, Status> {
         let req = request.into_inner();
         let d = Deregistration {
             node: req.node,
@@ -118,7 +118,7 @@ impl Catalog for CatalogService {
             check_id: Some(req.check_id).filter(|s| !s.is_empty()),
         };
         let index = self.service.catalog_deregister(d).await?;
-        Ok(Response::new(pb::RegisterResponse {
+        Ok(Response::new(pb::DeregisterResponse {
             header: Some(convert::header(&self.service.meta(index))),
         }))
     }

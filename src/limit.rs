@@ -107,7 +107,10 @@ where
                 })
             }
             Err(_) => {
-                tracing::debug!(limit = self.gate.limit, "request refused: too many in flight");
+                tracing::debug!(
+                    limit = self.gate.limit,
+                    "request refused: too many in flight"
+                );
                 let refused = (self.gate.reject)(self.gate.limit);
                 Box::pin(async move { Ok(refused) })
             }

@@ -18,15 +18,25 @@ use rostra::pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-async fn server_with_limits(http: usize, grpc: usize) -> (rostra::server::Server, tempfile::TempDir) {
+async fn server_with_limits(
+    http: usize,
+    grpc: usize,
+) -> (rostra::server::Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = AgentConfig::dev();
     config.data_dir = Some(dir.path().to_path_buf());
-    (config.server_port, config.grpc_port, config.http_port, config.dns_port) = (0, 0, 0, 0);
+    (
+        config.server_port,
+        config.grpc_port,
+        config.http_port,
+        config.dns_port,
+    ) = (0, 0, 0, 0);
     config.limits.http_max_in_flight = http;
     config.limits.grpc_max_in_flight = grpc;
     let server = rostra::server::Server::start(&config).await.unwrap();
-    let c = Client::connect(&server.grpc_addr.to_string()).await.unwrap();
+    let c = Client::connect(&server.grpc_addr.to_string())
+        .await
+        .unwrap();
     wait_until("a leader", || {
         let c = c.clone();
         async move { c.leader().await.map(|l| l.leader_id != 0).unwrap_or(false) }
@@ -53,7 +63,11 @@ async fn http_answers_429_past_the_in_flight_limit() {
     let mut held = hold().await;
     let start = std::time::Instant::now();
     loop {
-        let probe = http.get(format!("{base}/v1/kv/other")).send().await.unwrap();
+        let probe = http
+            .get(format!("{base}/v1/kv/other"))
+            .send()
+            .await
+            .unwrap();
         if probe.status() == 429 {
             break;
         }
@@ -61,13 +75,23 @@ async fn http_answers_429_past_the_in_flight_limit() {
         if held.try_read(&mut peek).is_ok() {
             held = hold().await; // it was answered (refused): it lost the race
         }
-        assert!(start.elapsed() < common::DEADLINE, "no request was ever refused");
+        assert!(
+            start.elapsed() < common::DEADLINE,
+            "no request was ever refused"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let refused = http.get(format!("{base}/v1/kv/other")).send().await.unwrap();
+    let refused = http
+        .get(format!("{base}/v1/kv/other"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 429);
     let body = refused.text().await.unwrap();
-    assert!(body.contains("too many requests in flight (limit 1)"), "{body}");
+    assert!(
+        body.contains("too many requests in flight (limit 1)"),
+        "{body}"
+    );
 
     // A blocking query is governed by the stream limit, not this one.
     let blocking = http
@@ -75,7 +99,11 @@ async fn http_answers_429_past_the_in_flight_limit() {
         .send()
         .await
         .unwrap();
-    assert_eq!(blocking.status(), 404, "a blocking query runs while requests are refused");
+    assert_eq!(
+        blocking.status(),
+        404,
+        "a blocking query runs while requests are refused"
+    );
 
     // The held request completes; the permit is free again.
     held.write_all(b"hello").await.unwrap();
@@ -86,10 +114,20 @@ async fn http_answers_429_past_the_in_flight_limit() {
         .unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    let r = http.get(format!("{base}/v1/kv/held?raw")).send().await.unwrap();
-    assert_eq!((r.status().as_u16(), r.text().await.unwrap()), (200, "hello".into()));
+    let r = http
+        .get(format!("{base}/v1/kv/held?raw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.text().await.unwrap()),
+        (200, "hello".into())
+    );
     drop(held);
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 /// A gRPC message frame: uncompressed flag, big-endian length, the message.
@@ -104,7 +142,9 @@ fn grpc_frame(msg: &impl Message) -> bytes::Bytes {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_answers_resource_exhausted_past_the_in_flight_limit() {
     let (server, _dir) = server_with_limits(64, 1).await;
-    let c = Client::connect(&server.grpc_addr.to_string()).await.unwrap();
+    let c = Client::connect(&server.grpc_addr.to_string())
+        .await
+        .unwrap();
 
     // A Put whose request message has not been sent holds the only permit. A probe that
     // arrives first can take the permit and get the Put refused instead; then hold
@@ -125,13 +165,17 @@ async fn grpc_answers_resource_exhausted_past_the_in_flight_limit() {
     let start = std::time::Instant::now();
     loop {
         let probe = c.get("other", pb::Consistency::Default).await;
-        if matches!(&probe, Err(rostra::client::ClientError::Rpc(s)) if s.code() == tonic::Code::ResourceExhausted) {
+        if matches!(&probe, Err(rostra::client::ClientError::Rpc(s)) if s.code() == tonic::Code::ResourceExhausted)
+        {
             break;
         }
         if (&mut response).now_or_never().is_some() {
             (response, body) = hold(); // it was answered (refused): it lost the race
         }
-        assert!(start.elapsed() < common::DEADLINE, "no call was ever refused");
+        assert!(
+            start.elapsed() < common::DEADLINE,
+            "no call was ever refused"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     match c.get("other", pb::Consistency::Default).await {
@@ -161,13 +205,22 @@ async fn grpc_answers_resource_exhausted_past_the_in_flight_limit() {
         let _ = answer.flow_control().release_capacity(chunk.len());
     }
     let trailers = answer.trailers().await.unwrap().unwrap_or_default();
-    assert_eq!(trailers.get("grpc-status").map(|v| v.as_bytes()), Some(&b"0"[..]));
-    let got = tokio::time::timeout(Duration::from_secs(10), c.get("held", pb::Consistency::Default))
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(
+        trailers.get("grpc-status").map(|v| v.as_bytes()),
+        Some(&b"0"[..])
+    );
+    let got = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.get("held", pb::Consistency::Default),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(got.kv.unwrap().value, b"hello");
     drop(h2);
     driver.abort();
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }

@@ -185,7 +185,10 @@ async fn catalog_and_health_over_grpc_with_watches() {
         "{}",
         e.message()
     );
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 /// The catalog's rules are decided once, in the service layer: the same registration
@@ -254,7 +257,10 @@ async fn the_same_registration_over_grpc_and_http_stores_the_same() {
     let normalized = |e: &pb::CatalogServiceEntry| {
         let mut node = e.node.clone().unwrap();
         let mut svc = e.service.clone().unwrap();
-        assert!(node.create_index < 777 && svc.create_index < 777, "server indexes");
+        assert!(
+            node.create_index < 777 && svc.create_index < 777,
+            "server indexes"
+        );
         (node.name, node.create_index, node.modify_index) = (String::new(), 0, 0);
         (svc.node, svc.create_index, svc.modify_index) = (String::new(), 0, 0);
         (node, svc)
@@ -276,7 +282,10 @@ async fn the_same_registration_over_grpc_and_http_stores_the_same() {
         .into_inner()
         .checks;
     assert_eq!(checks.len(), 2);
-    assert!(checks.iter().all(|c| c.check_id == "same-alive"), "{checks:?}");
+    assert!(
+        checks.iter().all(|c| c.check_id == "same-alive"),
+        "{checks:?}"
+    );
 
     // The same mistakes fail with the same reasons.
     let mut no_address = grpc_reg("bad");

@@ -309,7 +309,10 @@ async fn walkthrough_services_and_health_checks() {
     })
     .await;
     assert_eq!(h.get("/v1/health/checks/example2").await.1, json!([]));
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,5 +405,8 @@ async fn catalog_api_and_blocking_health_queries() {
     };
     assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(text.starts_with("Request decode failed"), "{text}");
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }

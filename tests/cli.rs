@@ -144,7 +144,10 @@ async fn kv_commands_behave_like_consuls() {
         assert_eq!(stdout(&o), "Success! Deleted key: app/name\n");
     })
     .await;
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test]
@@ -300,5 +303,8 @@ async fn walkthrough_watch_prints_foo_then_bar() {
         o.1
     );
     assert!(o.1.contains("index="), "{}", o.1);
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }

@@ -444,7 +444,10 @@ async fn answers_from_the_catalog() {
     assert!(firsts.len() > 1, "the first answer never changed");
 
     dns.stop().await;
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 /// A fake upstream DNS server on UDP answering every question with `rcode` and, for
@@ -530,7 +533,10 @@ async fn names_outside_the_domain() {
     .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -575,5 +581,8 @@ async fn malformed_queries_do_not_stop_the_server() {
     assert_eq!(a_records(&r), [Ipv4Addr::new(10, 0, 0, 1)]);
 
     dns.stop().await;
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }

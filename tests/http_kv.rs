@@ -212,7 +212,10 @@ async fn walkthrough_curl_lines_and_kv_semantics() {
         json(h.get("/v1/kv/web/?keys").await).await,
         serde_json::json!(["web/bar", "web/foo"])
     );
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +290,10 @@ async fn blocking_query_wakes_only_for_its_key() {
             .unwrap(),
         StatusCode::OK
     );
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +362,10 @@ async fn consul_error_texts_and_codes() {
         StatusCode::NOT_FOUND,
         "Invalid URL path: not a recognized HTTP API endpoint\n",
     )(go(&h, Method::GET, "/v1/nonsense", vec![]).await);
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -518,7 +527,10 @@ async fn transactions_commit_or_roll_back_atomically() {
         .unwrap()
         .kv
         .is_none());
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -552,5 +564,8 @@ async fn status_and_agent_endpoints() {
     assert_eq!(header(&r, "X-Consul-Effective-Consistency"), "stale");
     let r = h.get("/v1/kv/s?consistent=").await;
     assert_eq!(header(&r, "X-Consul-Effective-Consistency"), "consistent");
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }

@@ -153,7 +153,10 @@ async fn put_get_list_delete_and_cas() {
         left.kvs.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
         vec!["apple"]
     );
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -220,7 +223,10 @@ async fn bad_input_is_invalid_argument() {
         all.kvs.iter().map(|k| k.key.as_str()).collect::<Vec<_>>(),
         vec!["max"]
     );
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 async fn next(stream: &mut tonic::Streaming<pb::WatchResponse>) -> pb::WatchResponse {
@@ -277,7 +283,10 @@ async fn key_watch_sends_state_then_only_its_changes() {
     assert_eq!(ch.events[0].r#type, pb::kv_event::Type::Delete as i32);
     assert_eq!(ch.events[0].kv.as_ref().unwrap().modify_index, del);
     drop(s);
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +348,10 @@ async fn prefix_watch_sends_only_changed_keys_and_resumes_exactly() {
         got.push(m.index);
     }
     assert_eq!(got, expected);
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -383,7 +395,10 @@ async fn thousands_of_watchers_all_see_one_write() {
         assert_eq!(index, idx);
         assert_eq!(value.as_deref(), Some(&b"hello"[..]));
     }
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -434,5 +449,8 @@ async fn watch_streams_are_capped_and_freed_when_clients_leave() {
         async move { c.kv().watch(watch_req("q/c", false, 0)).await.is_ok() }
     })
     .await;
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }

@@ -39,5 +39,8 @@ async fn py_consul_works_unchanged() {
         "py-consul checks failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("all checks passed"));
-    server.shutdown().await.expect("the server shuts down and closes its database");
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
 }

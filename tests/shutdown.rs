@@ -62,7 +62,10 @@ async fn shutdown_ends_streams_and_closes_the_database() {
 
     // The blocking query was answered, not cut off: with the state if it was already
     // waiting (200), or with a reason if shutdown caught it before its first read.
-    let status = tokio::time::timeout(DEADLINE, query).await.unwrap().unwrap();
+    let status = tokio::time::timeout(DEADLINE, query)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(matches!(status, 200 | 500), "answered with {status}");
     // The watch stream ended.
     let end = tokio::time::timeout(DEADLINE, async {
@@ -80,7 +83,11 @@ async fn shutdown_ends_streams_and_closes_the_database() {
     // again succeeds only if shutdown really closed it. The write is there.
     let db = rostra::db::open(&dir.path().join("rocksdb")).expect("the database was closed");
     let store = rostra::state::StateStore::new(db);
-    let got = store.kv_get("app/a").unwrap().value.expect("app/a is stored");
+    let got = store
+        .kv_get("app/a")
+        .unwrap()
+        .value
+        .expect("app/a is stored");
     assert_eq!(got.value, b"1");
 }
 
@@ -112,7 +119,12 @@ async fn one_cycle(signal: libc::c_int) -> std::process::ExitStatus {
             .unwrap()
             .index;
     }
-    let mut stream = c.kv().watch(watch_req("cycle/")).await.unwrap().into_inner();
+    let mut stream = c
+        .kv()
+        .watch(watch_req("cycle/"))
+        .await
+        .unwrap()
+        .into_inner();
     // The snapshot arrives, so the stream is really open on the server.
     stream.message().await.unwrap().expect("a snapshot message");
     let query = blocking_query(agent.http_addr.clone(), "cycle/0", index);

@@ -369,7 +369,11 @@ pub struct CatalogBenchArgs {
     #[arg(long, default_value_t = 8)]
     pub clients: usize,
     /// HTTP API address.
-    #[arg(long = "http-addr", env = "CONSUL_HTTP_ADDR", default_value = "127.0.0.1:8500")]
+    #[arg(
+        long = "http-addr",
+        env = "CONSUL_HTTP_ADDR",
+        default_value = "127.0.0.1:8500"
+    )]
     pub http_addr: String,
     /// DNS address (UDP).
     #[arg(long = "dns-addr", default_value = "127.0.0.1:8600")]

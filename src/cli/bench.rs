@@ -112,7 +112,9 @@ impl Summary {
     pub fn p50(&self) -> Duration {
         let mut l = self.latencies.clone();
         l.sort();
-        l.get(l.len().saturating_sub(1) / 2).copied().unwrap_or_default()
+        l.get(l.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or_default()
     }
 
     pub fn print(mut self, label: &str, out: &mut (dyn Write + Send)) -> std::io::Result<()> {

@@ -48,7 +48,12 @@ pub async fn run(a: CatalogBenchArgs, out: &mut (dyn Write + Send)) -> anyhow::R
     let large_dns = dns_reads(&a.dns_addr, &target, &a).await?;
     let large = a.services * a.instances;
 
-    let label = |what: &str, n: usize| format!("{what} of {target} ({} instances) with {n} instances registered", a.instances);
+    let label = |what: &str, n: usize| {
+        format!(
+            "{what} of {target} ({} instances) with {n} instances registered",
+            a.instances
+        )
+    };
     let (sh, sd) = (small_health.p50(), small_dns.p50());
     let (lh, ld) = (large_health.p50(), large_dns.p50());
     small_health.print(&label("GET /v1/health/service", small), out)?;
@@ -92,7 +97,11 @@ async fn register(
         async move {
             let r = http.put(url).json(&body).send().await?;
             if !r.status().is_success() {
-                bail!("catalog register: {} {}", r.status(), r.text().await.unwrap_or_default());
+                bail!(
+                    "catalog register: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                );
             }
             Ok(())
         }

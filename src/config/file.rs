@@ -234,9 +234,18 @@ impl FileConfig {
         set(&mut config.dns_port, &self.dns_port);
         set(&mut config.server_port, &self.server_port);
         set(&mut config.enable_script_checks, &self.enable_script_checks);
-        set(&mut config.limits.http_max_in_flight, &self.http_max_in_flight);
-        set(&mut config.limits.grpc_max_in_flight, &self.grpc_max_in_flight);
-        set(&mut config.limits.watch_history_bytes, &self.watch_history_bytes);
+        set(
+            &mut config.limits.http_max_in_flight,
+            &self.http_max_in_flight,
+        );
+        set(
+            &mut config.limits.grpc_max_in_flight,
+            &self.grpc_max_in_flight,
+        );
+        set(
+            &mut config.limits.watch_history_bytes,
+            &self.watch_history_bytes,
+        );
         set(
             &mut config.enable_local_script_checks,
             &self.enable_local_script_checks,

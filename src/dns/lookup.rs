@@ -20,7 +20,7 @@ use rand::seq::SliceRandom;
 use super::name::Question;
 use super::records::{self, asks_for, TTL};
 use crate::service::catalog::ServiceEntry;
-use crate::service::{Consistency, QueryOptions, Api, ServiceError};
+use crate::service::{Api, Consistency, QueryOptions, ServiceError};
 use crate::state::catalog::{CheckStatus, Node};
 
 /// A reply before encoding: the response code and the three record sections.

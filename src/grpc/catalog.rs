@@ -1,6 +1,5 @@
 //! `rostra.v1.Catalog` and `rostra.v1.Health`: decode, call `crate::service`, encode.
 
-
 use tonic::{Request, Response, Status};
 
 use super::catalog_convert as cc;
@@ -9,7 +8,7 @@ use super::watch::{self, WatchStream};
 use crate::pb;
 use crate::pb::catalog_server::Catalog;
 use crate::pb::health_server::Health;
-use crate::service::{QueryMeta, QueryOptions, Api};
+use crate::service::{Api, QueryMeta, QueryOptions};
 use crate::state::catalog::{Deregistration, Registration};
 
 pub struct CatalogService {

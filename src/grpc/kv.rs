@@ -11,7 +11,7 @@ use super::convert;
 use crate::pb;
 use crate::pb::kv_server::Kv;
 use crate::service::kv::PutArgs;
-use crate::service::{QueryOptions, Api};
+use crate::service::{Api, QueryOptions};
 use crate::state::WatchTarget;
 
 pub struct KvService {

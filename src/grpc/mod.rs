@@ -9,7 +9,6 @@ pub mod kv;
 pub mod status;
 pub mod watch;
 
-
 use tokio::net::TcpListener;
 
 use crate::pb::kv_server::KvServer;

@@ -1,6 +1,5 @@
 //! `rostra.v1.Status`: the cluster as this server sees it.
 
-
 use tonic::{Request, Response, Status};
 
 use super::convert;

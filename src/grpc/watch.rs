@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use crate::service::query::MAX_WAIT;
-use crate::service::{Consistency, QueryMeta, QueryOptions, Api, ServiceError};
+use crate::service::{Api, Consistency, QueryMeta, QueryOptions, ServiceError};
 
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 

@@ -254,7 +254,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db
             .write(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
-        let queue = self.flusher.queue.as_ref().expect("the queue lives as long as the store");
+        let queue = self
+            .flusher
+            .queue
+            .as_ref()
+            .expect("the queue lives as long as the store");
         queue
             .send(callback)
             .map_err(|e| StorageIOError::write_logs(&std::io::Error::other(e.to_string())))?;

@@ -393,7 +393,9 @@ impl RaftNode {
         leader: &NodeInfo,
         req: &Req,
         method: fn(
-            crate::pb_internal::raft_transport_client::RaftTransportClient<tonic::transport::Channel>,
+            crate::pb_internal::raft_transport_client::RaftTransportClient<
+                tonic::transport::Channel,
+            >,
             tonic::Request<crate::pb_internal::RaftPayload>,
         ) -> futures::future::BoxFuture<
             'static,

@@ -73,8 +73,10 @@ pub trait ControlPlane: Send + Sync + 'static {
     // --- catalog and health ---
     async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError>;
     async fn catalog_deregister(&self, d: Deregistration) -> Result<u64, ServiceError>;
-    async fn catalog_nodes(&self, opts: &QueryOptions)
-        -> Result<(QueryMeta, Vec<Node>), ServiceError>;
+    async fn catalog_nodes(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Node>), ServiceError>;
     async fn catalog_services(
         &self,
         opts: &QueryOptions,

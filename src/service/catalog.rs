@@ -45,9 +45,7 @@ impl ServiceEntry {
 /// anything else is refused, never clamped.
 pub fn service_port(raw: u64) -> Result<u16, ServiceError> {
     u16::try_from(raw).map_err(|_| {
-        ServiceError::InvalidArgument(format!(
-            "Invalid service port {raw}: a port is 0 to 65535"
-        ))
+        ServiceError::InvalidArgument(format!("Invalid service port {raw}: a port is 0 to 65535"))
     })
 }
 
@@ -113,8 +111,16 @@ impl Service {
         let invalid = |m: &str| Err(ServiceError::InvalidArgument(m.to_string()));
         // Names are joined with NUL in the tables' keys.
         let names = std::iter::once(reg.node.name.as_str())
-            .chain(reg.service.iter().flat_map(|s| [s.id.as_str(), s.name.as_str()]))
-            .chain(reg.checks.iter().flat_map(|c| [c.check_id.as_str(), c.service_id.as_str()]));
+            .chain(
+                reg.service
+                    .iter()
+                    .flat_map(|s| [s.id.as_str(), s.name.as_str()]),
+            )
+            .chain(
+                reg.checks
+                    .iter()
+                    .flat_map(|c| [c.check_id.as_str(), c.service_id.as_str()]),
+            );
         if names.into_iter().any(|n| n.contains('\0')) {
             return invalid("Names and IDs must not contain NUL characters");
         }

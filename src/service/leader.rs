@@ -60,7 +60,11 @@ pub async fn supervise<L: Leadership>(
                 for d in &duties {
                     set.spawn(d(token.clone()));
                 }
-                tracing::info!(term, duties = duties.len(), "leadership gained: leader duties started");
+                tracing::info!(
+                    term,
+                    duties = duties.len(),
+                    "leadership gained: leader duties started"
+                );
                 running = Some((term, token, set));
             }
         }
@@ -152,7 +156,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5_500)).await;
         assert_eq!(live.load(Ordering::SeqCst), 1);
         let ticks_while_leading = ticks.load(Ordering::SeqCst);
-        assert!((5..=7).contains(&ticks_while_leading), "{ticks_while_leading}");
+        assert!(
+            (5..=7).contains(&ticks_while_leading),
+            "{ticks_while_leading}"
+        );
 
         // Losing leadership stops the duty: no tick after that.
         tx.send(None).unwrap();

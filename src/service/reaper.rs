@@ -17,7 +17,11 @@ pub const TOMBSTONE_TTL: Duration = Duration::from_secs(15);
 /// Runs until `leading` is cancelled. Each tick remembers the applied index; tombstones
 /// at or below the index remembered one tick earlier are at least one TTL old and are
 /// reaped. A new leader starts with no mark, so it waits a full TTL before its first reap.
-pub async fn run_tombstone_reaper(service: Arc<Service>, ttl: Duration, leading: CancellationToken) {
+pub async fn run_tombstone_reaper(
+    service: Arc<Service>,
+    ttl: Duration,
+    leading: CancellationToken,
+) {
     let mut ticker = tokio::time::interval(ttl);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut mark: Option<u64> = None;

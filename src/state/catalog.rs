@@ -426,7 +426,8 @@ impl CatalogWrite<'_, '_> {
         let services = self.read().node_services(node)?;
         let checks = self.read().node_checks(node)?;
         let all_names = self.service_names(node)?;
-        let check_services = |c: &HealthCheck| match services.iter().find(|s| s.id == c.service_id) {
+        let check_services = |c: &HealthCheck| match services.iter().find(|s| s.id == c.service_id)
+        {
             Some(s) => vec![s.name.clone()],
             None => all_names.clone(),
         };

@@ -4,7 +4,9 @@
 //! next, sessions and events) and its size (retention is bounded in bytes). A new table
 //! is a new variant here, with its answers to those three questions, and nothing else.
 
-use super::catalog::{node_topic, service_topic, HealthCheck, Node, ServiceInstance, CATALOG_TOPIC};
+use super::catalog::{
+    node_topic, service_topic, HealthCheck, Node, ServiceInstance, CATALOG_TOPIC,
+};
 use super::command::CommandResult;
 use super::kv::KvChange;
 
@@ -99,9 +101,11 @@ impl Change {
                             .as_ref()
                             .map_or(0, |e| e.value.len() + e.key.len() + e.session.len())
                 }
-                Change::Node { name, node, services } => {
-                    name.len() + encoded(node) + names(services)
-                }
+                Change::Node {
+                    name,
+                    node,
+                    services,
+                } => name.len() + encoded(node) + names(services),
                 Change::Service {
                     node,
                     id,

@@ -41,7 +41,9 @@ impl WatchTarget {
     pub fn matches(&self, change: &Change) -> bool {
         match self {
             WatchTarget::Key(k) => change.kv_key() == Some(k.as_str()),
-            WatchTarget::Prefix(p) => change.kv_key().is_some_and(|key| key.starts_with(p.as_str())),
+            WatchTarget::Prefix(p) => change
+                .kv_key()
+                .is_some_and(|key| key.starts_with(p.as_str())),
             WatchTarget::Topic(t) => change.topics().iter().any(|x| x == t),
         }
     }
@@ -456,7 +458,10 @@ mod tests {
         assert_eq!((ev.index, ev.changes.len()), (2, 1));
         let ev = prefix_sub.recv().await.unwrap();
         assert_eq!(
-            ev.changes.iter().filter_map(|c| c.kv_key()).collect::<Vec<_>>(),
+            ev.changes
+                .iter()
+                .filter_map(|c| c.kv_key())
+                .collect::<Vec<_>>(),
             vec!["a/c", "a/b"]
         );
         assert!(key_sub.rx.try_recv().is_err());
@@ -486,7 +491,10 @@ mod tests {
             publish(&feed, i, &["k"]);
         }
         let (ea, eb) = (a.recv().await.unwrap(), b.recv().await.unwrap());
-        assert!(Arc::ptr_eq(&ea.changes[0], &eb.changes[0]), "one copy for all");
+        assert!(
+            Arc::ptr_eq(&ea.changes[0], &eb.changes[0]),
+            "one copy for all"
+        );
         let (_s, replay) = feed.subscribe(WatchTarget::Key("k".into()), Some(1));
         let idx: Vec<u64> = replay.unwrap().unwrap().iter().map(|e| e.index).collect();
         assert_eq!(idx, vec![2, 3, 4]);

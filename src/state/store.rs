@@ -260,7 +260,10 @@ impl StateStore {
             return Ok(());
         }
         let mut services = Vec::new();
-        for item in self.db.iterator_cf(cf(&self.db, CF_SERVICES), IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(cf(&self.db, CF_SERVICES), IteratorMode::Start)
+        {
             services.push(item?.1.to_vec());
         }
         let mut batch = WriteBatch::default();
@@ -556,7 +559,9 @@ mod tests {
     /// Apply reports typed changes, each naming the services whose health it decides.
     #[test]
     fn catalog_applies_report_typed_changes() {
-        use crate::state::catalog::{CheckStatus, Deregistration, Node, Registration, ServiceInstance};
+        use crate::state::catalog::{
+            CheckStatus, Deregistration, Node, Registration, ServiceInstance,
+        };
         let (_d, s) = store();
         let check = |id: &str, service_id: &str| n1_check(id, service_id, CheckStatus::Passing);
         let reg = Registration {
@@ -650,7 +655,8 @@ mod tests {
                 }),
                 checks: vec![],
             };
-            s.apply(&mut ab, index, &Command::CatalogRegister(reg)).unwrap();
+            s.apply(&mut ab, index, &Command::CatalogRegister(reg))
+                .unwrap();
             s.put_applied_index(ab.write_batch(), index);
             s.db().write(ab.into_write_batch()).unwrap();
         };
@@ -667,7 +673,10 @@ mod tests {
         register(1, "n1", "web1", "web");
         register(2, "n2", "web2", "web");
         register(3, "n1", "db1", "db");
-        assert_eq!(instances(&s, "web"), vec![pair("n1", "web1"), pair("n2", "web2")]);
+        assert_eq!(
+            instances(&s, "web"),
+            vec![pair("n1", "web1"), pair("n2", "web2")]
+        );
         // "we" is a prefix of "web" but a different service.
         assert!(instances(&s, "we").is_empty());
         // Renaming an instance moves it in the index.
@@ -712,7 +721,9 @@ mod tests {
         for k in keys {
             t.db().delete_cf(handle, k).unwrap();
         }
-        t.db().delete_cf(cf(t.db(), CF_SM_META), INDEX_VERSION_KEY).unwrap();
+        t.db()
+            .delete_cf(cf(t.db(), CF_SM_META), INDEX_VERSION_KEY)
+            .unwrap();
         assert!(instances(&t, "api").is_empty());
         t.ensure_indexes().unwrap();
         assert_eq!(instances(&t, "api"), vec![pair("n2", "web2")]);
@@ -722,7 +733,9 @@ mod tests {
     /// every service it decided before, so its change names them all.
     #[test]
     fn a_check_moving_between_services_names_both() {
-        use crate::state::catalog::{CheckStatus, HealthCheck, Node, Registration, ServiceInstance};
+        use crate::state::catalog::{
+            CheckStatus, HealthCheck, Node, Registration, ServiceInstance,
+        };
         let (_d, s) = store();
         let node = Node {
             name: "n1".into(),
@@ -743,7 +756,9 @@ mod tests {
                 service,
                 checks,
             };
-            let applied = s.apply(&mut ab, index, &Command::CatalogRegister(reg)).unwrap();
+            let applied = s
+                .apply(&mut ab, index, &Command::CatalogRegister(reg))
+                .unwrap();
             s.db().write(ab.into_write_batch()).unwrap();
             applied
         };

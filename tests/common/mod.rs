@@ -171,7 +171,12 @@ impl Agent {
         // SAFETY: kill(2) on our own child's pid; it has not been reaped yet (try_wait
         // below is the only reaper), so the pid cannot have been reused.
         let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
-        assert_eq!(sent, 0, "sending signal {signal}: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            sent,
+            0,
+            "sending signal {signal}: {}",
+            std::io::Error::last_os_error()
+        );
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {

@@ -9,11 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::wait_until;
 use futures::FutureExt;
 use prost::Message;
 use rostra::client::Client;
-use rostra::config::AgentConfig;
 use rostra::pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,27 +20,11 @@ async fn server_with_limits(
     http: usize,
     grpc: usize,
 ) -> (rostra::server::Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = AgentConfig::dev();
-    config.data_dir = Some(dir.path().to_path_buf());
-    (
-        config.server_port,
-        config.grpc_port,
-        config.http_port,
-        config.dns_port,
-    ) = (0, 0, 0, 0);
-    config.limits.http_max_in_flight = http;
-    config.limits.grpc_max_in_flight = grpc;
-    let server = rostra::server::Server::start(&config).await.unwrap();
-    let c = Client::connect(&server.grpc_addr.to_string())
-        .await
-        .unwrap();
-    wait_until("a leader", || {
-        let c = c.clone();
-        async move { c.leader().await.map(|l| l.leader_id != 0).unwrap_or(false) }
+    common::dev_server_with(|config| {
+        config.limits.http_max_in_flight = http;
+        config.limits.grpc_max_in_flight = grpc;
     })
-    .await;
-    (server, dir)
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

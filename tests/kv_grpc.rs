@@ -403,25 +403,10 @@ async fn thousands_of_watchers_all_see_one_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_streams_are_capped_and_freed_when_clients_leave() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = rostra::config::AgentConfig::dev();
-    config.data_dir = Some(dir.path().to_path_buf());
-    (
-        config.server_port,
-        config.grpc_port,
-        config.http_port,
-        config.dns_port,
-    ) = (0, 0, 0, 0);
-    config.limits.max_streams = 2;
-    let server = rostra::server::Server::start(&config).await.unwrap();
+    let (server, _dir) = common::dev_server_with(|config| config.limits.max_streams = 2).await;
     let c = Client::connect(&server.grpc_addr.to_string())
         .await
         .unwrap();
-    common::wait_until("a leader", || {
-        let c = c.clone();
-        async move { c.leader().await.map(|l| l.leader_id != 0).unwrap_or(false) }
-    })
-    .await;
     let a = c
         .kv()
         .watch(watch_req("q/a", false, 0))

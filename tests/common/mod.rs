@@ -16,8 +16,16 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A dev server in this process on ephemeral loopback ports with its own data dir.
 pub async fn dev_server() -> (Server, tempfile::TempDir) {
+    dev_server_with(|_| {}).await
+}
+
+/// Like `dev_server`, with `configure` applied to the config first (limits, say).
+pub async fn dev_server_with(
+    configure: impl FnOnce(&mut AgentConfig),
+) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = AgentConfig::dev();
+    configure(&mut config);
     config.node_name = "test-node".into();
     config.data_dir = Some(dir.path().to_path_buf());
     config.server_port = 0;

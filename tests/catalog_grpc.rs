@@ -1,5 +1,5 @@
-//! gRPC `Catalog` and `Health`: registration, queries, and watches that send the new
-//! result when (and only when) what they cover changes.
+//! gRPC `Catalog` and `Health`: registration, queries, and watches that send what changed
+//! when (and only when) what they cover changes, and resume after a reconnect.
 
 mod common;
 
@@ -7,6 +7,7 @@ use rostra::client::Client;
 use rostra::pb;
 use rostra::pb::catalog_client::CatalogClient;
 use rostra::pb::health_client::HealthClient;
+use rostra::pb::WatchKind as Kind;
 
 fn reg(node: &str, service: &str, status: pb::HealthStatus) -> pb::RegisterRequest {
     pb::RegisterRequest {
@@ -54,7 +55,7 @@ async fn catalog_and_health_over_grpc_with_watches() {
         .await
         .unwrap();
     let mut watch = catalog
-        .watch_service(pb::ServiceRequest {
+        .watch_service(pb::WatchServiceRequest {
             name: "web".into(),
             ..Default::default()
         })
@@ -62,9 +63,12 @@ async fn catalog_and_health_over_grpc_with_watches() {
         .unwrap()
         .into_inner();
     let first = next(&mut watch).await;
-    assert_eq!(first.instances.len(), 1);
+    assert_eq!(first.kind, Kind::Snapshot as i32);
+    assert_eq!(first.upserted.len(), 1);
+    let synced = next(&mut watch).await;
+    assert_eq!(synced.kind, Kind::Synced as i32);
     let mut health_watch = health
-        .watch_service(pb::HealthServiceRequest {
+        .watch_service(pb::HealthWatchServiceRequest {
             service: "web".into(),
             ..Default::default()
         })
@@ -73,11 +77,13 @@ async fn catalog_and_health_over_grpc_with_watches() {
         .into_inner();
     let h1 = next(&mut health_watch).await;
     assert_eq!(
-        h1.entries[0].checks[0].status,
+        h1.upserted[0].checks[0].status,
         pb::HealthStatus::Passing as i32
     );
+    assert_eq!(next(&mut health_watch).await.kind, Kind::Synced as i32);
 
-    // Another service changes: nothing for the web watchers; then web gains an instance.
+    // Another service changes: nothing for the web watchers; then web gains an instance,
+    // and the message carries that instance alone.
     catalog
         .register(reg("n9", "db", pb::HealthStatus::Passing))
         .await
@@ -87,13 +93,21 @@ async fn catalog_and_health_over_grpc_with_watches() {
         .await
         .unwrap();
     let second = next(&mut watch).await;
+    assert_eq!(second.kind, Kind::Changes as i32);
+    let names = |entries: &[pb::CatalogServiceEntry]| -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| e.node.as_ref().unwrap().name.clone())
+            .collect()
+    };
     assert_eq!(
-        second.instances.len(),
-        2,
-        "the next message is web's change, not db's"
+        names(&second.upserted),
+        vec!["n2"],
+        "the next message is web's change, not db's, and only what changed"
     );
-    assert!(second.header.unwrap().index > first.header.unwrap().index);
-    assert_eq!(next(&mut health_watch).await.entries.len(), 2);
+    assert!(second.index > synced.index);
+    let h2 = next(&mut health_watch).await;
+    assert_eq!((h2.kind, h2.upserted.len()), (Kind::Changes as i32, 1));
 
     // A check turning critical reaches the health watcher; passing_only leaves it out.
     catalog
@@ -101,11 +115,9 @@ async fn catalog_and_health_over_grpc_with_watches() {
         .await
         .unwrap();
     let h3 = next(&mut health_watch).await;
-    let critical = h3
-        .entries
-        .iter()
-        .find(|e| e.node.as_ref().unwrap().name == "n2")
-        .unwrap();
+    assert_eq!(h3.upserted.len(), 1);
+    let critical = &h3.upserted[0];
+    assert_eq!(critical.node.as_ref().unwrap().name, "n2");
     assert_eq!(critical.checks[0].status, pb::HealthStatus::Critical as i32);
     let passing = health
         .service(pb::HealthServiceRequest {
@@ -165,7 +177,15 @@ async fn catalog_and_health_over_grpc_with_watches() {
         })
         .await
         .unwrap();
-    assert_eq!(next(&mut watch).await.instances.len(), 1);
+    let gone = next(&mut watch).await;
+    assert!(gone.upserted.is_empty());
+    assert_eq!(
+        gone.removed,
+        vec![pb::InstanceRef {
+            node: "n2".into(),
+            service_id: "web".into()
+        }]
+    );
 
     // Bad input.
     let e = catalog

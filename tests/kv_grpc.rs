@@ -4,7 +4,7 @@ mod common;
 
 use rostra::client::Client;
 use rostra::pb;
-use rostra::pb::watch_response::Kind;
+use rostra::pb::WatchKind as Kind;
 use tonic::Code;
 
 async fn setup() -> (rostra::server::Server, tempfile::TempDir, Client) {

@@ -6,7 +6,7 @@ mod common;
 
 use common::{wait_until, Agent};
 use rostra::pb;
-use rostra::pb::watch_response::Kind;
+use rostra::pb::WatchKind as Kind;
 
 async fn elected(agent: &Agent) {
     let c = agent.client().await;

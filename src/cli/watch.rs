@@ -6,19 +6,20 @@
 //! not fire it, as in Consul. A broken stream is reopened (KV watches resume from their
 //! index, so nothing is missed or repeated).
 
+use std::collections::BTreeMap;
 use std::io::Write;
-use std::pin::Pin;
 use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use futures::{Stream, StreamExt};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use super::args::WatchArgs;
 use super::consul_json::{to_pretty_json, KvPairJson};
-use crate::client::{Client, KvWatcher};
+use crate::client::{
+    Client, HealthServiceWatch, KvWatch, NodesWatch, ServiceChecksWatch, ServicesWatch,
+    StateChecksWatch, WatchSpec, Watcher,
+};
 use crate::grpc::catalog_convert as cc;
 use crate::http::catalog_json as cj;
 use crate::pb;
@@ -96,7 +97,7 @@ pub fn plan(w: &WatchArgs) -> anyhow::Result<WatchPlan> {
 }
 
 /// The JSON Consul's watch produces for a KV watch's current state.
-fn render_kv(plan: &WatchPlan, state: &std::collections::BTreeMap<String, pb::KvPair>) -> Value {
+fn render_kv(plan: &WatchPlan, state: &BTreeMap<String, pb::KvPair>) -> Value {
     let to_value = |v: KvPairJson| serde_json::to_value(v).expect("JSON encoding of plain data");
     match plan {
         WatchPlan::Key(k) => state
@@ -117,209 +118,119 @@ fn render_kv(plan: &WatchPlan, state: &std::collections::BTreeMap<String, pb::Kv
     }
 }
 
-type Views = Pin<Box<dyn Stream<Item = Result<(u64, Value), tonic::Status>> + Send>>;
-
-fn index_of(h: &Option<pb::ResponseHeader>) -> u64 {
-    h.as_ref().map(|h| h.index).unwrap_or(0)
+/// A followed watch and how its state renders as Consul's JSON.
+struct Followed<S: WatchSpec> {
+    watcher: Watcher<S>,
+    render: Box<dyn Fn(&BTreeMap<S::Key, S::Item>) -> Result<Value, tonic::Status> + Send>,
 }
 
-/// Opens the gRPC watch for a catalog plan, as (index, Consul JSON) views.
-async fn open_catalog(
+/// Consistent views of any watch, as (index, Consul JSON).
+#[async_trait::async_trait]
+trait Views: Send {
+    async fn next(&mut self) -> anyhow::Result<(u64, Value)>;
+}
+
+#[async_trait::async_trait]
+impl<S: WatchSpec> Views for Followed<S> {
+    async fn next(&mut self) -> anyhow::Result<(u64, Value)> {
+        let index = self
+            .watcher
+            .next()
+            .await
+            .map_err(|e| anyhow!("Error querying Rostra agent: {e}"))?;
+        let view = (self.render)(self.watcher.state())
+            .map_err(|e| anyhow!("Error querying Rostra agent: {}", e.message()))?;
+        Ok((index, view))
+    }
+}
+
+async fn follow<S: WatchSpec>(
     client: &Client,
-    plan: &WatchPlan,
-    consistency: pb::Consistency,
-) -> Result<Views, tonic::Status> {
-    let mut catalog = pb::catalog_client::CatalogClient::new(client.channel());
-    let mut health = pb::health_client::HealthClient::new(client.channel());
-    let c = consistency as i32;
-    Ok(match plan.clone() {
-        WatchPlan::Services => Box::pin(
-            catalog
-                .watch_services(pb::ServicesRequest { consistency: c })
-                .await?
-                .into_inner()
-                .map(|m| {
-                    let m = m?;
-                    // Sorted by name, as Consul's JSON object is.
-                    let sorted: std::collections::BTreeMap<String, Vec<String>> =
-                        m.services.into_iter().map(|(k, v)| (k, v.tags)).collect();
-                    let map: serde_json::Map<String, Value> = sorted
-                        .into_iter()
-                        .map(|(k, v)| (k, Value::from(v)))
-                        .collect();
-                    Ok((index_of(&m.header), Value::Object(map)))
-                }),
-        ),
-        WatchPlan::Nodes => Box::pin(
-            catalog
-                .watch_nodes(pb::NodesRequest { consistency: c })
-                .await?
-                .into_inner()
-                .map(|m| {
-                    let m = m?;
-                    let nodes = m
-                        .nodes
-                        .into_iter()
-                        .map(|n| cj::node(&cc::node_in(n)))
-                        .collect();
-                    Ok((index_of(&m.header), Value::Array(nodes)))
-                }),
-        ),
+    spec: S,
+    render: impl Fn(&BTreeMap<S::Key, S::Item>) -> Result<Value, tonic::Status> + Send + 'static,
+) -> anyhow::Result<Box<dyn Views>> {
+    let watcher = client
+        .follow(spec)
+        .await
+        .map_err(|e| anyhow!("Error querying Rostra agent: {e}"))?;
+    Ok(Box::new(Followed {
+        watcher,
+        render: Box::new(render),
+    }))
+}
+
+/// An array of the items, each rendered by `one`.
+fn array<K, T>(
+    state: &BTreeMap<K, T>,
+    one: impl Fn(&T) -> Result<Value, tonic::Status>,
+) -> Result<Value, tonic::Status> {
+    Ok(Value::Array(state.values().map(one).collect::<Result<_, _>>()?))
+}
+
+/// Opens the watch a plan follows.
+async fn open(client: &Client, plan: &WatchPlan) -> anyhow::Result<Box<dyn Views>> {
+    let checks = |c: &pb::HealthCheck| cc::check_view_in(c.clone()).map(|c| cj::check_view(&c));
+    match plan.clone() {
+        WatchPlan::Key(key) | WatchPlan::KeyPrefix(key) => {
+            let prefix = matches!(plan, WatchPlan::KeyPrefix(_));
+            let plan = plan.clone();
+            follow(client, KvWatch { key, prefix }, move |s| Ok(render_kv(&plan, s))).await
+        }
+        WatchPlan::Services => {
+            follow(client, ServicesWatch, |s| {
+                // Sorted by name, as Consul's JSON object is.
+                let map: serde_json::Map<String, Value> = s
+                    .values()
+                    .map(|v| (v.name.clone(), Value::from(v.tags.clone())))
+                    .collect();
+                Ok(Value::Object(map))
+            })
+            .await
+        }
+        WatchPlan::Nodes => {
+            follow(client, NodesWatch, |s| {
+                array(s, |n| Ok(cj::node(&cc::node_in(n.clone()))))
+            })
+            .await
+        }
         WatchPlan::Service {
             name,
             tags,
             passing_only,
-        } => Box::pin(
-            health
-                .watch_service(pb::HealthServiceRequest {
-                    service: name,
-                    tags,
-                    passing_only,
-                    consistency: c,
-                })
-                .await?
-                .into_inner()
-                .map(|m| {
-                    let m = m?;
-                    let entries = m
-                        .entries
-                        .into_iter()
-                        .map(|e| cc::entry_in(e).map(|e| cj::service_entry(&e)))
-                        .collect::<Result<_, _>>()?;
-                    Ok((index_of(&m.header), Value::Array(entries)))
-                }),
-        ),
+        } => {
+            let spec = HealthServiceWatch {
+                service: name,
+                tags,
+                passing_only,
+            };
+            follow(client, spec, |s| {
+                array(s, |e| cc::entry_in(e.clone()).map(|e| cj::service_entry(&e)))
+            })
+            .await
+        }
         WatchPlan::ServiceChecks(service) => {
-            let s = health
-                .watch_checks(pb::HealthChecksRequest {
-                    service,
-                    consistency: c,
-                })
-                .await?
-                .into_inner();
-            Box::pin(s.map(checks_view))
+            follow(client, ServiceChecksWatch { service }, move |s| array(s, checks)).await
         }
         WatchPlan::StateChecks(state) => {
-            let s = health
-                .watch_state(pb::HealthStateRequest {
-                    state: state as i32,
-                    consistency: c,
-                })
-                .await?
-                .into_inner();
-            Box::pin(s.map(checks_view))
-        }
-        WatchPlan::Key(_) | WatchPlan::KeyPrefix(_) => unreachable!("KV plans use the KV watcher"),
-    })
-}
-
-fn checks_view(
-    m: Result<pb::ChecksResponse, tonic::Status>,
-) -> Result<(u64, Value), tonic::Status> {
-    let m = m?;
-    let checks = m
-        .checks
-        .into_iter()
-        .map(|c| cc::check_view_in(c).map(|c| cj::check_view(&c)))
-        .collect::<Result<_, _>>()?;
-    Ok((index_of(&m.header), Value::Array(checks)))
-}
-
-/// Where views come from.
-enum Source {
-    Kv(KvWatcher, WatchPlan),
-    Catalog {
-        client: Client,
-        plan: WatchPlan,
-        consistency: pb::Consistency,
-        views: Option<Views>,
-    },
-}
-
-impl Source {
-    async fn next(&mut self) -> anyhow::Result<(u64, Value)> {
-        match self {
-            Source::Kv(w, plan) => {
-                let index = w
-                    .next()
-                    .await
-                    .map_err(|e| anyhow!("Error querying Rostra agent: {e}"))?;
-                Ok((index, render_kv(plan, w.state())))
-            }
-            Source::Catalog {
-                client,
-                plan,
-                consistency,
-                views,
-            } => {
-                let mut backoff = Duration::from_millis(100);
-                loop {
-                    if views.is_none() {
-                        match open_catalog(client, plan, *consistency).await {
-                            Ok(v) => *views = Some(v),
-                            Err(e) if e.code() == tonic::Code::InvalidArgument => {
-                                bail!("Error querying Rostra agent: {}", e.message())
-                            }
-                            Err(e) => eprintln!(
-                                "watch: reconnecting to {}: {}",
-                                client.addr(),
-                                e.message()
-                            ),
-                        }
-                    }
-                    if let Some(v) = views.as_mut() {
-                        match v.next().await {
-                            Some(Ok(view)) => return Ok(view),
-                            Some(Err(e)) if e.code() == tonic::Code::InvalidArgument => {
-                                bail!("Error querying Rostra agent: {}", e.message())
-                            }
-                            _ => *views = None,
-                        }
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                }
-            }
+            follow(client, StateChecksWatch { state }, move |s| array(s, checks)).await
         }
     }
 }
 
+/// Runs the watch: prints the view once without a handler, else feeds the handler every
+/// view that differs from the last one it got. Every watch reads the state of the server
+/// it is connected to (so `-stale` changes nothing); a broken stream resumes from the
+/// last index, with nothing missed or repeated.
 pub async fn run(
     client: &Client,
     plan: WatchPlan,
     w: WatchArgs,
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<()> {
-    let consistency = if w.stale {
-        pb::Consistency::Stale
-    } else {
-        pb::Consistency::Default
-    };
-    let mut source = match &plan {
-        WatchPlan::Key(k) => Source::Kv(
-            client
-                .watch(k, false)
-                .await
-                .map_err(|e| anyhow!("Error querying Rostra agent: {e}"))?,
-            plan.clone(),
-        ),
-        WatchPlan::KeyPrefix(p) => Source::Kv(
-            client
-                .watch(p, true)
-                .await
-                .map_err(|e| anyhow!("Error querying Rostra agent: {e}"))?,
-            plan.clone(),
-        ),
-        _ => Source::Catalog {
-            client: client.clone(),
-            plan: plan.clone(),
-            consistency,
-            views: None,
-        },
-    };
+    let mut views = open(client, &plan).await?;
     let mut last_delivered: Option<Value> = None;
     loop {
-        let (index, view) = source.next().await?;
+        let (index, view) = views.next().await?;
         if w.handler.is_empty() {
             writeln!(out, "{}", to_pretty_json(&view, b"    "))?;
             return Ok(());

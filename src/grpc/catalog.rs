@@ -4,11 +4,12 @@ use tonic::{Request, Response, Status};
 
 use super::catalog_convert as cc;
 use super::convert;
-use super::watch::{self, WatchStream};
+use super::watch::{self, catalog_response, WatchStream};
 use crate::pb;
 use crate::pb::catalog_server::Catalog;
 use crate::pb::health_server::Health;
-use crate::service::{Api, QueryMeta, QueryOptions};
+use crate::service::catalog::CheckView;
+use crate::service::{Api, CatalogItem, CatalogWatch, ItemKey, QueryMeta, QueryOptions};
 use crate::state::catalog::{Deregistration, Registration};
 
 pub struct CatalogService {
@@ -179,68 +180,118 @@ impl Catalog for CatalogService {
         }))
     }
 
-    type WatchNodesStream = WatchStream<pb::NodesResponse>;
+    type WatchNodesStream = WatchStream<pb::WatchNodesResponse>;
 
     async fn watch_nodes(
         &self,
-        request: Request<pb::NodesRequest>,
+        request: Request<pb::WatchNodesRequest>,
     ) -> Result<Response<Self::WatchNodesStream>, Status> {
-        let consistency = convert::consistency(request.get_ref().consistency)?;
-        let stream = watch::stream(
-            self.service.clone(),
-            consistency,
-            |s, o| async move { s.catalog_nodes(&o).await },
-            nodes_response,
-        );
-        Ok(Response::new(stream))
+        let start = request.get_ref().start_index;
+        let rx = self.service.watch_catalog(CatalogWatch::Nodes, start)?;
+        let encode = catalog_response!(pb::WatchNodesResponse, node_item, node_key);
+        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
     }
 
-    type WatchServicesStream = WatchStream<pb::ServicesResponse>;
+    type WatchServicesStream = WatchStream<pb::WatchServicesResponse>;
 
     async fn watch_services(
         &self,
-        request: Request<pb::ServicesRequest>,
+        request: Request<pb::WatchServicesRequest>,
     ) -> Result<Response<Self::WatchServicesStream>, Status> {
-        let consistency = convert::consistency(request.get_ref().consistency)?;
-        let stream = watch::stream(
-            self.service.clone(),
-            consistency,
-            |s, o| async move { s.catalog_services(&o).await },
-            services_response,
-        );
-        Ok(Response::new(stream))
+        let start = request.get_ref().start_index;
+        let rx = self.service.watch_catalog(CatalogWatch::Services, start)?;
+        let encode = catalog_response!(pb::WatchServicesResponse, summary_item, service_key);
+        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
     }
 
-    type WatchServiceStream = WatchStream<pb::ServiceResponse>;
+    type WatchServiceStream = WatchStream<pb::WatchServiceResponse>;
 
     async fn watch_service(
         &self,
-        request: Request<pb::ServiceRequest>,
+        request: Request<pb::WatchServiceRequest>,
     ) -> Result<Response<Self::WatchServiceStream>, Status> {
         let req = request.into_inner();
-        let consistency = convert::consistency(req.consistency)?;
-        let (name, tags) = (req.name, req.tags);
-        let stream = watch::stream(
-            self.service.clone(),
-            consistency,
-            move |s, o| {
-                let (name, tags) = (name.clone(), tags.clone());
-                async move { s.catalog_service(&name, &tags, &o).await }
-            },
-            service_response,
-        );
-        Ok(Response::new(stream))
+        let watch = CatalogWatch::Service {
+            name: req.name,
+            tags: req.tags,
+        };
+        let rx = self.service.watch_catalog(watch, req.start_index)?;
+        let encode = catalog_response!(pb::WatchServiceResponse, instance_item, instance_key);
+        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
     }
 }
 
-fn checks_response(
-    meta: QueryMeta,
-    checks: Vec<crate::service::catalog::CheckView>,
-) -> pb::ChecksResponse {
-    pb::ChecksResponse {
-        header: header(&meta),
-        checks: checks.into_iter().map(cc::check_out).collect(),
+fn node_item(item: CatalogItem) -> Option<pb::Node> {
+    match item {
+        CatalogItem::Node(n) => Some(cc::node_out(n)),
+        _ => None,
     }
+}
+
+fn node_key(key: ItemKey) -> Option<String> {
+    match key {
+        ItemKey::Node(n) => Some(n),
+        _ => None,
+    }
+}
+
+fn summary_item(item: CatalogItem) -> Option<pb::ServiceSummary> {
+    match item {
+        CatalogItem::Service { name, tags } => Some(pb::ServiceSummary {
+            name,
+            tags: tags.into_iter().collect(),
+        }),
+        _ => None,
+    }
+}
+
+fn service_key(key: ItemKey) -> Option<String> {
+    match key {
+        ItemKey::Service(n) => Some(n),
+        _ => None,
+    }
+}
+
+fn instance_item(item: CatalogItem) -> Option<pb::CatalogServiceEntry> {
+    match item {
+        CatalogItem::Instance { node, service } => Some(pb::CatalogServiceEntry {
+            node: Some(cc::node_out(node)),
+            service: Some(cc::service_out(service)),
+        }),
+        _ => None,
+    }
+}
+
+fn instance_key(key: ItemKey) -> Option<pb::InstanceRef> {
+    match key {
+        ItemKey::Instance(node, service_id) => Some(pb::InstanceRef { node, service_id }),
+        _ => None,
+    }
+}
+
+fn entry_item(item: CatalogItem) -> Option<pb::ServiceEntry> {
+    match item {
+        CatalogItem::Health(e) => Some(cc::entry_out(e)),
+        _ => None,
+    }
+}
+
+fn check_item(item: CatalogItem) -> Option<pb::HealthCheck> {
+    match item {
+        CatalogItem::Check(c) => Some(cc::check_out(c)),
+        _ => None,
+    }
+}
+
+fn check_key(key: ItemKey) -> Option<pb::CheckRef> {
+    match key {
+        ItemKey::Check(node, check_id) => Some(pb::CheckRef { node, check_id }),
+        _ => None,
+    }
+}
+
+fn checks_out(checks: Vec<CheckView>) -> Vec<pb::HealthCheck> {
+    checks.into_iter().map(cc::check_out).collect()
 }
 
 fn health_service_response(
@@ -258,25 +309,31 @@ impl Health for HealthService {
     async fn node(
         &self,
         request: Request<pb::HealthNodeRequest>,
-    ) -> Result<Response<pb::ChecksResponse>, Status> {
+    ) -> Result<Response<pb::HealthNodeResponse>, Status> {
         let req = request.into_inner();
         let (meta, checks) = self
             .service
             .health_node(&req.node, &opts(req.consistency)?)
             .await?;
-        Ok(Response::new(checks_response(meta, checks)))
+        Ok(Response::new(pb::HealthNodeResponse {
+            header: header(&meta),
+            checks: checks_out(checks),
+        }))
     }
 
     async fn checks(
         &self,
         request: Request<pb::HealthChecksRequest>,
-    ) -> Result<Response<pb::ChecksResponse>, Status> {
+    ) -> Result<Response<pb::HealthChecksResponse>, Status> {
         let req = request.into_inner();
         let (meta, checks) = self
             .service
             .health_checks(&req.service, &opts(req.consistency)?)
             .await?;
-        Ok(Response::new(checks_response(meta, checks)))
+        Ok(Response::new(pb::HealthChecksResponse {
+            header: header(&meta),
+            checks: checks_out(checks),
+        }))
     }
 
     async fn service(
@@ -299,73 +356,63 @@ impl Health for HealthService {
     async fn state(
         &self,
         request: Request<pb::HealthStateRequest>,
-    ) -> Result<Response<pb::ChecksResponse>, Status> {
+    ) -> Result<Response<pb::HealthStateResponse>, Status> {
         let req = request.into_inner();
         let state = cc::status_in(req.state)?;
         let (meta, checks) = self
             .service
             .health_state(state, &opts(req.consistency)?)
             .await?;
-        Ok(Response::new(checks_response(meta, checks)))
+        Ok(Response::new(pb::HealthStateResponse {
+            header: header(&meta),
+            checks: checks_out(checks),
+        }))
     }
 
-    type WatchServiceStream = WatchStream<pb::HealthServiceResponse>;
+    type WatchServiceStream = WatchStream<pb::HealthWatchServiceResponse>;
 
     async fn watch_service(
         &self,
-        request: Request<pb::HealthServiceRequest>,
+        request: Request<pb::HealthWatchServiceRequest>,
     ) -> Result<Response<Self::WatchServiceStream>, Status> {
         let req = request.into_inner();
-        let consistency = convert::consistency(req.consistency)?;
-        let (name, tags, passing) = (req.service, req.tags, req.passing_only);
-        let stream = watch::stream(
-            self.service.clone(),
-            consistency,
-            move |s, o| {
-                let (name, tags) = (name.clone(), tags.clone());
-                async move { s.health_service(&name, &tags, passing, &o).await }
-            },
-            health_service_response,
-        );
-        Ok(Response::new(stream))
+        let watch = CatalogWatch::Health {
+            service: req.service,
+            tags: req.tags,
+            passing_only: req.passing_only,
+        };
+        let rx = self.service.watch_catalog(watch, req.start_index)?;
+        let encode = catalog_response!(pb::HealthWatchServiceResponse, entry_item, instance_key);
+        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
     }
 
-    type WatchChecksStream = WatchStream<pb::ChecksResponse>;
+    type WatchChecksStream = WatchStream<pb::HealthWatchChecksResponse>;
 
     async fn watch_checks(
         &self,
-        request: Request<pb::HealthChecksRequest>,
+        request: Request<pb::HealthWatchChecksRequest>,
     ) -> Result<Response<Self::WatchChecksStream>, Status> {
         let req = request.into_inner();
-        let consistency = convert::consistency(req.consistency)?;
-        let name = req.service;
-        let stream = watch::stream(
-            self.service.clone(),
-            consistency,
-            move |s, o| {
-                let name = name.clone();
-                async move { s.health_checks(&name, &o).await }
-            },
-            checks_response,
-        );
-        Ok(Response::new(stream))
+        let watch = CatalogWatch::ServiceChecks {
+            service: req.service,
+        };
+        let rx = self.service.watch_catalog(watch, req.start_index)?;
+        let encode = catalog_response!(pb::HealthWatchChecksResponse, check_item, check_key);
+        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
     }
 
-    type WatchStateStream = WatchStream<pb::ChecksResponse>;
+    type WatchStateStream = WatchStream<pb::HealthWatchStateResponse>;
 
     async fn watch_state(
         &self,
-        request: Request<pb::HealthStateRequest>,
+        request: Request<pb::HealthWatchStateRequest>,
     ) -> Result<Response<Self::WatchStateStream>, Status> {
         let req = request.into_inner();
-        let consistency = convert::consistency(req.consistency)?;
-        let state = cc::status_in(req.state)?;
-        let stream = watch::stream(
-            self.service.clone(),
-            consistency,
-            move |s, o| async move { s.health_state(state, &o).await },
-            checks_response,
-        );
-        Ok(Response::new(stream))
+        let watch = CatalogWatch::ChecksInState {
+            state: cc::status_in(req.state)?,
+        };
+        let rx = self.service.watch_catalog(watch, req.start_index)?;
+        let encode = catalog_response!(pb::HealthWatchStateResponse, check_item, check_key);
+        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
     }
 }

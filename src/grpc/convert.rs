@@ -1,10 +1,13 @@
 //! Conversions between protobuf messages and service/domain types, kept out of handlers.
 
+use std::sync::Arc;
+
+use super::watch::Frame;
 use crate::pb;
 use crate::service::txn::TxnReply;
-use crate::service::{Consistency, ResponseMeta, WatchMessage};
+use crate::service::{Consistency, ResponseMeta};
 use crate::state::txn::{KvTxnOp, KvTxnVerb};
-use crate::state::{KvChange, KvEntry};
+use crate::state::{Change, KvChange, KvEntry};
 
 pub fn header(meta: &ResponseMeta) -> pb::ResponseHeader {
     pb::ResponseHeader {
@@ -56,40 +59,32 @@ fn kv_event(change: &KvChange, index: u64) -> pb::KvEvent {
     }
 }
 
-pub fn watch_response(msg: WatchMessage, header: pb::ResponseHeader) -> pb::WatchResponse {
-    use pb::watch_response::Kind;
-    let (kind, index, events, reason) = match msg {
-        WatchMessage::Snapshot { index, entries } => (
-            Kind::Snapshot,
-            index,
-            entries
-                .into_iter()
-                .map(|e| pb::KvEvent {
-                    r#type: pb::kv_event::Type::Put as i32,
-                    kv: Some(kv_pair(e)),
-                })
-                .collect(),
-            "",
-        ),
-        WatchMessage::Synced { index } => (Kind::Synced, index, Vec::new(), ""),
-        WatchMessage::Changes { index, changes } => (
-            Kind::Changes,
-            index,
-            changes
-                .iter()
-                .filter_map(|c| c.as_kv())
-                .map(|c| kv_event(c, index))
-                .collect(),
-            "",
-        ),
-        WatchMessage::Reset { index, reason } => (Kind::Reset, index, Vec::new(), reason),
-    };
+/// A KV watch message: snapshot pairs as PUT events, changes as PUT or DELETE events.
+pub fn watch_response(
+    frame: Frame,
+    entries: Vec<KvEntry>,
+    changes: Option<Vec<Arc<Change>>>,
+) -> pb::WatchResponse {
+    let mut events: Vec<pb::KvEvent> = entries
+        .into_iter()
+        .map(|e| pb::KvEvent {
+            r#type: pb::kv_event::Type::Put as i32,
+            kv: Some(kv_pair(e)),
+        })
+        .collect();
+    events.extend(
+        changes
+            .iter()
+            .flatten()
+            .filter_map(|c| c.as_kv())
+            .map(|c| kv_event(c, frame.index)),
+    );
     pb::WatchResponse {
-        kind: kind as i32,
-        index,
+        kind: frame.kind as i32,
+        index: frame.index,
         events,
-        reason: reason.to_string(),
-        header: Some(pb::ResponseHeader { index, ..header }),
+        reason: frame.reason,
+        header: frame.header,
     }
 }
 

@@ -3,8 +3,6 @@
 use std::pin::Pin;
 
 use futures::Stream;
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::convert;
@@ -136,12 +134,11 @@ impl Kv for KvService {
         } else {
             WatchTarget::Key(req.key)
         };
-        let rx = self.service.watch(target, req.start_index)?;
-        let service = self.service.clone();
-        let stream = ReceiverStream::new(rx).map(move |msg| {
-            let header = convert::header(&service.meta(0));
-            Ok(convert::watch_response(msg, header))
-        });
-        Ok(Response::new(Box::pin(stream)))
+        let rx = self.service.watch_kv(target, req.start_index)?;
+        Ok(Response::new(super::watch::stream(
+            self.service.clone(),
+            rx,
+            convert::watch_response,
+        )))
     }
 }

@@ -1,77 +1,100 @@
-//! Streaming watches over any blocking query: send the current result, then block with
-//! the last index and send again whenever the index moves. One task per stream; it ends
-//! when the client goes away or the server shuts down.
+//! Watch streams: the service layer's watch messages (`service::watch`), encoded as each
+//! RPC's response type. The protocol is decided in the service layer; this only
+//! translates, and every watch RPC (KV, catalog, health) goes through [`stream`].
 
-use std::future::Future;
 use std::pin::Pin;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::service::query::MAX_WAIT;
-use crate::service::{Api, Consistency, QueryMeta, QueryOptions, ServiceError};
+use super::convert;
+use crate::pb;
+use crate::service::{Api, CatalogDelta, CatalogItem, ItemKey, WatchMessage};
 
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Runs `query` (given the options for each round) in a loop and streams `encode` of
-/// each new result. A wake-up whose result equals the last one sent (the index moved
-/// for something this view does not show, such as a check on a catalog listing) sends
-/// nothing, as Consul's watches skip deep-equal results.
-pub fn stream<T, R, Q, Fut, E>(
-    service: Api,
-    consistency: Consistency,
-    query: Q,
-    encode: E,
-) -> WatchStream<R>
+/// The fields every watch response carries besides its payload.
+pub struct Frame {
+    pub kind: pb::WatchKind,
+    pub index: u64,
+    pub reason: String,
+    pub header: Option<pb::ResponseHeader>,
+}
+
+/// Streams `rx` as responses built by `encode` from each message's frame, its snapshot
+/// items and its delta.
+pub fn stream<I, D, R, E>(api: Api, rx: mpsc::Receiver<WatchMessage<I, D>>, encode: E) -> WatchStream<R>
 where
-    T: Clone + PartialEq + Send + 'static,
+    I: Send + 'static,
+    D: Send + 'static,
     R: Send + 'static,
-    Q: Fn(Api, QueryOptions) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<(QueryMeta, T), ServiceError>> + Send,
-    E: Fn(QueryMeta, T) -> R + Send + 'static,
+    E: Fn(Frame, Vec<I>, Option<D>) -> R + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel(4);
-    let owner = service.clone();
-    owner.spawn(Box::pin(async move {
-        let mut last = 0;
-        let mut last_value: Option<T> = None;
-        loop {
-            let opts = QueryOptions {
-                consistency,
-                min_index: last,
-                wait: MAX_WAIT,
-            };
-            // Stop waiting as soon as the client goes away (frees the permit at once).
-            let answer = tokio::select! {
-                a = query(service.clone(), opts) => a,
-                _ = tx.closed() => return,
-            };
-            let sent = match answer {
-                Ok((meta, value)) => {
-                    if service.is_shutting_down() {
-                        return;
-                    }
-                    if meta.index == last {
-                        continue; // the wait ended with nothing new
-                    }
-                    last = meta.index;
-                    if last_value.as_ref() == Some(&value) {
-                        continue;
-                    }
-                    last_value = Some(value.clone());
-                    tx.send(Ok(encode(meta, value))).await
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.into())).await;
-                    return;
-                }
-            };
-            if sent.is_err() {
-                return; // client went away
+    let stream = ReceiverStream::new(rx).map(move |msg| {
+        let (kind, index, reason, items, delta) = match msg {
+            WatchMessage::Snapshot { index, items } => {
+                (pb::WatchKind::Snapshot, index, "", items, None)
+            }
+            WatchMessage::Synced { index } => (pb::WatchKind::Synced, index, "", Vec::new(), None),
+            WatchMessage::Changes { index, delta } => {
+                (pb::WatchKind::Changes, index, "", Vec::new(), Some(delta))
+            }
+            WatchMessage::Reset { index, reason } => {
+                (pb::WatchKind::Reset, index, reason, Vec::new(), None)
+            }
+        };
+        let header = pb::ResponseHeader {
+            index,
+            ..convert::header(&api.meta(0))
+        };
+        let frame = Frame {
+            kind,
+            index,
+            reason: reason.to_string(),
+            header: Some(header),
+        };
+        Ok(encode(frame, items, delta))
+    });
+    Box::pin(stream)
+}
+
+/// A catalog watch's message as upserted items and removed keys of one RPC's types.
+/// Items of another kind cannot occur (the view decides the kind) and are skipped.
+pub fn catalog_payload<U, K>(
+    items: Vec<CatalogItem>,
+    delta: Option<CatalogDelta>,
+    item: fn(CatalogItem) -> Option<U>,
+    key: fn(ItemKey) -> Option<K>,
+) -> (Vec<U>, Vec<K>) {
+    let (mut upserted, removed) = match delta {
+        Some(d) => (d.upserted, d.removed),
+        None => (Vec::new(), Vec::new()),
+    };
+    upserted.extend(items);
+    (
+        upserted.into_iter().filter_map(item).collect(),
+        removed.into_iter().filter_map(key).collect(),
+    )
+}
+
+/// A closure building catalog watch response `$ty` (they all have the same six fields)
+/// from a frame and its payload, mapping items with `$item` and keys with `$key`.
+macro_rules! catalog_response {
+    ($ty:path, $item:expr, $key:expr) => {
+        |f: $crate::grpc::watch::Frame, items, delta| {
+            let (upserted, removed) =
+                $crate::grpc::watch::catalog_payload(items, delta, $item, $key);
+            $ty {
+                kind: f.kind as i32,
+                index: f.index,
+                reason: f.reason,
+                header: f.header,
+                upserted,
+                removed,
             }
         }
-    }));
-    Box::pin(ReceiverStream::new(rx))
+    };
 }
+pub(crate) use catalog_response;

@@ -18,7 +18,8 @@ use super::catalog::{CheckView, ServiceEntry};
 use super::kv::PutArgs;
 use super::query::{QueryMeta, QueryOptions};
 use super::txn::TxnReply;
-use super::watch::WatchMessage;
+use super::catalog_watch::CatalogWatch;
+use super::watch::{CatalogWatchMessage, KvWatchMessage};
 use super::{Consistency, Limits, Metrics, ResponseMeta, Service, ServiceError};
 use crate::raft::ClusterStatus;
 use crate::state::catalog::{CheckStatus, Deregistration, Node, Registration, ServiceInstance};
@@ -64,11 +65,11 @@ pub trait ControlPlane: Send + Sync + 'static {
         consistency: Consistency,
     ) -> Result<TxnReply, ServiceError>;
     /// A KV watch stream (see `service::watch`).
-    fn watch(
+    fn watch_kv(
         &self,
         target: WatchTarget,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<WatchMessage>, ServiceError>;
+    ) -> Result<mpsc::Receiver<KvWatchMessage>, ServiceError>;
 
     // --- catalog and health ---
     async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError>;
@@ -114,6 +115,12 @@ pub trait ControlPlane: Send + Sync + 'static {
         state: Option<CheckStatus>,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError>;
+    /// A catalog or health watch stream, on the same protocol as a KV watch.
+    fn watch_catalog(
+        &self,
+        watch: CatalogWatch,
+        start_index: u64,
+    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError>;
 
     // --- the server itself ---
     /// The response header for an answer reflecting `index`.
@@ -169,12 +176,12 @@ impl ControlPlane for Service {
     ) -> Result<TxnReply, ServiceError> {
         Service::kv_txn(self, ops, consistency).await
     }
-    fn watch(
+    fn watch_kv(
         &self,
         target: WatchTarget,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<WatchMessage>, ServiceError> {
-        Service::watch(self, target, start_index)
+    ) -> Result<mpsc::Receiver<KvWatchMessage>, ServiceError> {
+        Service::watch_kv(self, target, start_index)
     }
     async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError> {
         Service::catalog_register(self, reg).await
@@ -238,6 +245,13 @@ impl ControlPlane for Service {
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
         Service::health_state(self, state, opts).await
+    }
+    fn watch_catalog(
+        &self,
+        watch: CatalogWatch,
+        start_index: u64,
+    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
+        Service::watch_catalog(self, watch, start_index)
     }
     fn meta(&self, index: u64) -> ResponseMeta {
         Service::meta(self, index)

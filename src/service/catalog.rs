@@ -4,17 +4,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::catalog_watch::CatalogWatch;
 use super::query::{QueryMeta, QueryOptions};
 use super::{Service, ServiceError};
 use crate::state::catalog::{
-    node_topic, service_topic, CheckStatus, Deregistration, HealthCheck, Node, Registration,
-    ServiceInstance, CATALOG_TOPIC,
+    node_topic, CheckStatus, Deregistration, HealthCheck, Node, Registration, ServiceInstance,
 };
-use crate::state::store::KvQuery;
+use crate::state::store::{KvQuery, StoreError};
 use crate::state::{Command, CommandResult, ReadView, WatchTarget};
 
 /// A check with the name and tags of its service filled in (Consul's HealthCheck JSON).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct CheckView {
     pub check: HealthCheck,
     pub service_name: String,
@@ -23,7 +23,7 @@ pub struct CheckView {
 
 /// One instance of a service with its node and every check that bears on it (the node's
 /// own checks and the instance's): Consul's `/v1/health/service` entry.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 pub struct ServiceEntry {
     pub node: Node,
     pub service: ServiceInstance,
@@ -56,10 +56,7 @@ fn has_tags(service: &ServiceInstance, tags: &[String]) -> bool {
 
 /// Checks with the name and tags of the service each belongs to (one point read per
 /// service-level check, so the cost is the answer's size).
-fn views(
-    view: &ReadView<'_>,
-    checks: Vec<HealthCheck>,
-) -> Result<Vec<CheckView>, crate::state::store::StoreError> {
+fn views(view: &ReadView<'_>, checks: Vec<HealthCheck>) -> Result<Vec<CheckView>, StoreError> {
     let catalog = view.catalog();
     let mut services: BTreeMap<(String, String), Option<ServiceInstance>> = BTreeMap::new();
     let mut out = Vec::with_capacity(checks.len());
@@ -83,7 +80,7 @@ fn views(
     Ok(out)
 }
 
-fn query<T>(view: &ReadView<'_>, value: T) -> Result<KvQuery<T>, crate::state::store::StoreError> {
+fn query<T>(view: &ReadView<'_>, value: T) -> Result<KvQuery<T>, StoreError> {
     Ok(KvQuery {
         applied: view.applied_index()?,
         index: view.catalog_index()?.max(1),
@@ -175,12 +172,7 @@ impl Service {
         &self,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<Node>), ServiceError> {
-        self.query(WatchTarget::Topic(CATALOG_TOPIC.into()), opts, |s| {
-            let view = s.view();
-            let nodes = view.catalog().nodes()?;
-            query(&view, nodes)
-        })
-        .await
+        self.catalog_query(CatalogWatch::Nodes, opts, read_nodes).await
     }
 
     /// Service name to the union of its instances' tags.
@@ -188,15 +180,8 @@ impl Service {
         &self,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, BTreeMap<String, BTreeSet<String>>), ServiceError> {
-        self.query(WatchTarget::Topic(CATALOG_TOPIC.into()), opts, |s| {
-            let view = s.view();
-            let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-            for svc in view.catalog().services()? {
-                out.entry(svc.name).or_default().extend(svc.tags);
-            }
-            query(&view, out)
-        })
-        .await
+        self.catalog_query(CatalogWatch::Services, opts, read_services)
+            .await
     }
 
     /// Every instance of `name` carrying all of `tags`, with its node.
@@ -206,21 +191,13 @@ impl Service {
         tags: &[String],
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<(Node, ServiceInstance)>), ServiceError> {
+        let watch = CatalogWatch::Service {
+            name: name.to_string(),
+            tags: tags.to_vec(),
+        };
         let (name, tags) = (name.to_string(), tags.to_vec());
-        self.query(WatchTarget::Topic(service_topic(&name)), opts, move |s| {
-            let view = s.view();
-            let catalog = view.catalog();
-            let mut out = Vec::new();
-            for svc in catalog.service_instances(&name)? {
-                if has_tags(&svc, &tags) {
-                    if let Some(node) = catalog.node(&svc.node)? {
-                        out.push((node, svc));
-                    }
-                }
-            }
-            query(&view, out)
-        })
-        .await
+        self.catalog_query(watch, opts, move |v| read_service(v, &name, &tags))
+            .await
     }
 
     /// A node and its services; `None` for an unknown node.
@@ -263,29 +240,12 @@ impl Service {
         service: &str,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
+        let watch = CatalogWatch::ServiceChecks {
+            service: service.to_string(),
+        };
         let service = service.to_string();
-        self.query(
-            WatchTarget::Topic(service_topic(&service)),
-            opts,
-            move |s| {
-                let view = s.view();
-                let catalog = view.catalog();
-                let mut checks = Vec::new();
-                for svc in catalog.service_instances(&service)? {
-                    checks.extend(
-                        catalog
-                            .node_checks(&svc.node)?
-                            .into_iter()
-                            .filter(|c| c.service_id == svc.id),
-                    );
-                }
-                // In table order (node, check id), as a scan of the checks gives.
-                checks.sort_by(|a, b| (&a.node, &a.check_id).cmp(&(&b.node, &b.check_id)));
-                let checks = views(&view, checks)?;
-                query(&view, checks)
-            },
-        )
-        .await
+        self.catalog_query(watch, opts, move |v| read_service_checks(v, &service))
+            .await
     }
 
     /// Instances of `service` with all `tags`, each with its node and checks. With
@@ -297,38 +257,15 @@ impl Service {
         passing_only: bool,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<ServiceEntry>), ServiceError> {
+        let watch = CatalogWatch::Health {
+            service: service.to_string(),
+            tags: tags.to_vec(),
+            passing_only,
+        };
         let (service, tags) = (service.to_string(), tags.to_vec());
-        self.query(
-            WatchTarget::Topic(service_topic(&service)),
-            opts,
-            move |s| {
-                let view = s.view();
-                let catalog = view.catalog();
-                let mut out = Vec::new();
-                for svc in catalog.service_instances(&service)? {
-                    if !has_tags(&svc, &tags) {
-                        continue;
-                    }
-                    let Some(node) = catalog.node(&svc.node)? else {
-                        continue;
-                    };
-                    let checks = catalog
-                        .node_checks(&svc.node)?
-                        .into_iter()
-                        .filter(|c| c.service_id.is_empty() || c.service_id == svc.id)
-                        .collect();
-                    let entry = ServiceEntry {
-                        checks: views(&view, checks)?,
-                        node,
-                        service: svc,
-                    };
-                    if !passing_only || entry.status() == CheckStatus::Passing {
-                        out.push(entry);
-                    }
-                }
-                query(&view, out)
-            },
-        )
+        self.catalog_query(watch, opts, move |v| {
+            read_health(v, &service, &tags, passing_only)
+        })
         .await
     }
 
@@ -338,14 +275,162 @@ impl Service {
         state: Option<CheckStatus>,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
-        self.query(WatchTarget::Topic(CATALOG_TOPIC.into()), opts, move |s| {
-            let view = s.view();
-            let checks = views(&view, view.catalog().checks()?)?
-                .into_iter()
-                .filter(|c| state.is_none_or(|st| c.check.status == st))
-                .collect();
-            query(&view, checks)
+        self.catalog_query(CatalogWatch::ChecksInState { state }, opts, move |v| {
+            read_state(v, state)
         })
         .await
     }
+
+    /// A blocking read of one watchable answer: it waits on the same feed target the
+    /// answer's watch stream subscribes to.
+    async fn catalog_query<T, F>(
+        &self,
+        watch: CatalogWatch,
+        opts: &QueryOptions,
+        read: F,
+    ) -> Result<(QueryMeta, T), ServiceError>
+    where
+        T: Send + 'static,
+        F: Fn(&ReadView<'_>) -> Result<T, StoreError> + Send + Sync + Clone + 'static,
+    {
+        watch.validate()?;
+        self.query(watch.target(), opts, move |s| {
+            let view = s.view();
+            let value = read(&view)?;
+            query(&view, value)
+        })
+        .await
+    }
+}
+
+// The reads behind every catalog and health answer, over one consistent snapshot. The
+// blocking queries above and the watch views (`catalog_watch`) share them, so an answer
+// and its watch can never disagree.
+
+pub(super) fn read_nodes(view: &ReadView<'_>) -> Result<Vec<Node>, StoreError> {
+    view.catalog().nodes()
+}
+
+pub(super) fn read_services(
+    view: &ReadView<'_>,
+) -> Result<BTreeMap<String, BTreeSet<String>>, StoreError> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for svc in view.catalog().services()? {
+        out.entry(svc.name).or_default().extend(svc.tags);
+    }
+    Ok(out)
+}
+
+/// The union of one service's tags; `None` when it has no instances.
+pub(super) fn service_tags(
+    view: &ReadView<'_>,
+    name: &str,
+) -> Result<Option<BTreeSet<String>>, StoreError> {
+    let instances = view.catalog().service_instances(name)?;
+    Ok((!instances.is_empty()).then(|| instances.into_iter().flat_map(|s| s.tags).collect()))
+}
+
+pub(super) fn read_service(
+    view: &ReadView<'_>,
+    name: &str,
+    tags: &[String],
+) -> Result<Vec<(Node, ServiceInstance)>, StoreError> {
+    let mut out = Vec::new();
+    for svc in view.catalog().service_instances(name)? {
+        out.extend(instance_entry(view, svc, name, tags)?);
+    }
+    Ok(out)
+}
+
+/// One instance with its node, if it is an instance of `name` with every one of `tags`.
+pub(super) fn instance_entry(
+    view: &ReadView<'_>,
+    svc: ServiceInstance,
+    name: &str,
+    tags: &[String],
+) -> Result<Option<(Node, ServiceInstance)>, StoreError> {
+    if svc.name != name || !has_tags(&svc, tags) {
+        return Ok(None);
+    }
+    Ok(view.catalog().node(&svc.node)?.map(|node| (node, svc)))
+}
+
+pub(super) fn read_health(
+    view: &ReadView<'_>,
+    service: &str,
+    tags: &[String],
+    passing_only: bool,
+) -> Result<Vec<ServiceEntry>, StoreError> {
+    let mut out = Vec::new();
+    for svc in view.catalog().service_instances(service)? {
+        out.extend(health_entry(view, svc, service, tags, passing_only)?);
+    }
+    Ok(out)
+}
+
+/// One instance with its node and checks, if it belongs in `/v1/health/service/<service>`
+/// with these filters.
+pub(super) fn health_entry(
+    view: &ReadView<'_>,
+    svc: ServiceInstance,
+    service: &str,
+    tags: &[String],
+    passing_only: bool,
+) -> Result<Option<ServiceEntry>, StoreError> {
+    let Some((node, svc)) = instance_entry(view, svc, service, tags)? else {
+        return Ok(None);
+    };
+    let checks = view
+        .catalog()
+        .node_checks(&svc.node)?
+        .into_iter()
+        .filter(|c| c.service_id.is_empty() || c.service_id == svc.id)
+        .collect();
+    let entry = ServiceEntry {
+        checks: views(view, checks)?,
+        node,
+        service: svc,
+    };
+    Ok((!passing_only || entry.status() == CheckStatus::Passing).then_some(entry))
+}
+
+pub(super) fn read_service_checks(
+    view: &ReadView<'_>,
+    service: &str,
+) -> Result<Vec<CheckView>, StoreError> {
+    let catalog = view.catalog();
+    let mut checks = Vec::new();
+    for svc in catalog.service_instances(service)? {
+        checks.extend(
+            catalog
+                .node_checks(&svc.node)?
+                .into_iter()
+                .filter(|c| c.service_id == svc.id),
+        );
+    }
+    // In table order (node, check id), as a scan of the checks gives.
+    checks.sort_by(|a, b| (&a.node, &a.check_id).cmp(&(&b.node, &b.check_id)));
+    views(view, checks)
+}
+
+pub(super) fn read_state(
+    view: &ReadView<'_>,
+    state: Option<CheckStatus>,
+) -> Result<Vec<CheckView>, StoreError> {
+    Ok(views(view, view.catalog().checks()?)?
+        .into_iter()
+        .filter(|c| state.is_none_or(|st| c.check.status == st))
+        .collect())
+}
+
+/// One check with its service's name and tags.
+pub(super) fn check_view(
+    view: &ReadView<'_>,
+    node: &str,
+    check_id: &str,
+) -> Result<Option<CheckView>, StoreError> {
+    let Some(check) = view.catalog().check(node, check_id)? else {
+        return Ok(None);
+    };
+    Ok(views(view, vec![check])?.pop())
 }

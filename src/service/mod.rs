@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod catalog_watch;
 pub mod error;
 pub mod kv;
 pub mod leader;
@@ -23,7 +24,8 @@ use tokio_util::task::TaskTracker;
 pub use self::api::{Api, ControlPlane};
 pub use self::error::ServiceError;
 pub use self::query::{QueryMeta, QueryOptions};
-pub use self::watch::WatchMessage;
+pub use self::catalog_watch::{CatalogDelta, CatalogItem, CatalogWatch, ItemKey};
+pub use self::watch::{CatalogWatchMessage, KvWatchMessage, WatchMessage};
 use crate::raft::{ClusterStatus, RaftNode};
 use crate::state::{ChangeFeed, StateStore};
 

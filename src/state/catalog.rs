@@ -41,7 +41,7 @@ impl CheckStatus {
 }
 
 /// DNS SRV weights by health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Weights {
     pub passing: u32,
     pub warning: u32,
@@ -56,7 +56,7 @@ impl Default for Weights {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Node {
     /// Consul's node ID (a UUID string).
     pub id: String,
@@ -69,7 +69,7 @@ pub struct Node {
     pub modify_index: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ServiceInstance {
     pub node: String,
     pub id: String,
@@ -86,7 +86,7 @@ pub struct ServiceInstance {
 }
 
 /// How a check was defined, for Consul's `Definition` object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CheckSpec {
     /// Consul's `Type`: script, http, tcp, ttl, or "" (serfHealth, catalog checks).
     pub check_type: String,
@@ -97,7 +97,7 @@ pub struct CheckSpec {
     pub deregister_critical_service_after_ns: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HealthCheck {
     pub node: String,
     pub check_id: String,
@@ -225,6 +225,14 @@ impl<R: RawRead> CatalogRead<'_, R> {
 
     pub fn node_checks(&self, node: &str) -> Result<Vec<HealthCheck>, StoreError> {
         decode_all(self.0.scan_raw(CF_CHECKS, &node_prefix(node))?)
+    }
+
+    /// One check by node and check id.
+    pub fn check(&self, node: &str, id: &str) -> Result<Option<HealthCheck>, StoreError> {
+        match self.0.get_raw(CF_CHECKS, &child_key(node, id))? {
+            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+            None => Ok(None),
+        }
     }
 }
 

@@ -1,14 +1,20 @@
 //! A small Rust client over the generated stubs, used by `rostractl` and the tests.
-//! [`KvWatcher`] turns the watch protocol into a sequence of consistent views and
+//! [`Watcher`] (`watch`) turns any watch RPC into a sequence of consistent views and
 //! transparently resumes from the last index if the connection drops.
 
-use std::collections::BTreeMap;
+pub mod watch;
+
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
-use tonic::Streaming;
 
 use crate::pb;
+pub use watch::{
+    CatalogServiceWatch, HealthServiceWatch, KvWatch, NodesWatch, ServiceChecksWatch,
+    ServicesWatch, StateChecksWatch, WatchFrame, WatchSpec, Watcher,
+};
+use crate::pb::catalog_client::CatalogClient;
+use crate::pb::health_client::HealthClient;
 use crate::pb::kv_client::KvClient;
 use crate::pb::status_client::StatusClient;
 
@@ -88,7 +94,19 @@ impl Client {
             .max_encoding_message_size(MAX_MESSAGE)
     }
 
-    /// The underlying channel, for the other generated clients (Catalog, Health).
+    pub fn catalog(&self) -> CatalogClient<Channel> {
+        CatalogClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    pub fn health(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// The underlying channel, for the other generated clients.
     pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
@@ -153,132 +171,18 @@ impl Client {
 
     /// Watches a key (or a prefix) and yields a consistent view after every change.
     pub async fn watch(&self, key: &str, prefix: bool) -> Result<KvWatcher, ClientError> {
-        let mut watcher = KvWatcher {
-            client: self.clone(),
+        let spec = KvWatch {
             key: key.to_string(),
             prefix,
-            stream: None,
-            state: BTreeMap::new(),
-            synced: false,
-            index: 0,
         };
-        watcher.open().await?;
-        Ok(watcher)
+        Watcher::start(self, spec).await
+    }
+
+    /// Follows any watch RPC (catalog and health watches included).
+    pub async fn follow<S: WatchSpec>(&self, spec: S) -> Result<Watcher<S>, ClientError> {
+        Watcher::start(self, spec).await
     }
 }
 
-/// Follows a watch stream and keeps the watched keys' current values.
-pub struct KvWatcher {
-    client: Client,
-    key: String,
-    prefix: bool,
-    stream: Option<Streaming<pb::WatchResponse>>,
-    state: BTreeMap<String, pb::KvPair>,
-    synced: bool,
-    index: u64,
-}
-
-impl KvWatcher {
-    async fn open(&mut self) -> Result<(), ClientError> {
-        let req = pb::WatchRequest {
-            key: self.key.clone(),
-            prefix: self.prefix,
-            // Resume after what we hold; 0 the first time.
-            start_index: if self.synced { self.index } else { 0 },
-        };
-        if !self.synced {
-            self.state.clear();
-        }
-        self.stream = Some(self.client.kv().watch(req).await?.into_inner());
-        Ok(())
-    }
-
-    /// The index of the view last returned.
-    pub fn index(&self) -> u64 {
-        self.index
-    }
-
-    /// The watched pairs by key.
-    pub fn state(&self) -> &BTreeMap<String, pb::KvPair> {
-        &self.state
-    }
-
-    /// Waits for the next consistent view: the initial state once synced, then the state
-    /// after each change. Reconnects (resuming from the last index) when the stream
-    /// breaks, retrying with backoff until the server is back.
-    pub async fn next(&mut self) -> Result<u64, ClientError> {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let msg = match self.stream.as_mut() {
-                Some(stream) => stream.message().await,
-                None => Ok(None),
-            };
-            match msg {
-                Ok(Some(msg)) => {
-                    backoff = Duration::from_millis(100);
-                    if let Some(index) = self.apply(msg) {
-                        return Ok(index);
-                    }
-                }
-                // A request the server rejects will be rejected again: give up.
-                Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                    return Err(status.into())
-                }
-                Ok(None) | Err(_) => {
-                    self.stream = None;
-                    loop {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
-                        match self.open().await {
-                            Ok(()) => break,
-                            Err(e) => eprintln!("watch: reconnecting to {}: {e}", self.client.addr),
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Applies one protocol message; returns the index when the view is consistent.
-    fn apply(&mut self, msg: pb::WatchResponse) -> Option<u64> {
-        use pb::watch_response::Kind;
-        match Kind::try_from(msg.kind).ok()? {
-            Kind::Reset => {
-                self.state.clear();
-                self.synced = false;
-                None
-            }
-            Kind::Snapshot => {
-                for ev in msg.events {
-                    if let Some(kv) = ev.kv {
-                        self.state.insert(kv.key.clone(), kv);
-                    }
-                }
-                None
-            }
-            Kind::Synced => {
-                self.synced = true;
-                self.index = msg.index;
-                Some(msg.index)
-            }
-            Kind::Changes => {
-                for ev in msg.events {
-                    let Some(kv) = ev.kv else { continue };
-                    match pb::kv_event::Type::try_from(ev.r#type) {
-                        Ok(pb::kv_event::Type::Delete) => {
-                            self.state.remove(&kv.key);
-                        }
-                        Ok(pb::kv_event::Type::Put) => {
-                            self.state.insert(kv.key.clone(), kv);
-                        }
-                        _ => {}
-                    }
-                }
-                self.index = msg.index;
-                self.synced.then_some(msg.index)
-            }
-            // Not a message this protocol sends; ignore rather than misread it.
-            Kind::Unspecified => None,
-        }
-    }
-}
+/// A KV watch: pairs by key.
+pub type KvWatcher = Watcher<KvWatch>;

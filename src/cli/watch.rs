@@ -164,7 +164,9 @@ fn array<K, T>(
     state: &BTreeMap<K, T>,
     one: impl Fn(&T) -> Result<Value, tonic::Status>,
 ) -> Result<Value, tonic::Status> {
-    Ok(Value::Array(state.values().map(one).collect::<Result<_, _>>()?))
+    Ok(Value::Array(
+        state.values().map(one).collect::<Result<_, _>>()?,
+    ))
 }
 
 /// Opens the watch a plan follows.
@@ -174,7 +176,10 @@ async fn open(client: &Client, plan: &WatchPlan) -> anyhow::Result<Box<dyn Views
         WatchPlan::Key(key) | WatchPlan::KeyPrefix(key) => {
             let prefix = matches!(plan, WatchPlan::KeyPrefix(_));
             let plan = plan.clone();
-            follow(client, KvWatch { key, prefix }, move |s| Ok(render_kv(&plan, s))).await
+            follow(client, KvWatch { key, prefix }, move |s| {
+                Ok(render_kv(&plan, s))
+            })
+            .await
         }
         WatchPlan::Services => {
             follow(client, ServicesWatch, |s| {
@@ -204,15 +209,23 @@ async fn open(client: &Client, plan: &WatchPlan) -> anyhow::Result<Box<dyn Views
                 passing_only,
             };
             follow(client, spec, |s| {
-                array(s, |e| cc::entry_in(e.clone()).map(|e| cj::service_entry(&e)))
+                array(s, |e| {
+                    cc::entry_in(e.clone()).map(|e| cj::service_entry(&e))
+                })
             })
             .await
         }
         WatchPlan::ServiceChecks(service) => {
-            follow(client, ServiceChecksWatch { service }, move |s| array(s, checks)).await
+            follow(client, ServiceChecksWatch { service }, move |s| {
+                array(s, checks)
+            })
+            .await
         }
         WatchPlan::StateChecks(state) => {
-            follow(client, StateChecksWatch { state }, move |s| array(s, checks)).await
+            follow(client, StateChecksWatch { state }, move |s| {
+                array(s, checks)
+            })
+            .await
         }
     }
 }

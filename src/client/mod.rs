@@ -9,14 +9,14 @@ use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::pb;
-pub use watch::{
-    CatalogServiceWatch, HealthServiceWatch, KvWatch, NodesWatch, ServiceChecksWatch,
-    ServicesWatch, StateChecksWatch, WatchFrame, WatchSpec, Watcher,
-};
 use crate::pb::catalog_client::CatalogClient;
 use crate::pb::health_client::HealthClient;
 use crate::pb::kv_client::KvClient;
 use crate::pb::status_client::StatusClient;
+pub use watch::{
+    CatalogServiceWatch, HealthServiceWatch, KvWatch, NodesWatch, ServiceChecksWatch,
+    ServicesWatch, StateChecksWatch, WatchFrame, WatchSpec, Watcher,
+};
 
 /// Largest message the client accepts (a large prefix listing or snapshot chunk).
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;

@@ -189,7 +189,11 @@ impl Catalog for CatalogService {
         let start = request.get_ref().start_index;
         let rx = self.service.watch_catalog(CatalogWatch::Nodes, start)?;
         let encode = catalog_response!(pb::WatchNodesResponse, node_item, node_key);
-        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
+        Ok(Response::new(watch::stream(
+            self.service.clone(),
+            rx,
+            encode,
+        )))
     }
 
     type WatchServicesStream = WatchStream<pb::WatchServicesResponse>;
@@ -201,7 +205,11 @@ impl Catalog for CatalogService {
         let start = request.get_ref().start_index;
         let rx = self.service.watch_catalog(CatalogWatch::Services, start)?;
         let encode = catalog_response!(pb::WatchServicesResponse, summary_item, service_key);
-        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
+        Ok(Response::new(watch::stream(
+            self.service.clone(),
+            rx,
+            encode,
+        )))
     }
 
     type WatchServiceStream = WatchStream<pb::WatchServiceResponse>;
@@ -217,7 +225,11 @@ impl Catalog for CatalogService {
         };
         let rx = self.service.watch_catalog(watch, req.start_index)?;
         let encode = catalog_response!(pb::WatchServiceResponse, instance_item, instance_key);
-        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
+        Ok(Response::new(watch::stream(
+            self.service.clone(),
+            rx,
+            encode,
+        )))
     }
 }
 
@@ -383,7 +395,11 @@ impl Health for HealthService {
         };
         let rx = self.service.watch_catalog(watch, req.start_index)?;
         let encode = catalog_response!(pb::HealthWatchServiceResponse, entry_item, instance_key);
-        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
+        Ok(Response::new(watch::stream(
+            self.service.clone(),
+            rx,
+            encode,
+        )))
     }
 
     type WatchChecksStream = WatchStream<pb::HealthWatchChecksResponse>;
@@ -398,7 +414,11 @@ impl Health for HealthService {
         };
         let rx = self.service.watch_catalog(watch, req.start_index)?;
         let encode = catalog_response!(pb::HealthWatchChecksResponse, check_item, check_key);
-        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
+        Ok(Response::new(watch::stream(
+            self.service.clone(),
+            rx,
+            encode,
+        )))
     }
 
     type WatchStateStream = WatchStream<pb::HealthWatchStateResponse>;
@@ -413,6 +433,10 @@ impl Health for HealthService {
         };
         let rx = self.service.watch_catalog(watch, req.start_index)?;
         let encode = catalog_response!(pb::HealthWatchStateResponse, check_item, check_key);
-        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
+        Ok(Response::new(watch::stream(
+            self.service.clone(),
+            rx,
+            encode,
+        )))
     }
 }

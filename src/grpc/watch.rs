@@ -25,7 +25,11 @@ pub struct Frame {
 
 /// Streams `rx` as responses built by `encode` from each message's frame, its snapshot
 /// items and its delta.
-pub fn stream<I, D, R, E>(api: Api, rx: mpsc::Receiver<WatchMessage<I, D>>, encode: E) -> WatchStream<R>
+pub fn stream<I, D, R, E>(
+    api: Api,
+    rx: mpsc::Receiver<WatchMessage<I, D>>,
+    encode: E,
+) -> WatchStream<R>
 where
     I: Send + 'static,
     D: Send + 'static,

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::catalog::{CheckView, ServiceEntry};
+use super::catalog_watch::CatalogWatch;
 use super::kv::PutArgs;
 use super::query::{QueryMeta, QueryOptions};
 use super::txn::TxnReply;
-use super::catalog_watch::CatalogWatch;
 use super::watch::{CatalogWatchMessage, KvWatchMessage};
 use super::{Consistency, Limits, Metrics, ResponseMeta, Service, ServiceError};
 use crate::raft::ClusterStatus;

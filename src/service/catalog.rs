@@ -172,7 +172,8 @@ impl Service {
         &self,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<Node>), ServiceError> {
-        self.catalog_query(CatalogWatch::Nodes, opts, read_nodes).await
+        self.catalog_query(CatalogWatch::Nodes, opts, read_nodes)
+            .await
     }
 
     /// Service name to the union of its instances' tags.

@@ -150,7 +150,10 @@ impl CatalogWatch {
     /// The whole answer, in the order its read returns it.
     fn read_all(&self, view: &ReadView<'_>) -> Result<Vec<CatalogItem>, StoreError> {
         Ok(match self {
-            CatalogWatch::Nodes => read_nodes(view)?.into_iter().map(CatalogItem::Node).collect(),
+            CatalogWatch::Nodes => read_nodes(view)?
+                .into_iter()
+                .map(CatalogItem::Node)
+                .collect(),
             CatalogWatch::Services => read_services(view)?
                 .into_iter()
                 .map(|(name, tags)| CatalogItem::Service { name, tags })
@@ -187,11 +190,12 @@ impl CatalogWatch {
         let catalog = view.catalog();
         Ok(match (self, key) {
             (CatalogWatch::Nodes, ItemKey::Node(n)) => catalog.node(n)?.map(CatalogItem::Node),
-            (CatalogWatch::Services, ItemKey::Service(name)) => service_tags(view, name)?
-                .map(|tags| CatalogItem::Service {
+            (CatalogWatch::Services, ItemKey::Service(name)) => {
+                service_tags(view, name)?.map(|tags| CatalogItem::Service {
                     name: name.clone(),
                     tags,
-                }),
+                })
+            }
             (CatalogWatch::Service { name, tags }, ItemKey::Instance(n, id)) => {
                 match catalog.service(n, id)? {
                     Some(svc) => instance_entry(view, svc, name, tags)?

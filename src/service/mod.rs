@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::api::{Api, ControlPlane};
+pub use self::catalog_watch::{CatalogDelta, CatalogItem, CatalogWatch, ItemKey};
 pub use self::error::ServiceError;
 pub use self::query::{QueryMeta, QueryOptions};
-pub use self::catalog_watch::{CatalogDelta, CatalogItem, CatalogWatch, ItemKey};
 pub use self::watch::{CatalogWatchMessage, KvWatchMessage, WatchMessage};
 use crate::raft::{ClusterStatus, RaftNode};
 use crate::state::{ChangeFeed, StateStore};

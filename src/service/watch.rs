@@ -212,7 +212,9 @@ impl<I: Send + 'static, D: Send + 'static> Watcher<I, D> {
                     }
                     if interrupted.is_none() {
                         let synced = last.max(sub.registered_at);
-                        self.out.send(WatchMessage::Synced { index: synced }).await?;
+                        self.out
+                            .send(WatchMessage::Synced { index: synced })
+                            .await?;
                         last = synced;
                     }
                     last
@@ -292,7 +294,9 @@ impl<I: Send + 'static, D: Send + 'static> Watcher<I, D> {
             (view, d)
         };
         if let (index, Some(delta)) = delta? {
-            self.out.send(WatchMessage::Changes { index, delta }).await?;
+            self.out
+                .send(WatchMessage::Changes { index, delta })
+                .await?;
         }
         Ok(view)
     }
@@ -318,7 +322,9 @@ impl<I: Send + 'static, D: Send + 'static> Watcher<I, D> {
             chunk.push(item);
             if bytes >= SNAPSHOT_CHUNK_BYTES {
                 let items = std::mem::take(&mut chunk);
-                self.out.send(WatchMessage::Snapshot { index, items }).await?;
+                self.out
+                    .send(WatchMessage::Snapshot { index, items })
+                    .await?;
                 bytes = 0;
             }
         }

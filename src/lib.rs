@@ -13,13 +13,17 @@
 //!   leader). Leader-only duties run under one supervisor (`service::leader`).
 //! - Committed entries are applied by [`state`]: each command yields an
 //!   [`state::Applied`] with typed [`state::Change`]s (a variant per table), published
-//!   on the change feed; watches and blocking queries are cursors over that feed.
+//!   on the change feed, which retains a byte-bounded history of every table. Every
+//!   watch (KV, catalog, health) is one protocol in `service::watch`: a view says what
+//!   it looks at and turns feed events into deltas; snapshot, `SYNCED`, resume and
+//!   `RESET` are the runner's. HTTP blocking queries wait on the same feed targets.
 //! - [`db`] opens the single RocksDB holding the raft log and the tables, and tells its
 //!   owner when it has closed.
 //! - [`agent`] owns the node's local services and checks, runs the checks, and keeps the
 //!   catalog in step (anti-entropy); [`config`] reads Consul-format config files.
 //! - [`server`] wires one process together and shuts it down in order; [`client`] is
-//!   the Rust client used by `rostractl` ([`cli`]) and the tests.
+//!   the Rust client used by `rostractl` ([`cli`]) and the tests, whose `Watcher`
+//!   follows any watch RPC and resumes it after a disconnect.
 
 pub mod agent;
 pub mod cli;

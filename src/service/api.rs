@@ -1,8 +1,8 @@
 //! The API seam. The HTTP shim, the gRPC services, DNS and the agent reach the control
 //! plane only through [`ControlPlane`]: reads (with Consul's blocking semantics), writes,
 //! watch subscriptions and a few facts about the server. A server implements it locally
-//! ([`Service`]); a client agent, which has no raft and no tables, will implement it by
-//! forwarding to a server over gRPC, and every front end works unchanged on top of it.
+//! ([`Service`]). It is the one place an agent without raft or tables plugs in (a client
+//! agent forwarding to a server over gRPC), with every front end unchanged on top of it.
 //!
 //! Rules live behind the seam, not in front of it: validation, defaults and limits are
 //! decided by the implementation, so two front ends can never disagree about them.

@@ -1,7 +1,8 @@
-//! The service layer: the only place that knows what a request means. Both front ends
-//! (gRPC now, Consul's HTTP shim next) decode into these calls and encode what they
-//! return. It validates, picks the read consistency, proposes writes through raft and
-//! opens watch subscriptions on the change feed.
+//! The service layer: the only place that knows what a request means. Every front end
+//! (gRPC, Consul's HTTP shim, DNS, the agent) reaches it through the [`ControlPlane`]
+//! seam (`api`), decodes into its calls and encodes what they return. It validates,
+//! applies defaults, picks the read consistency, proposes writes through raft, and runs
+//! the one watch protocol (`watch`, with KV and catalog views) on the change feed.
 //!
 //! It sees no tonic or axum types and no openraft types.
 

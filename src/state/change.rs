@@ -1,7 +1,7 @@
 //! What applying a raft entry changed, typed by table. Apply returns an [`Applied`]; the
 //! change feed retains and routes its [`Change`]s without knowing any table: it asks a
-//! change for its KV key (key and prefix watchers), its topics (catalog watchers and,
-//! next, sessions and events) and its size (retention is bounded in bytes). A new table
+//! change for its KV key (key and prefix watchers), its topics (catalog watchers; a
+//! sessions or events table adds its own) and its size (retention is bounded in bytes). A new table
 //! is a new variant here, with its answers to those three questions, and nothing else.
 
 use super::catalog::{

@@ -3,7 +3,7 @@
 //! topic (a node, a service, the catalog) and are woken only by changes to what they look
 //! at (Consul's complaint #1244: unrelated writes waking blocked queries).
 //!
-//! Three promises, which the gRPC watch and (later) HTTP blocking queries build on:
+//! Three promises, which every watch stream and HTTP blocking query builds on:
 //! - **No polling, no task of its own**: publishing is a few hash lookups per changed key
 //!   under one short std mutex; each subscriber gets a bounded channel.
 //! - **Never blocks apply**: a subscriber whose buffer is full is dropped from the feed and

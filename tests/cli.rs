@@ -308,3 +308,103 @@ async fn walkthrough_watch_prints_foo_then_bar() {
         .await
         .expect("the server shuts down and closes its database");
 }
+
+/// The catalog watch types print Consul's JSON for the whole answer, rebuilt on the client
+/// from the stream's deltas: once without a handler, and on every change with one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_watch_types_render_the_whole_answer() {
+    let (server, _dir) = common::dev_server().await;
+    let addr = server.grpc_addr.to_string();
+    let client = rostra::client::Client::connect(&addr).await.unwrap();
+    let mut catalog = client.catalog();
+    let reg = |node: &str, status: rostra::pb::HealthStatus| rostra::pb::RegisterRequest {
+        node: Some(rostra::pb::Node {
+            name: node.into(),
+            address: "10.0.0.9".into(),
+            ..Default::default()
+        }),
+        service: Some(rostra::pb::ServiceInstance {
+            name: "web".into(),
+            port: 80,
+            tags: vec!["v2".into()],
+            ..Default::default()
+        }),
+        checks: vec![rostra::pb::HealthCheck {
+            check_id: "web-alive".into(),
+            name: "alive".into(),
+            status: status as i32,
+            service_id: "web".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    catalog
+        .register(reg("n1", rostra::pb::HealthStatus::Passing))
+        .await
+        .unwrap();
+
+    let a = addr.clone();
+    let outputs = blocking(move || {
+        [
+            vec!["watch", "-type", "services"],
+            vec!["watch", "-type", "nodes"],
+            vec!["watch", "-type", "service", "-service", "web"],
+            vec!["watch", "-type", "checks", "-service", "web"],
+        ]
+        .map(|args| ctl(&a, &args))
+    })
+    .await;
+    let json = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", stderr(o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    assert_eq!(json(&outputs[0])["web"], serde_json::json!(["v2"]));
+    let nodes = json(&outputs[1]);
+    assert!(nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["Node"] == "n1" && n["Address"] == "10.0.0.9"));
+    let entries = json(&outputs[2]);
+    assert_eq!(entries[0]["Service"]["Service"], "web");
+    assert_eq!(entries[0]["Checks"][0]["Status"], "passing");
+    assert_eq!(json(&outputs[3])[0]["CheckID"], "web-alive");
+
+    // With a handler: the passing instances' node names, once now and after each change.
+    let mut watch = Command::new(common::rostractl_bin())
+        .args([
+            "watch",
+            "-type=service",
+            "-service=web",
+            "-passingonly=true",
+            "jq -c '[.[].Node.Node]'",
+        ])
+        .env("ROSTRA_ADDR", &addr)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(rx.recv_timeout(common::DEADLINE).unwrap(), r#"["n1"]"#);
+    catalog
+        .register(reg("n2", rostra::pb::HealthStatus::Passing))
+        .await
+        .unwrap();
+    assert_eq!(rx.recv_timeout(common::DEADLINE).unwrap(), r#"["n1","n2"]"#);
+    catalog
+        .register(reg("n1", rostra::pb::HealthStatus::Critical))
+        .await
+        .unwrap();
+    assert_eq!(rx.recv_timeout(common::DEADLINE).unwrap(), r#"["n2"]"#);
+    let _ = watch.kill();
+    let _ = watch.wait();
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
+}

@@ -42,7 +42,19 @@ pub const CF_CHECKS: &str = "checks";
 /// step by apply, rebuilt when a snapshot is installed, never part of a snapshot.
 pub const CF_SERVICE_NAMES: &str = "service_names";
 
-const ALL_CFS: [&str; 9] = [
+/// Sessions: session id to an encoded `Session`.
+pub const CF_SESSIONS: &str = "sessions";
+/// `node \0 session id` (empty values): the sessions tied to a node, so deregistering
+/// the node or failing one of its checks finds them without a scan.
+pub const CF_NODE_SESSIONS: &str = "node_sessions";
+/// `session id \0 key` (empty values): the keys a session holds, so invalidating it
+/// releases or deletes exactly those.
+pub const CF_SESSION_LOCKS: &str = "session_locks";
+/// KV key to the leader time (unix nanoseconds, big-endian) until which it may not be
+/// acquired: the lock-delay armed when its holder's session was invalidated.
+pub const CF_LOCK_DELAYS: &str = "lock_delays";
+
+const ALL_CFS: [&str; 13] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_SM_META,
@@ -52,11 +64,26 @@ const ALL_CFS: [&str; 9] = [
     CF_SERVICES,
     CF_CHECKS,
     CF_SERVICE_NAMES,
+    CF_SESSIONS,
+    CF_NODE_SESSIONS,
+    CF_SESSION_LOCKS,
+    CF_LOCK_DELAYS,
 ];
 
 /// Column families that hold state-machine data; a snapshot covers exactly these (plus
-/// the state keys of `sm_meta`, which `state::store` dumps itself).
-pub const STATE_CFS: [&str; 5] = [CF_KV, CF_KV_TOMBSTONES, CF_NODES, CF_SERVICES, CF_CHECKS];
+/// the state keys of `sm_meta`, which `state::store` dumps itself). The two session
+/// indexes travel with the snapshot rather than being rebuilt from it.
+pub const STATE_CFS: [&str; 9] = [
+    CF_KV,
+    CF_KV_TOMBSTONES,
+    CF_NODES,
+    CF_SERVICES,
+    CF_CHECKS,
+    CF_SESSIONS,
+    CF_NODE_SESSIONS,
+    CF_SESSION_LOCKS,
+    CF_LOCK_DELAYS,
+];
 
 /// The open database, shared by the raft log, the state machine and the readers.
 pub struct Db {

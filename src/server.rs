@@ -183,6 +183,7 @@ impl Server {
             feed,
             config.limits.clone(),
             config.datacenter.clone(),
+            config.node_name.clone(),
             shutdown.clone(),
         );
 
@@ -270,14 +271,19 @@ impl Server {
         }));
 
         // Leader-only duties, started on gaining leadership and joined on losing it.
-        let reaper = service.clone();
-        let duties = vec![crate::service::leader::duty(move |leading| {
-            crate::service::reaper::run_tombstone_reaper(
-                reaper.clone(),
-                crate::service::reaper::TOMBSTONE_TTL,
-                leading,
-            )
-        })];
+        let (reaper, ttls) = (service.clone(), service.clone());
+        let duties = vec![
+            crate::service::leader::duty(move |leading| {
+                crate::service::reaper::run_tombstone_reaper(
+                    reaper.clone(),
+                    crate::service::reaper::TOMBSTONE_TTL,
+                    leading,
+                )
+            }),
+            crate::service::leader::duty(move |leading| {
+                crate::service::session_ttl::run_session_ttls(ttls.clone(), leading)
+            }),
+        ];
         tasks.push(tokio::spawn(crate::service::leader::supervise(
             raft.leadership(),
             duties,

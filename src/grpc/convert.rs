@@ -100,6 +100,10 @@ pub fn txn_op(op: pb::TxnOp) -> Result<KvTxnOp, tonic::Status> {
         Ok(Verb::Delete) => KvTxnVerb::Delete,
         Ok(Verb::DeleteTree) => KvTxnVerb::DeleteTree,
         Ok(Verb::DeleteCas) => KvTxnVerb::DeleteCas,
+        Ok(Verb::Lock) => KvTxnVerb::Lock,
+        Ok(Verb::Unlock) => KvTxnVerb::Unlock,
+        Ok(Verb::GetOrEmpty) => KvTxnVerb::GetOrEmpty,
+        Ok(Verb::CheckSession) => KvTxnVerb::CheckSession,
         Ok(Verb::Unspecified) => {
             return Err(tonic::Status::invalid_argument(format!(
                 "transaction operation on {:?} has no verb",
@@ -119,6 +123,7 @@ pub fn txn_op(op: pb::TxnOp) -> Result<KvTxnOp, tonic::Status> {
         value: op.value,
         flags: op.flags,
         index: op.index,
+        session: op.session,
     })
 }
 

@@ -41,6 +41,7 @@ impl IntoResponse for HttpError {
             HttpError::Service(e) => match e {
                 ServiceError::InvalidArgument(m) => text(StatusCode::BAD_REQUEST, m),
                 ServiceError::TooLarge(m) => text(StatusCode::PAYLOAD_TOO_LARGE, m),
+                ServiceError::NotFound(m) => text(StatusCode::NOT_FOUND, m),
                 ServiceError::NoPathToDatacenter => text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     ServiceError::NoPathToDatacenter.to_string(),

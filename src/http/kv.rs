@@ -12,6 +12,7 @@ use super::params::Params;
 use super::reply::{self, KvPairJson};
 use super::HttpState;
 use crate::service::kv::PutArgs;
+use crate::state::kv::LockOp;
 
 pub fn routes() -> Router<HttpState> {
     Router::new()
@@ -183,15 +184,20 @@ async fn write(
             params.raw
         )));
     }
-    if params.has("acquire") || params.has("release") {
-        return Err(HttpError::BadRequest(
-            "?acquire and ?release need sessions (/v1/session), which this Rostra version does not implement yet".into(),
-        ));
-    }
     let flags = params.u64("flags")?.unwrap_or(0);
     let cas = params.u64("cas")?;
     let max = state.service.limits().max_value_size;
     let value = read_body(&headers, body, max, too_large).await?;
+    let lock = [("acquire", LockOp::Acquire), ("release", LockOp::Release)]
+        .into_iter()
+        .find_map(|(name, op)| params.get(name).map(|session| (op, session.to_string())));
+    if let Some((op, session)) = lock {
+        let (_, ok) = state
+            .service
+            .kv_lock(op, &key, value, flags, &session)
+            .await?;
+        return Ok(reply::json(&state, &params, StatusCode::OK, &ok));
+    }
     let (_, ok) = state
         .service
         .kv_put(PutArgs {

@@ -13,7 +13,8 @@ pub mod health;
 pub mod kv;
 pub mod params;
 pub mod reply;
-pub mod status;
+pub mod session;
+mod status;
 pub mod txn;
 
 use std::sync::Arc;
@@ -56,6 +57,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(txn::routes())
         .merge(status::routes())
         .merge(catalog::routes())
+        .merge(session::routes())
         .merge(health::routes())
         .merge(agent::routes())
         .fallback(unknown_path)

@@ -83,15 +83,8 @@ fn parse_ops(body: &[u8]) -> Result<Vec<KvTxnOp>, HttpError> {
             return Err(parse_err("operation has no KV member"));
         };
         let verb_text = string_field(kv, "Verb")?;
-        let verb = match KvTxnVerb::parse(&verb_text) {
-            Some(v) => v,
-            None if ["lock", "unlock", "check-session", "get-or-empty"].contains(&verb_text.as_str()) => {
-                return Err(HttpError::BadRequest(format!(
-                    "KV verb {verb_text:?} needs sessions, which this Rostra version does not implement yet"
-                )))
-            }
-            None => return Err(HttpError::BadRequest(format!("Unknown KV verb {verb_text:?}"))),
-        };
+        let verb = KvTxnVerb::parse(&verb_text)
+            .ok_or_else(|| HttpError::BadRequest(format!("Unknown KV verb {verb_text:?}")))?;
         let value = match field(kv, "Value") {
             None | Some(Value::Null) => Vec::new(),
             Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
@@ -109,6 +102,7 @@ fn parse_ops(body: &[u8]) -> Result<Vec<KvTxnOp>, HttpError> {
             value,
             flags: u64_field(kv, "Flags")?,
             index: u64_field(kv, "Index")?,
+            session: string_field(kv, "Session")?,
         });
     }
     Ok(ops)
@@ -220,7 +214,6 @@ mod tests {
         };
         assert!(msg(b"{").starts_with("Failed to parse body:"));
         assert!(msg(br#"[{"KV":{"Verb":"frob","Key":"a"}}]"#).contains("Unknown KV verb"));
-        assert!(msg(br#"[{"KV":{"Verb":"lock","Key":"a"}}]"#).contains("sessions"));
         assert!(msg(br#"[{"Node":{"Verb":"set"}}]"#).contains("not supported yet"));
         assert!(msg(br#"[{"KV":{"Verb":"set","Key":"a","Value":"***"}}]"#).contains("base64"));
         assert!(msg(br#"[{"KV":{"Verb":"set","Key":"a","Flags":-1}}]"#).contains("uint64"));

@@ -95,9 +95,19 @@ fn size(command: &Command) -> usize {
         Command::KvDelete { key, .. } => key.len(),
         Command::KvDeleteTree { prefix } => prefix.len(),
         Command::KvTxn { ops } => ops.iter().map(|op| op.key.len() + op.value.len()).sum(),
+        Command::KvLock {
+            key,
+            value,
+            session,
+            ..
+        } => key.len() + value.len() + session.len(),
         Command::KvReapTombstones { .. } => 0,
         // Catalog records are small; count them as a few hundred bytes.
         Command::CatalogRegister(_) | Command::CatalogDeregister(_) => 256,
+        Command::SessionCreate(_)
+        | Command::SessionDestroy { .. }
+        | Command::SessionRenew { .. }
+        | Command::SessionExpire { .. } => 128,
     }
 }
 
@@ -140,7 +150,9 @@ async fn run(
             .writes
             .fetch_add(commands.len() as u64, Ordering::Relaxed);
         stats.proposals.fetch_add(1, Ordering::Relaxed);
-        match raft.client_write_ff(Proposal { commands }).await {
+        // Stamped here, on the leader: the entry's one time for every replica's apply.
+        let time_ns = crate::state::command::now_ns();
+        match raft.client_write_ff(Proposal { commands, time_ns }).await {
             Ok(pending) => {
                 waiting.spawn(async move {
                     let outcome = pending.await;

@@ -103,7 +103,7 @@ impl StateMachine {
                     for command in &proposal.commands {
                         let applied = self
                             .store
-                            .apply(&mut ab, index, command)
+                            .apply(&mut ab, index, proposal.time_ns, command)
                             .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
                         result.results.push(applied.result);
                         changes.extend(applied.changes);

@@ -18,11 +18,14 @@ use super::catalog::{CheckView, ServiceEntry};
 use super::catalog_watch::CatalogWatch;
 use super::kv::PutArgs;
 use super::query::{QueryMeta, QueryOptions};
+use super::session::{SessionArgs, SessionFilter};
 use super::txn::TxnReply;
 use super::watch::{CatalogWatchMessage, KvWatchMessage};
 use super::{Consistency, Limits, Metrics, ResponseMeta, Service, ServiceError};
 use crate::raft::ClusterStatus;
 use crate::state::catalog::{CheckStatus, Deregistration, Node, Registration, ServiceInstance};
+use crate::state::kv::LockOp;
+use crate::state::session::Session;
 use crate::state::txn::KvTxnOp;
 use crate::state::{KvEntry, WatchTarget};
 
@@ -121,6 +124,25 @@ pub trait ControlPlane: Send + Sync + 'static {
         watch: CatalogWatch,
         start_index: u64,
     ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError>;
+
+    // --- sessions and locks ---
+    async fn session_create(&self, args: SessionArgs) -> Result<(u64, String), ServiceError>;
+    async fn session_destroy(&self, id: &str) -> Result<u64, ServiceError>;
+    async fn session_renew(&self, id: &str) -> Result<(u64, Session), ServiceError>;
+    async fn session_list(
+        &self,
+        filter: SessionFilter,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Session>), ServiceError>;
+    /// `?acquire=` / `?release=` on a key (see `service::session`).
+    async fn kv_lock(
+        &self,
+        op: LockOp,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        session: &str,
+    ) -> Result<(ResponseMeta, bool), ServiceError>;
 
     // --- the server itself ---
     /// The response header for an answer reflecting `index`.
@@ -252,6 +274,32 @@ impl ControlPlane for Service {
         start_index: u64,
     ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
         Service::watch_catalog(self, watch, start_index)
+    }
+    async fn session_create(&self, args: SessionArgs) -> Result<(u64, String), ServiceError> {
+        Service::session_create(self, args).await
+    }
+    async fn session_destroy(&self, id: &str) -> Result<u64, ServiceError> {
+        Service::session_destroy(self, id).await
+    }
+    async fn session_renew(&self, id: &str) -> Result<(u64, Session), ServiceError> {
+        Service::session_renew(self, id).await
+    }
+    async fn session_list(
+        &self,
+        filter: SessionFilter,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Session>), ServiceError> {
+        Service::session_list(self, filter, opts).await
+    }
+    async fn kv_lock(
+        &self,
+        op: LockOp,
+        key: &str,
+        value: Vec<u8>,
+        flags: u64,
+        session: &str,
+    ) -> Result<(ResponseMeta, bool), ServiceError> {
+        Service::kv_lock(self, op, key, value, flags, session).await
     }
     fn meta(&self, index: u64) -> ResponseMeta {
         Service::meta(self, index)

@@ -22,6 +22,9 @@ pub enum ServiceError {
     /// The leader may or may not have applied the write.
     #[error("{0}")]
     OutcomeUnknown(String),
+    /// The thing the request names does not exist; the text is Consul's.
+    #[error("{0}")]
+    NotFound(String),
     /// The state machine refused a write; the text is Consul's.
     #[error("{0}")]
     Rejected(String),

@@ -14,6 +14,8 @@ pub mod kv;
 pub mod leader;
 pub mod query;
 pub mod reaper;
+pub mod session;
+pub mod session_ttl;
 pub mod txn;
 pub mod watch;
 
@@ -127,6 +129,8 @@ pub struct Service {
     limits: Limits,
     /// This server's datacenter: the default for registrations, the only one served.
     datacenter: String,
+    /// This agent's node: the default node of a session.
+    node_name: String,
     shutdown: CancellationToken,
     /// One permit per open watch stream or waiting blocking query.
     stream_permits: Arc<tokio::sync::Semaphore>,
@@ -145,6 +149,7 @@ impl Service {
         feed: Arc<ChangeFeed>,
         limits: Limits,
         datacenter: String,
+        node_name: String,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Service {
@@ -154,6 +159,7 @@ impl Service {
             stream_permits: Arc::new(tokio::sync::Semaphore::new(limits.max_streams)),
             limits,
             datacenter,
+            node_name,
             shutdown,
             query_wakeups: Default::default(),
             tasks: TaskTracker::new(),

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
 use super::kv::{self, KvEntry, KvRead, KvWrite};
-use super::store::{StateStore, StoreError, CATALOG_INDEX_KEY, KV_INDEX_KEY};
+use super::session;
+use super::store::{StateStore, StoreError, CATALOG_INDEX_KEY, KV_INDEX_KEY, SESSIONS_INDEX_KEY};
 use crate::db::{cf, CF_KV, CF_KV_TOMBSTONES, CF_SM_META};
 
 /// Raw reads, from committed state plus (for a batch) its own writes.
@@ -63,6 +64,8 @@ pub struct ApplyBatch<'a> {
     kv_index: Option<u64>,
     /// Highest index that changed the catalog in this batch.
     catalog_index: Option<u64>,
+    /// Highest index that changed the sessions table in this batch.
+    sessions_index: Option<u64>,
 }
 
 impl<'a> ApplyBatch<'a> {
@@ -73,6 +76,7 @@ impl<'a> ApplyBatch<'a> {
             overlay: BTreeMap::new(),
             kv_index: None,
             catalog_index: None,
+            sessions_index: None,
         }
     }
 
@@ -92,6 +96,10 @@ impl<'a> ApplyBatch<'a> {
             self.batch
                 .put_cf(cf(db, CF_SM_META), CATALOG_INDEX_KEY, index.to_be_bytes());
         }
+        if let Some(index) = self.sessions_index {
+            self.batch
+                .put_cf(cf(db, CF_SM_META), SESSIONS_INDEX_KEY, index.to_be_bytes());
+        }
         self.batch
     }
 
@@ -109,6 +117,11 @@ impl<'a> ApplyBatch<'a> {
     /// Records that the catalog changed at `index`.
     pub fn bump_catalog_index(&mut self, index: u64) {
         self.catalog_index = Some(self.catalog_index.unwrap_or(0).max(index));
+    }
+
+    /// Records that the sessions table changed at `index`.
+    pub fn bump_sessions_index(&mut self, index: u64) {
+        self.sessions_index = Some(self.sessions_index.unwrap_or(0).max(index));
     }
 
     /// Removes tombstones created at or before `up_to`.
@@ -172,14 +185,22 @@ impl KvRead for ApplyBatch<'_> {
 }
 
 impl KvWrite for ApplyBatch<'_> {
-    fn kv_put(&mut self, entry: KvEntry) {
+    fn kv_put(&mut self, entry: KvEntry) -> Result<(), StoreError> {
+        let old = self
+            .kv_get(&entry.key)?
+            .map(|e| e.session)
+            .unwrap_or_default();
+        session::track_holder(self, &entry.key, &old, &entry.session);
         self.kv_index = Some(self.kv_index.unwrap_or(0).max(entry.modify_index));
         let key = entry.key.as_bytes().to_vec();
         self.put_raw(CF_KV, key.clone(), kv::encode(&entry));
         self.delete_raw(CF_KV_TOMBSTONES, key);
+        Ok(())
     }
 
-    fn kv_delete(&mut self, key: &str, index: u64) {
+    fn kv_delete(&mut self, key: &str, index: u64) -> Result<(), StoreError> {
+        let old = self.kv_get(key)?.map(|e| e.session).unwrap_or_default();
+        session::track_holder(self, key, &old, "");
         self.kv_index = Some(self.kv_index.unwrap_or(0).max(index));
         self.delete_raw(CF_KV, key.as_bytes().to_vec());
         self.put_raw(
@@ -187,5 +208,16 @@ impl KvWrite for ApplyBatch<'_> {
             key.as_bytes().to_vec(),
             index.to_be_bytes().to_vec(),
         );
+        Ok(())
+    }
+}
+
+impl kv::LockContext for ApplyBatch<'_> {
+    fn session_exists(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(session::SessionRead(self).get(id)?.is_some())
+    }
+
+    fn lock_delay_until(&self, key: &str) -> Result<u64, StoreError> {
+        session::SessionRead(self).lock_delay_until(key)
     }
 }

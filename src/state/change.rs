@@ -9,6 +9,7 @@ use super::catalog::{
 };
 use super::command::CommandResult;
 use super::kv::KvChange;
+use super::session::{node_sessions_topic, Session, SESSIONS_TOPIC, SESSION_TTL_TOPIC};
 
 /// The result of applying one command and every change it made, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +44,18 @@ pub enum Change {
         check_id: String,
         services: Vec<String>,
         check: Option<HealthCheck>,
+    },
+    /// A session created or invalidated (`None`).
+    Session {
+        id: String,
+        node: String,
+        session: Option<Session>,
+    },
+    /// A session's TTL was renewed: nothing a client sees changes, but the leader's TTL
+    /// timers restart.
+    SessionRenewed {
+        id: String,
+        ttl_ns: u64,
     },
 }
 
@@ -79,6 +92,12 @@ impl Change {
                 ..
             } => catalog(node, &mut std::iter::once(name).chain(old_name.iter())),
             Change::Check { node, services, .. } => catalog(node, &mut services.iter()),
+            Change::Session { node, .. } => vec![
+                SESSIONS_TOPIC.to_string(),
+                node_sessions_topic(node),
+                SESSION_TTL_TOPIC.to_string(),
+            ],
+            Change::SessionRenewed { .. } => vec![SESSION_TTL_TOPIC.to_string()],
         }
     }
 
@@ -119,6 +138,8 @@ impl Change {
                     services,
                     check,
                 } => node.len() + check_id.len() + names(services) + encoded(check),
+                Change::Session { id, node, session } => id.len() + node.len() + encoded(session),
+                Change::SessionRenewed { id, .. } => id.len(),
             }
     }
 }

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{Deregistration, Registration};
+use super::kv::LockOp;
+use super::session::Session;
 use super::txn::{KvTxnOp, TxnOutcome};
 
 /// A write proposed to raft. Every variant is validated by the service layer before it is
@@ -22,6 +24,15 @@ pub enum Command {
     KvDelete { key: String, cas: Option<u64> },
     /// Delete every key starting with `prefix`.
     KvDeleteTree { prefix: String },
+    /// Consul's `?acquire=<session>` / `?release=<session>`: write the value and take or
+    /// give up the lock.
+    KvLock {
+        op: LockOp,
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        session: String,
+    },
     /// Consul's KV transaction: all operations apply, or none.
     KvTxn { ops: Vec<KvTxnOp> },
     /// Leader housekeeping: forget tombstones created at or before `up_to`.
@@ -30,6 +41,14 @@ pub enum Command {
     CatalogRegister(Registration),
     /// Remove a node, one of its services, or one check.
     CatalogDeregister(Deregistration),
+    /// Create a session (its id chosen by the service layer).
+    SessionCreate(Session),
+    /// Invalidate a session: release or delete its keys, arm their lock-delay.
+    SessionDestroy { id: String },
+    /// Restart a TTL session's timer.
+    SessionRenew { id: String },
+    /// Leader housekeeping: the TTL of `id` lapsed with no renew after `renewed_index`.
+    SessionExpire { id: String, renewed_index: u64 },
 }
 
 /// What one raft entry carries: client writes that arrived together, batched by the
@@ -38,6 +57,9 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     pub commands: Vec<Command>,
+    /// The leader's wall clock when it proposed the entry (unix nanoseconds): the one
+    /// time every replica's apply uses (lock-delays), so apply never reads a clock.
+    pub time_ns: u64,
 }
 
 /// One result per command of a `Proposal`, in order.
@@ -58,6 +80,12 @@ pub enum CommandResult {
     Txn(TxnOutcome),
     /// A catalog write, or Consul's error text for a refused one.
     Catalog(Result<(), String>),
+    /// A lock operation: whether it took effect, or Consul's error text (an invalid
+    /// session).
+    Lock(Result<bool, String>),
+    /// A session write, or Consul's error text; a renew carries the renewed session
+    /// (`None`: no such session).
+    Session(Result<Option<Session>, String>),
 }
 
 impl CommandResult {
@@ -68,6 +96,15 @@ impl CommandResult {
             CommandResult::Kv { succeeded } => *succeeded,
             CommandResult::Txn(outcome) => outcome.errors.is_empty(),
             CommandResult::Catalog(r) => r.is_ok(),
+            CommandResult::Lock(r) => matches!(r, Ok(true)),
+            CommandResult::Session(r) => r.is_ok(),
         }
     }
+}
+
+/// This machine's wall clock in unix nanoseconds (for stamping proposals).
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -54,9 +54,99 @@ pub trait KvRead {
 
 /// Writing the KV table at some raft index.
 pub trait KvWrite: KvRead {
-    fn kv_put(&mut self, entry: KvEntry);
+    fn kv_put(&mut self, entry: KvEntry) -> Result<(), StoreError>;
     /// Deletes `key`, leaving a tombstone at `index`.
-    fn kv_delete(&mut self, key: &str, index: u64);
+    fn kv_delete(&mut self, key: &str, index: u64) -> Result<(), StoreError>;
+}
+
+/// What a lock operation needs besides the KV table: the sessions and the lock-delays.
+pub trait LockContext {
+    fn session_exists(&self, id: &str) -> Result<bool, StoreError>;
+    /// Until when (leader time, unix ns) `key` may not be acquired; 0 when free.
+    fn lock_delay_until(&self, key: &str) -> Result<u64, StoreError>;
+}
+
+/// Acquire (Consul's `?acquire=`) or release (`?release=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockOp {
+    Acquire,
+    Release,
+}
+
+/// Applies `?acquire=<session>` or `?release=<session>` at `index`, at leader time
+/// `time_ns`. `Err` carries Consul's text for a session that does not exist; `Ok(false)`
+/// a lock held by another session, inside its lock-delay, or (release) not held by this
+/// session.
+#[allow(clippy::too_many_arguments)]
+pub fn apply_lock<T: KvWrite + LockContext>(
+    table: &mut T,
+    index: u64,
+    time_ns: u64,
+    op: LockOp,
+    key: &str,
+    value: &[u8],
+    flags: u64,
+    session: &str,
+) -> Result<(Result<bool, String>, Option<KvChange>), StoreError> {
+    if !table.session_exists(session)? {
+        return Ok((Err(format!("invalid session {session:?}")), None));
+    }
+    let current = table.kv_get(key)?;
+    let entry = match op {
+        LockOp::Acquire => match current {
+            // Re-acquired by its holder: the value may change, the lock index does not.
+            Some(e) if e.session == session => KvEntry {
+                value: value.to_vec(),
+                flags,
+                modify_index: index,
+                ..e
+            },
+            Some(e) if !e.session.is_empty() => return Ok((Ok(false), None)),
+            current => {
+                if time_ns < table.lock_delay_until(key)? {
+                    return Ok((Ok(false), None));
+                }
+                // A new holder: the lock index counts acquisitions.
+                match current {
+                    Some(e) => KvEntry {
+                        value: value.to_vec(),
+                        flags,
+                        modify_index: index,
+                        lock_index: e.lock_index + 1,
+                        session: session.to_string(),
+                        ..e
+                    },
+                    None => KvEntry {
+                        key: key.to_string(),
+                        value: value.to_vec(),
+                        flags,
+                        create_index: index,
+                        modify_index: index,
+                        lock_index: 1,
+                        session: session.to_string(),
+                    },
+                }
+            }
+        },
+        LockOp::Release => match current {
+            Some(e) if e.session == session => KvEntry {
+                value: value.to_vec(),
+                flags,
+                modify_index: index,
+                session: String::new(),
+                ..e
+            },
+            _ => return Ok((Ok(false), None)),
+        },
+    };
+    table.kv_put(entry.clone())?;
+    Ok((
+        Ok(true),
+        Some(KvChange {
+            key: key.to_string(),
+            entry: Some(entry),
+        }),
+    ))
 }
 
 /// Reads one key.
@@ -185,7 +275,7 @@ pub fn apply_put(
             session: String::new(),
         },
     };
-    table.kv_put(entry.clone());
+    table.kv_put(entry.clone())?;
     Ok((
         true,
         Some(KvChange {
@@ -211,7 +301,7 @@ pub fn apply_delete(
             return Ok((false, None));
         }
     }
-    table.kv_delete(key, index);
+    table.kv_delete(key, index)?;
     Ok((
         true,
         Some(KvChange {
@@ -228,13 +318,12 @@ pub fn apply_delete_tree(
     prefix: &str,
 ) -> Result<Vec<KvChange>, StoreError> {
     let keys = table.kv_keys_with_prefix(prefix)?;
-    Ok(keys
-        .into_iter()
+    keys.into_iter()
         .map(|key| {
-            table.kv_delete(&key, index);
-            KvChange { key, entry: None }
+            table.kv_delete(&key, index)?;
+            Ok(KvChange { key, entry: None })
         })
-        .collect())
+        .collect()
 }
 
 /// Consul's `?keys&separator=`: each key is cut just after the first separator that

@@ -13,6 +13,7 @@ pub mod change;
 pub mod command;
 pub mod feed;
 pub mod kv;
+pub mod session;
 pub mod store;
 pub mod txn;
 

@@ -12,6 +12,7 @@ use super::catalog::{CatalogRead, CatalogWrite};
 use super::change::{Applied, Change};
 use super::command::{Command, CommandResult};
 use super::kv::{self, KvChange, KvEntry, KvRead};
+use super::session::{SessionRead, SessionWrite};
 use super::txn;
 use crate::db::{cf, Db, CF_KV_TOMBSTONES, CF_SERVICES, CF_SERVICE_NAMES, CF_SM_META, STATE_CFS};
 
@@ -24,12 +25,14 @@ pub(super) const KV_INDEX_KEY: &[u8] = b"kv_index";
 /// Key in `sm_meta` holding the highest index that changed the catalog (Consul reports
 /// table indexes for catalog and health reads).
 pub(super) const CATALOG_INDEX_KEY: &[u8] = b"catalog_index";
+/// Key in `sm_meta` holding the highest index that changed the sessions table.
+pub(super) const SESSIONS_INDEX_KEY: &[u8] = b"sessions_index";
 /// Key in `sm_meta` holding the version of the derived indexes (`service_names`) the
 /// tables carry; data written before an index existed gets it built at startup.
 const INDEX_VERSION_KEY: &[u8] = b"index_version";
 const INDEX_VERSION: u64 = 1;
 /// `sm_meta` keys that belong to the state (and so to snapshots).
-const STATE_META_KEYS: [&[u8]; 2] = [KV_INDEX_KEY, CATALOG_INDEX_KEY];
+const STATE_META_KEYS: [&[u8]; 3] = [KV_INDEX_KEY, CATALOG_INDEX_KEY, SESSIONS_INDEX_KEY];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -71,6 +74,7 @@ impl StateStore {
         &self,
         ab: &mut ApplyBatch<'_>,
         index: u64,
+        time_ns: u64,
         command: &Command,
     ) -> Result<Applied, StoreError> {
         let kv = |succeeded: bool, changes: Vec<KvChange>| Applied {
@@ -92,8 +96,22 @@ impl StateStore {
                 kv(ok, change.into_iter().collect())
             }
             Command::KvDeleteTree { prefix } => kv(true, kv::apply_delete_tree(ab, index, prefix)?),
+            Command::KvLock {
+                op,
+                key,
+                value,
+                flags,
+                session,
+            } => {
+                let (result, change) =
+                    kv::apply_lock(ab, index, time_ns, *op, key, value, *flags, session)?;
+                Applied {
+                    result: CommandResult::Lock(result),
+                    changes: change.into_iter().map(Change::Kv).collect(),
+                }
+            }
             Command::KvTxn { ops } => {
-                let (outcome, changes) = txn::apply(ab, index, ops)?;
+                let (outcome, changes) = txn::apply(ab, index, time_ns, ops)?;
                 Applied {
                     result: CommandResult::Txn(outcome),
                     changes: changes.into_iter().map(Change::Kv).collect(),
@@ -106,9 +124,10 @@ impl StateStore {
                     changes: Vec::new(),
                 };
                 let result = w.register(reg)?;
+                let changes = with_sessions_invalidated(w.ab, index, time_ns, w.changes)?;
                 Applied {
                     result: CommandResult::Catalog(result),
-                    changes: w.changes,
+                    changes,
                 }
             }
             Command::CatalogDeregister(d) => {
@@ -118,8 +137,41 @@ impl StateStore {
                     changes: Vec::new(),
                 };
                 w.deregister(d)?;
+                let changes = with_sessions_invalidated(w.ab, index, time_ns, w.changes)?;
                 Applied {
                     result: CommandResult::Catalog(Ok(())),
+                    changes,
+                }
+            }
+            Command::SessionCreate(session) => {
+                let mut w = SessionWrite::new(ab, index, time_ns);
+                let result = w.create(session)?.map(|()| None);
+                Applied {
+                    result: CommandResult::Session(result),
+                    changes: w.changes,
+                }
+            }
+            Command::SessionDestroy { id } => {
+                let mut w = SessionWrite::new(ab, index, time_ns);
+                w.invalidate(id)?;
+                Applied {
+                    result: CommandResult::Session(Ok(None)),
+                    changes: w.changes,
+                }
+            }
+            Command::SessionRenew { id } => {
+                let mut w = SessionWrite::new(ab, index, time_ns);
+                let renewed = w.renew(id)?;
+                Applied {
+                    result: CommandResult::Session(Ok(renewed)),
+                    changes: w.changes,
+                }
+            }
+            Command::SessionExpire { id, renewed_index } => {
+                let mut w = SessionWrite::new(ab, index, time_ns);
+                w.expire(id, *renewed_index)?;
+                Applied {
+                    result: CommandResult::Session(Ok(None)),
                     changes: w.changes,
                 }
             }
@@ -314,6 +366,20 @@ fn read_u64(db: &DB, opts: &ReadOptions, key: &[u8]) -> Result<u64, rocksdb::Err
         .unwrap_or(0))
 }
 
+/// Catalog `changes`, followed by what invalidating the sessions they end adds (a
+/// deregistered node's sessions, those of a check that failed or went away).
+fn with_sessions_invalidated(
+    ab: &mut ApplyBatch<'_>,
+    index: u64,
+    time_ns: u64,
+    mut changes: Vec<Change>,
+) -> Result<Vec<Change>, StoreError> {
+    let mut w = SessionWrite::new(ab, index, time_ns);
+    w.on_catalog(&changes)?;
+    changes.append(&mut w.changes);
+    Ok(changes)
+}
+
 /// A consistent snapshot of the tables: every read through it sees the same applied
 /// index, however many writes are applied meanwhile.
 pub struct ReadView<'a> {
@@ -341,8 +407,17 @@ impl ReadView<'_> {
         Ok(read_u64(self.db, &self.opts(), CATALOG_INDEX_KEY)?)
     }
 
+    /// Consul's sessions table index.
+    pub fn sessions_index(&self) -> Result<u64, StoreError> {
+        Ok(read_u64(self.db, &self.opts(), SESSIONS_INDEX_KEY)?)
+    }
+
     pub fn catalog(&self) -> CatalogRead<'_, Self> {
         CatalogRead(self)
+    }
+
+    pub fn sessions(&self) -> SessionRead<'_, Self> {
+        SessionRead(self)
     }
 }
 
@@ -392,7 +467,7 @@ mod tests {
 
     fn apply(s: &StateStore, index: u64, c: Command) -> (CommandResult, Vec<KvChange>) {
         let mut ab = s.begin();
-        let Applied { result, changes } = s.apply(&mut ab, index, &c).unwrap();
+        let Applied { result, changes } = s.apply(&mut ab, index, 0, &c).unwrap();
         let changes = changes.iter().filter_map(|c| c.as_kv().cloned()).collect();
         s.put_applied_index(ab.write_batch(), index);
         s.db().write(ab.into_write_batch()).unwrap();
@@ -499,26 +574,27 @@ mod tests {
         let (_d, s) = store();
         let mut ab = s.begin();
         assert!(s
-            .apply(&mut ab, 1, &put("k", "a", Some(0)))
+            .apply(&mut ab, 1, 0, &put("k", "a", Some(0)))
             .unwrap()
             .result
             .succeeded());
         // Same batch: the create-only put must now fail, and a CAS on index 1 succeed.
         assert!(!s
-            .apply(&mut ab, 1, &put("k", "b", Some(0)))
+            .apply(&mut ab, 1, 0, &put("k", "b", Some(0)))
             .unwrap()
             .result
             .succeeded());
         assert!(s
-            .apply(&mut ab, 2, &put("k", "c", Some(1)))
+            .apply(&mut ab, 2, 0, &put("k", "c", Some(1)))
             .unwrap()
             .result
             .succeeded());
-        s.apply(&mut ab, 2, &put("t/x", "1", None)).unwrap();
+        s.apply(&mut ab, 2, 0, &put("t/x", "1", None)).unwrap();
         let deleted = s
             .apply(
                 &mut ab,
                 3,
+                0,
                 &Command::KvDeleteTree {
                     prefix: "t/".into(),
                 },
@@ -579,7 +655,9 @@ mod tests {
             checks: vec![check("web-alive", "web1"), check("node-alive", "")],
         };
         let mut ab = s.begin();
-        let applied = s.apply(&mut ab, 5, &Command::CatalogRegister(reg)).unwrap();
+        let applied = s
+            .apply(&mut ab, 5, 0, &Command::CatalogRegister(reg))
+            .unwrap();
         let kinds: Vec<(String, Vec<String>)> = applied
             .changes
             .iter()
@@ -592,7 +670,7 @@ mod tests {
                 Change::Check {
                     check_id, services, ..
                 } => (format!("check {check_id}"), services.clone()),
-                Change::Kv(_) => unreachable!(),
+                other => panic!("a registration changed {other:?}"),
             })
             .collect();
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -616,6 +694,7 @@ mod tests {
             .apply(
                 &mut ab,
                 6,
+                0,
                 &Command::CatalogDeregister(Deregistration {
                     node: "n1".into(),
                     service_id: Some("web1".into()),
@@ -655,7 +734,7 @@ mod tests {
                 }),
                 checks: vec![],
             };
-            s.apply(&mut ab, index, &Command::CatalogRegister(reg))
+            s.apply(&mut ab, index, 0, &Command::CatalogRegister(reg))
                 .unwrap();
             s.put_applied_index(ab.write_batch(), index);
             s.db().write(ab.into_write_batch()).unwrap();
@@ -688,6 +767,7 @@ mod tests {
         s.apply(
             &mut ab,
             5,
+            0,
             &Command::CatalogDeregister(Deregistration {
                 node: "n1".into(),
                 service_id: None,
@@ -757,7 +837,7 @@ mod tests {
                 checks,
             };
             let applied = s
-                .apply(&mut ab, index, &Command::CatalogRegister(reg))
+                .apply(&mut ab, index, 0, &Command::CatalogRegister(reg))
                 .unwrap();
             s.db().write(ab.into_write_batch()).unwrap();
             applied

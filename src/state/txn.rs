@@ -7,16 +7,19 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::kv::{self, KvChange, KvEntry, KvRead, KvWrite};
+use super::kv::{self, KvChange, KvEntry, KvRead, KvWrite, LockContext, LockOp};
 use super::store::StoreError;
 
-/// Consul's KV transaction verbs that Rostra supports (lock, unlock, check-session and
-/// get-or-empty arrive with sessions).
+/// Consul's KV transaction verbs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvTxnVerb {
     Set,
     Cas,
+    Lock,
+    Unlock,
     Get,
+    GetOrEmpty,
+    CheckSession,
     GetTree,
     CheckIndex,
     CheckNotExists,
@@ -31,7 +34,11 @@ impl KvTxnVerb {
         Some(match verb {
             "set" => KvTxnVerb::Set,
             "cas" => KvTxnVerb::Cas,
+            "lock" => KvTxnVerb::Lock,
+            "unlock" => KvTxnVerb::Unlock,
             "get" => KvTxnVerb::Get,
+            "get-or-empty" => KvTxnVerb::GetOrEmpty,
+            "check-session" => KvTxnVerb::CheckSession,
             "get-tree" => KvTxnVerb::GetTree,
             "check-index" => KvTxnVerb::CheckIndex,
             "check-not-exists" => KvTxnVerb::CheckNotExists,
@@ -46,7 +53,12 @@ impl KvTxnVerb {
     pub fn is_read(self) -> bool {
         matches!(
             self,
-            KvTxnVerb::Get | KvTxnVerb::GetTree | KvTxnVerb::CheckIndex | KvTxnVerb::CheckNotExists
+            KvTxnVerb::Get
+                | KvTxnVerb::GetOrEmpty
+                | KvTxnVerb::GetTree
+                | KvTxnVerb::CheckIndex
+                | KvTxnVerb::CheckSession
+                | KvTxnVerb::CheckNotExists
         )
     }
 }
@@ -60,6 +72,8 @@ pub struct KvTxnOp {
     pub flags: u64,
     /// The index `cas`, `check-index` and `delete-cas` compare against.
     pub index: u64,
+    /// The session `lock`, `unlock` and `check-session` name.
+    pub session: String,
 }
 
 /// Why an operation failed; the transaction rolled back.
@@ -80,6 +94,7 @@ pub struct TxnOutcome {
 /// Buffers a transaction's writes over a base view.
 struct Scratch<'b, B: KvRead> {
     base: &'b B,
+    locks: &'b dyn LockContext,
     writes: BTreeMap<String, Option<KvEntry>>,
     /// Writes in order, with the index of each delete, for replay onto the batch.
     log: Vec<(String, Option<KvEntry>, u64)>,
@@ -103,14 +118,39 @@ impl<B: KvRead> KvRead for Scratch<'_, B> {
 }
 
 impl<B: KvRead> KvWrite for Scratch<'_, B> {
-    fn kv_put(&mut self, entry: KvEntry) {
+    fn kv_put(&mut self, entry: KvEntry) -> Result<(), StoreError> {
         self.writes.insert(entry.key.clone(), Some(entry.clone()));
         self.log.push((entry.key.clone(), Some(entry), 0));
+        Ok(())
     }
 
-    fn kv_delete(&mut self, key: &str, index: u64) {
+    fn kv_delete(&mut self, key: &str, index: u64) -> Result<(), StoreError> {
         self.writes.insert(key.to_string(), None);
         self.log.push((key.to_string(), None, index));
+        Ok(())
+    }
+}
+
+impl<B: KvRead> LockContext for Scratch<'_, B> {
+    fn session_exists(&self, id: &str) -> Result<bool, StoreError> {
+        self.locks.session_exists(id)
+    }
+
+    fn lock_delay_until(&self, key: &str) -> Result<u64, StoreError> {
+        self.locks.lock_delay_until(key)
+    }
+}
+
+/// Sessions for a read-only transaction: its verbs never lock, so nothing asks.
+struct NoLocks;
+
+impl LockContext for NoLocks {
+    fn session_exists(&self, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    fn lock_delay_until(&self, _: &str) -> Result<u64, StoreError> {
+        Ok(u64::MAX)
     }
 }
 
@@ -123,11 +163,14 @@ fn without_value(mut e: KvEntry) -> KvEntry {
 /// to apply (in order); on failure the outcome carries the errors and nothing is written.
 fn evaluate<B: KvRead>(
     base: &B,
+    locks: &dyn LockContext,
     index: u64,
+    time_ns: u64,
     ops: &[KvTxnOp],
 ) -> Result<(TxnOutcome, Vec<(String, Option<KvEntry>, u64)>), StoreError> {
     let mut scratch = Scratch {
         base,
+        locks,
         writes: BTreeMap::new(),
         log: Vec::new(),
     };
@@ -149,10 +192,63 @@ fn evaluate<B: KvRead>(
                     Err(fail(format!("failed to set key {key:?}, index is stale")))
                 }
             }
+            KvTxnVerb::Lock | KvTxnVerb::Unlock => {
+                let (lock, what) = if op.verb == KvTxnVerb::Lock {
+                    (LockOp::Acquire, "lock")
+                } else {
+                    (LockOp::Release, "unlock")
+                };
+                let (result, _) = kv::apply_lock(
+                    &mut scratch,
+                    index,
+                    time_ns,
+                    lock,
+                    key,
+                    &op.value,
+                    op.flags,
+                    &op.session,
+                )?;
+                match result {
+                    Ok(true) => Ok(scratch
+                        .kv_get(key)?
+                        .map(without_value)
+                        .into_iter()
+                        .collect()),
+                    Ok(false) if lock == LockOp::Acquire => Err(fail(format!(
+                        "failed to lock key {key:?}, lock is already held"
+                    ))),
+                    Ok(false) => Err(fail(format!(
+                        "failed to unlock key {key:?}, lock isn't held, or is held by another session"
+                    ))),
+                    Err(text) => Err(fail(format!("failed to {what} key {key:?}: {text}"))),
+                }
+            }
             KvTxnVerb::Get => match scratch.kv_get(key)? {
                 Some(e) => Ok(vec![e]),
                 None => Err(fail(format!("key {key:?} doesn't exist"))),
             },
+            // Consul answers a missing key with an entry carrying only the key.
+            KvTxnVerb::GetOrEmpty => Ok(vec![scratch.kv_get(key)?.unwrap_or(KvEntry {
+                key: key.to_string(),
+                value: Vec::new(),
+                flags: 0,
+                create_index: 0,
+                modify_index: 0,
+                lock_index: 0,
+                session: String::new(),
+            })]),
+            KvTxnVerb::CheckSession => {
+                let current = scratch.kv_get(key)?;
+                let holder = current.as_ref().map_or("", |e| e.session.as_str());
+                if holder == op.session {
+                    Ok(current.map(without_value).into_iter().collect())
+                } else {
+                    Err(fail(format!(
+                        "failed session check for key {key:?}, current session {holder:?} != {:?}",
+                        op.session
+                    )))
+                }
+            }
             KvTxnVerb::GetTree => {
                 let mut entries = Vec::new();
                 for k in scratch.kv_keys_with_prefix(key)? {
@@ -205,18 +301,20 @@ fn evaluate<B: KvRead>(
     Ok((outcome, scratch.log))
 }
 
-/// Applies a transaction at `index` into `table`: all of it, or (with errors) nothing.
-pub fn apply(
-    table: &mut impl KvWrite,
+/// Applies a transaction at `index` (leader time `time_ns`) into `table`: all of it, or
+/// (with errors) nothing.
+pub fn apply<T: KvWrite + LockContext>(
+    table: &mut T,
     index: u64,
+    time_ns: u64,
     ops: &[KvTxnOp],
 ) -> Result<(TxnOutcome, Vec<KvChange>), StoreError> {
-    let (outcome, writes) = evaluate(&*table, index, ops)?;
+    let (outcome, writes) = evaluate(&*table, &*table, index, time_ns, ops)?;
     let mut changes = Vec::with_capacity(writes.len());
     for (key, entry, delete_index) in writes {
         match &entry {
-            Some(e) => table.kv_put(e.clone()),
-            None => table.kv_delete(&key, delete_index),
+            Some(e) => table.kv_put(e.clone())?,
+            None => table.kv_delete(&key, delete_index)?,
         }
         changes.push(KvChange { key, entry });
     }
@@ -225,5 +323,5 @@ pub fn apply(
 
 /// Runs a read-only transaction against a view.
 pub fn read_only(view: &impl KvRead, ops: &[KvTxnOp]) -> Result<TxnOutcome, StoreError> {
-    Ok(evaluate(view, 0, ops)?.0)
+    Ok(evaluate(view, &NoLocks, 0, 0, ops)?.0)
 }

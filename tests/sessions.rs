@@ -60,7 +60,9 @@ async fn sessions_and_locks_as_consul_has_them() {
     let http = Http::new(&server);
     // The agent registers its node with serfHealth; wait for it (a session needs both).
     common::wait_until("the agent's node is registered", || async {
-        let (s, b) = http.call(Method::GET, "/v1/health/node/test-node", "").await;
+        let (s, b) = http
+            .call(Method::GET, "/v1/health/node/test-node", "")
+            .await;
         s == StatusCode::OK && b.contains("serfHealth")
     })
     .await;
@@ -121,7 +123,10 @@ async fn sessions_and_locks_as_consul_has_them() {
         true
     );
     let kv = http.get("/v1/kv/lock/x").await;
-    assert!(kv[0].get("Session").is_none(), "released, not deleted: {kv}");
+    assert!(
+        kv[0].get("Session").is_none(),
+        "released, not deleted: {kv}"
+    );
     assert_eq!(
         http.put(&format!("/v1/kv/lock/x?acquire={a}"), "a").await,
         true
@@ -292,5 +297,64 @@ async fn sessions_and_locks_as_consul_has_them() {
     assert_eq!(status, StatusCode::OK, "{text}");
     assert!(http.get("/v1/kv/t/k").await[0].get("Session").is_none());
 
+    server.shutdown().await.expect("clean shutdown");
+}
+
+/// TTLs are the leader's timers: an unrenewed session expires after about twice its
+/// TTL (never before the TTL) and releases its key; a renewed one lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_sessions_expire_unless_renewed() {
+    let (server, _dir) = common::dev_server_with(|c| {
+        c.limits.session_ttl_min = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let http = Http::new(&server);
+    common::wait_until("the agent's node is registered", || async {
+        let (s, b) = http
+            .call(Method::GET, "/v1/health/node/test-node", "")
+            .await;
+        s == StatusCode::OK && b.contains("serfHealth")
+    })
+    .await;
+    let (status, text) = http
+        .call(
+            Method::PUT,
+            "/v1/session/create",
+            json!({"TTL": "500ms"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(text.contains("must be between [1s=24h0m0s]"), "{text}");
+
+    let started = std::time::Instant::now();
+    let lapsing = http.session(json!({"TTL": "1s", "LockDelay": 0})).await;
+    let renewed = http.session(json!({"TTL": "1s", "LockDelay": 0})).await;
+    assert_eq!(
+        http.get(&format!("/v1/session/info/{lapsing}")).await[0]["TTL"],
+        "1s"
+    );
+    assert_eq!(
+        http.put(&format!("/v1/kv/ttl/k?acquire={lapsing}"), "v")
+            .await,
+        true
+    );
+    common::wait_until("the unrenewed session expires", || async {
+        // Renew the other one on every round (rounds are far shorter than its TTL).
+        http.put(&format!("/v1/session/renew/{renewed}"), "").await;
+        http.get(&format!("/v1/session/info/{lapsing}")).await == json!([])
+    })
+    .await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "never before the TTL"
+    );
+    assert!(
+        http.get("/v1/kv/ttl/k").await[0].get("Session").is_none(),
+        "its key was released"
+    );
+    assert_eq!(
+        http.get(&format!("/v1/session/info/{renewed}")).await[0]["ID"],
+        renewed
+    );
     server.shutdown().await.expect("clean shutdown");
 }

@@ -64,6 +64,8 @@ pub struct Limits {
     /// Bytes of change history the feed keeps so watches can resume from an index
     /// (`limits.watch_history_bytes`); an older index gets `RESET` and a fresh snapshot.
     pub watch_history_bytes: usize,
+    /// Shortest session TTL accepted (Consul's `session_ttl_min`, 10s).
+    pub session_ttl_min: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -76,6 +78,7 @@ impl Default for Limits {
             http_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             grpc_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             watch_history_bytes: crate::state::feed::DEFAULT_RETAINED_BYTES,
+            session_ttl_min: session::MIN_TTL,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::state::{Command, CommandResult, WatchTarget};
 pub const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
 /// Consul's `MaxLockDelay`: longer requests are capped.
 pub const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
-/// Consul's `session_ttl_min`.
+/// Consul's `session_ttl_min` default (`Limits::session_ttl_min`).
 pub const MIN_TTL: Duration = Duration::from_secs(10);
 /// Consul's maximum session TTL.
 pub const MAX_TTL: Duration = Duration::from_secs(86_400);
@@ -96,11 +96,12 @@ impl Service {
                 Ok(d) => d,
                 Err(e) => return invalid(format!("Session TTL '{ttl}' invalid: {e}")),
             };
-            if !d.is_zero() && !(MIN_TTL..=MAX_TTL).contains(&d) {
+            let min = self.limits.session_ttl_min;
+            if !d.is_zero() && !(min..=MAX_TTL).contains(&d) {
                 return invalid(format!(
-                    "Invalid Session TTL '{}', must be between [{}s={}h0m0s]",
+                    "Invalid Session TTL '{}', must be between [{:?}={}h0m0s]",
                     d.as_nanos(),
-                    MIN_TTL.as_secs(),
+                    min,
                     MAX_TTL.as_secs() / 3600
                 ));
             }

@@ -60,8 +60,13 @@ fn bad(message: String) -> HttpError {
     HttpError::BadRequest(format!("Request decode failed: {message}"))
 }
 
+/// `v`'s member `name`, matched as Go's JSON decoder matches keys.
+fn member<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    v.as_object().and_then(|o| crate::json::field(o, name))
+}
+
 fn string(v: &Value, name: &str) -> Result<Option<String>, HttpError> {
-    match v.get(name) {
+    match member(v, name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(other) => Err(bad(format!("{name}: expected a string, got {other}"))),
@@ -69,7 +74,7 @@ fn string(v: &Value, name: &str) -> Result<Option<String>, HttpError> {
 }
 
 fn strings(v: &Value, name: &str) -> Result<Option<Vec<String>>, HttpError> {
-    match v.get(name) {
+    match member(v, name) {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(Vec::new())),
         Some(Value::Array(items)) => items
@@ -94,7 +99,7 @@ fn lock_delay(v: &Value) -> Result<Option<Duration>, HttpError> {
             Duration::from_nanos(n)
         }
     };
-    match v.get("LockDelay") {
+    match member(v, "LockDelay") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_u64()
@@ -118,7 +123,7 @@ fn decode(v: &Value) -> Result<SessionArgs, HttpError> {
     if let Some(legacy) = strings(v, "Checks")? {
         node_checks.get_or_insert_with(Vec::new).extend(legacy);
     }
-    let service_checks = match v.get("ServiceChecks") {
+    let service_checks = match member(v, "ServiceChecks") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
             .iter()

@@ -26,13 +26,7 @@ pub fn routes() -> Router<HttpState> {
 }
 
 /// A field of a JSON object, with Go's case-insensitive key matching.
-fn field<'a>(obj: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a Value> {
-    obj.get(name).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
-}
+use crate::json::field;
 
 fn parse_err(msg: impl std::fmt::Display) -> HttpError {
     HttpError::BadRequest(format!("Failed to parse body: {msg}"))

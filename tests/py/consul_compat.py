@@ -156,4 +156,30 @@ assert c.catalog.service("extsvc")[1] == []
 assert c.agent.service.deregister("pysvc1") is True
 assert "pysvc1" not in c.agent.services()
 
+# Sessions and locks, as py-consul's session and kv acquire/release drive them.
+sid = c.session.create(name="py-lock", lock_delay=0, ttl=30)
+_, info = c.session.info(sid)
+assert info["Name"] == "py-lock" and info["TTL"] == "30s" and info["Node"] == node_name, info
+assert any(s["ID"] == sid for s in c.session.list()[1])
+assert any(s["ID"] == sid for s in c.session.node(node_name)[1])
+other = c.session.create(behavior="delete", lock_delay=0)
+assert c.kv.put("py/lock", "mine", acquire=sid) is True
+assert c.kv.put("py/lock", "theirs", acquire=other) is False
+_, data = c.kv.get("py/lock")
+assert data["Session"] == sid and data["LockIndex"] == 1, data
+assert c.kv.put("py/lock", "done", release=sid) is True
+assert "Session" not in c.kv.get("py/lock")[1]
+renewed = c.session.renew(sid)
+assert renewed["ID"] == sid, renewed
+assert c.kv.put("py/eph", "x", acquire=other) is True
+assert c.session.destroy(other) is True
+assert c.kv.get("py/eph")[1] is None, "behavior=delete removed the key"
+assert c.session.destroy(sid) is True
+assert c.session.info(sid)[1] is None
+try:
+    c.session.renew(sid)
+    raise AssertionError("renewing a destroyed session must fail")
+except consul.NotFound:
+    pass  # Consul's 404 `Session id '<id>' not found`
+
 print("py-consul: all checks passed")

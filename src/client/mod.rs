@@ -143,6 +143,7 @@ impl Client {
             value,
             flags,
             cas,
+            lock: None,
         };
         Ok(self.kv().put(req).await?.into_inner())
     }

@@ -10,6 +10,7 @@ use crate::pb;
 use crate::pb::kv_server::Kv;
 use crate::service::kv::PutArgs;
 use crate::service::{Api, QueryOptions};
+use crate::state::kv::LockOp;
 use crate::state::WatchTarget;
 
 pub struct KvService {
@@ -81,6 +82,10 @@ impl Kv for KvService {
                 value: req.value,
                 flags: req.flags,
                 cas: req.cas,
+                lock: req.lock.map(|l| match l {
+                    pb::put_request::Lock::Acquire(s) => (LockOp::Acquire, s),
+                    pb::put_request::Lock::Release(s) => (LockOp::Release, s),
+                }),
             })
             .await?;
         Ok(Response::new(pb::PutResponse {

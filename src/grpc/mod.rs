@@ -6,6 +6,7 @@ pub mod catalog_convert;
 pub mod convert;
 pub mod error;
 pub mod kv;
+pub mod session;
 pub mod status;
 pub mod watch;
 
@@ -30,6 +31,11 @@ fn too_many_requests(limit: usize) -> http::Response<tonic::body::Body> {
     tonic::Status::resource_exhausted(crate::limit::too_many_message(limit)).into_http()
 }
 
+/// How often the server pings an idle client connection (HTTP/2 PING).
+pub const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a ping may go unanswered before the connection is closed.
+pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Serves the public API on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -47,6 +53,9 @@ pub async fn serve(
     let health = crate::pb::health_server::HealthServer::new(catalog::HealthService {
         service: service.clone(),
     });
+    let session = crate::pb::session_server::SessionServer::new(session::SessionService {
+        service: service.clone(),
+    });
     let in_flight = crate::limit::InFlightLimit::new(
         service.limits().grpc_max_in_flight,
         too_many_requests,
@@ -55,11 +64,17 @@ pub async fn serve(
     let status = StatusServer::new(status::StatusService { service });
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        // A client that vanished without closing its connection (a dead machine, a cut
+        // cable) is noticed within KEEPALIVE + KEEPALIVE_TIMEOUT, which ends its watch
+        // streams and so everything they hold.
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(in_flight)
         .add_service(kv)
         .add_service(status)
         .add_service(catalog)
         .add_service(health)
+        .add_service(session)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
 }

@@ -191,13 +191,7 @@ async fn write(
     let lock = [("acquire", LockOp::Acquire), ("release", LockOp::Release)]
         .into_iter()
         .find_map(|(name, op)| params.get(name).map(|session| (op, session.to_string())));
-    if let Some((op, session)) = lock {
-        let (_, ok) = state
-            .service
-            .kv_lock(op, &key, value, flags, &session)
-            .await?;
-        return Ok(reply::json(&state, &params, StatusCode::OK, &ok));
-    }
+
     let (_, ok) = state
         .service
         .kv_put(PutArgs {
@@ -205,6 +199,7 @@ async fn write(
             value,
             flags,
             cas,
+            lock,
         })
         .await?;
     Ok(reply::json(&state, &params, StatusCode::OK, &ok))

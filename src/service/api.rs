@@ -24,7 +24,6 @@ use super::watch::{CatalogWatchMessage, KvWatchMessage};
 use super::{Consistency, Limits, Metrics, ResponseMeta, Service, ServiceError};
 use crate::raft::ClusterStatus;
 use crate::state::catalog::{CheckStatus, Deregistration, Node, Registration, ServiceInstance};
-use crate::state::kv::LockOp;
 use crate::state::session::Session;
 use crate::state::txn::KvTxnOp;
 use crate::state::{KvEntry, WatchTarget};
@@ -134,15 +133,6 @@ pub trait ControlPlane: Send + Sync + 'static {
         filter: SessionFilter,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<Session>), ServiceError>;
-    /// `?acquire=` / `?release=` on a key (see `service::session`).
-    async fn kv_lock(
-        &self,
-        op: LockOp,
-        key: &str,
-        value: Vec<u8>,
-        flags: u64,
-        session: &str,
-    ) -> Result<(ResponseMeta, bool), ServiceError>;
 
     // --- the server itself ---
     /// The response header for an answer reflecting `index`.
@@ -290,16 +280,6 @@ impl ControlPlane for Service {
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<Session>), ServiceError> {
         Service::session_list(self, filter, opts).await
-    }
-    async fn kv_lock(
-        &self,
-        op: LockOp,
-        key: &str,
-        value: Vec<u8>,
-        flags: u64,
-        session: &str,
-    ) -> Result<(ResponseMeta, bool), ServiceError> {
-        Service::kv_lock(self, op, key, value, flags, session).await
     }
     fn meta(&self, index: u64) -> ResponseMeta {
         Service::meta(self, index)

@@ -1,6 +1,6 @@
-//! The watchable catalog and health answers, as views for the watch protocol
+//! The watchable catalog, health and session answers, as views for the watch protocol
 //! (`service::watch`): the nodes list, the services list, one service's instances (with
-//! or without their health) and checks by service or by state.
+//! or without their health), checks by service or by state, and the sessions.
 //!
 //! Each answer is a set of items with a key (a node, a service name, an instance, a
 //! check). For every raft entry the feed delivers, the view works out which keys the
@@ -21,6 +21,7 @@ use super::catalog::{
 use super::watch::View;
 use super::ServiceError;
 use crate::state::catalog::{service_topic, CheckStatus, Node, ServiceInstance, CATALOG_TOPIC};
+use crate::state::session::{Session, SESSIONS_TOPIC};
 use crate::state::store::StoreError;
 use crate::state::{Change, FeedEvent, ReadView, StateStore, WatchTarget};
 
@@ -43,6 +44,8 @@ pub enum CatalogWatch {
     ServiceChecks { service: String },
     /// `/v1/health/state/<state>` (`None`: any).
     ChecksInState { state: Option<CheckStatus> },
+    /// `/v1/session/list`.
+    Sessions,
 }
 
 /// What identifies one item of an answer.
@@ -54,6 +57,7 @@ pub enum ItemKey {
     Instance(String, String),
     /// (node, check id).
     Check(String, String),
+    Session(String),
 }
 
 /// One item of an answer.
@@ -70,6 +74,7 @@ pub enum CatalogItem {
     },
     Health(ServiceEntry),
     Check(CheckView),
+    Session(Session),
 }
 
 impl CatalogItem {
@@ -84,6 +89,7 @@ impl CatalogItem {
                 ItemKey::Instance(e.service.node.clone(), e.service.id.clone())
             }
             CatalogItem::Check(c) => ItemKey::Check(c.check.node.clone(), c.check.check_id.clone()),
+            CatalogItem::Session(s) => ItemKey::Session(s.id.clone()),
         }
     }
 
@@ -107,6 +113,7 @@ impl CatalogItem {
                 encoded(&e.node) + encoded(&e.service) + e.checks.iter().map(check).sum::<usize>()
             }
             CatalogItem::Check(c) => check(c),
+            CatalogItem::Session(s) => encoded(s),
         }
     }
 }
@@ -141,6 +148,7 @@ impl CatalogWatch {
             CatalogWatch::Nodes | CatalogWatch::Services | CatalogWatch::ChecksInState { .. } => {
                 WatchTarget::Topic(CATALOG_TOPIC.into())
             }
+            CatalogWatch::Sessions => WatchTarget::Topic(SESSIONS_TOPIC.into()),
             CatalogWatch::Service { name: s, .. }
             | CatalogWatch::Health { service: s, .. }
             | CatalogWatch::ServiceChecks { service: s } => WatchTarget::Topic(service_topic(s)),
@@ -177,6 +185,12 @@ impl CatalogWatch {
             CatalogWatch::ChecksInState { state } => read_state(view, *state)?
                 .into_iter()
                 .map(CatalogItem::Check)
+                .collect(),
+            CatalogWatch::Sessions => view
+                .sessions()
+                .list()?
+                .into_iter()
+                .map(CatalogItem::Session)
                 .collect(),
         })
     }
@@ -225,6 +239,9 @@ impl CatalogWatch {
                 check_view(view, n, id)?
                     .filter(|c| state.is_none_or(|s| c.check.status == s))
                     .map(CatalogItem::Check)
+            }
+            (CatalogWatch::Sessions, ItemKey::Session(id)) => {
+                view.sessions().get(id)?.map(CatalogItem::Session)
             }
             _ => None,
         })
@@ -293,6 +310,9 @@ impl CatalogWatch {
                 CatalogWatch::ServiceChecks { .. } | CatalogWatch::ChecksInState { .. },
                 Change::Service { node, id, .. },
             ) => checks_of(node, id)?,
+            (CatalogWatch::Sessions, Change::Session { id, .. }) => {
+                vec![ItemKey::Session(id.clone())]
+            }
             _ => Vec::new(),
         })
     }

@@ -2,7 +2,7 @@
 
 use super::query::{QueryMeta, QueryOptions};
 use super::{ResponseMeta, Service, ServiceError};
-use crate::state::kv::keys_with_separator;
+use crate::state::kv::{keys_with_separator, LockOp};
 use crate::state::{Command, KvEntry, WatchTarget};
 
 /// A put as the front ends decode it.
@@ -12,6 +12,8 @@ pub struct PutArgs {
     pub value: Vec<u8>,
     pub flags: u64,
     pub cas: Option<u64>,
+    /// Consul's `?acquire=<session>` / `?release=<session>`; not with `cas`.
+    pub lock: Option<(LockOp, String)>,
 }
 
 impl Service {
@@ -85,6 +87,14 @@ impl Service {
                 args.value.len(),
                 self.limits.max_value_size
             )));
+        }
+        if let Some((op, session)) = args.lock {
+            if args.cas.is_some() {
+                return Err(ServiceError::InvalidArgument(
+                    "Conflicting flags: cas cannot be combined with acquire or release".into(),
+                ));
+            }
+            return self.kv_lock(op, args.key, args.value, args.flags, session).await;
         }
         let (index, result) = self
             .raft

@@ -180,33 +180,27 @@ impl Service {
         .await
     }
 
-    /// Consul's `?acquire=<session>` / `?release=<session>` on a key: whether it took
-    /// effect (false: held by another session, inside a lock-delay, or not ours to
-    /// release); an unknown session is an error, as in Consul.
-    pub async fn kv_lock(
+    /// Consul's `?acquire=<session>` / `?release=<session>` on a key, reached through
+    /// `kv_put` (which has checked the key and the value): whether it took effect
+    /// (false: held by another session, inside a lock-delay, or not ours to release); an
+    /// unknown session is an error, as in Consul.
+    pub(super) async fn kv_lock(
         &self,
         op: LockOp,
-        key: &str,
+        key: String,
         value: Vec<u8>,
         flags: u64,
-        session: &str,
+        session: String,
     ) -> Result<(ResponseMeta, bool), ServiceError> {
-        self.validate_key(key)?;
-        if value.len() > self.limits.max_value_size {
-            return Err(ServiceError::TooLarge(format!(
-                "Value exceeds {} byte limit",
-                self.limits.max_value_size
-            )));
-        }
         if session.is_empty() {
             return Err(ServiceError::InvalidArgument("Missing session".into()));
         }
         let command = Command::KvLock {
             op,
-            key: key.to_string(),
+            key,
             value,
             flags,
-            session: session.to_string(),
+            session,
         };
         let (index, result) = self.raft.write(command).await?;
         match result {

@@ -170,6 +170,7 @@ async fn grpc_answers_resource_exhausted_past_the_in_flight_limit() {
 
     // The held call completes and is applied; calls pass again.
     let put = pb::PutRequest {
+        lock: None,
         key: "held".into(),
         value: b"hello".to_vec(),
         flags: 0,

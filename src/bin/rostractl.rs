@@ -14,6 +14,9 @@ async fn main() -> ExitCode {
     match rostra::cli::run_ctl(args, &mut stdout).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(rostra::cli::ExitStatus(code)) = e.downcast_ref() {
+                return ExitCode::from(*code);
+            }
             // A closed pipe (`| head`) is not a failure worth a message.
             if e.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)

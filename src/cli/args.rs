@@ -209,6 +209,8 @@ pub enum CtlCommand {
     Kv(KvCommand),
     /// Watch a key or prefix and print it, or run a handler, on every change.
     Watch(WatchArgs),
+    /// Run a command while holding a lock (or one of N semaphore slots) at a KV prefix.
+    Lock(LockArgs),
     /// Measure throughput and latency against a running agent.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -337,6 +339,44 @@ pub struct WatchArgs {
     /// Handler command line; without one, the first result is printed and the watch ends.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub handler: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Holders at once: 1 is a lock, more a semaphore.
+    #[arg(long = "n", default_value_t = 1, allow_negative_numbers = true)]
+    pub n: i64,
+    /// Session name (default: names the command and the prefix).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Run the child through `sh -c` (default) rather than directly.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true")]
+    pub shell: bool,
+    /// Longest wait to acquire (e.g. 10s); 0 waits forever.
+    #[arg(long, default_value = "0s", allow_negative_numbers = true)]
+    pub timeout: String,
+    /// Deprecated alias of -timeout.
+    #[arg(long, allow_negative_numbers = true)]
+    pub r#try: Option<String>,
+    /// Consecutive server errors tolerated while holding the lock.
+    #[arg(
+        long = "monitor-retry",
+        default_value_t = 3,
+        allow_negative_numbers = true
+    )]
+    pub monitor_retry: i64,
+    /// Exit 2 when the child fails (instead of 0).
+    #[arg(long = "child-exit-code", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub child_exit_code: bool,
+    /// Forward this command's stdin to the child.
+    #[arg(long = "pass-stdin", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub pass_stdin: bool,
+    /// Print what the lock is doing.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub verbose: bool,
+    /// The KV prefix, then the child command.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@ pub mod bench_catalog;
 pub mod consul_json;
 pub mod goflags;
 pub mod kv;
+pub mod lock;
 pub mod validate;
 pub mod watch;
 
@@ -18,6 +19,12 @@ use std::io::Write;
 
 use self::args::{CtlArgs, CtlCommand};
 use crate::client::Client;
+
+/// A command that ended without an error but with a non-zero exit code of its own
+/// (`lock -child-exit-code` when the child failed: 2, as Consul).
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {0}")]
+pub struct ExitStatus(pub u8);
 
 /// Runs one `rostractl` command, writing its output to `out`.
 pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
@@ -33,6 +40,13 @@ pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             let plan = watch::plan(&w)?;
             watch::run(&connect().await?, plan, w, out).await
         }
+        CtlCommand::Lock(l) => match {
+            lock::check(&l)?;
+            lock::run(&connect().await?, l).await?
+        } {
+            lock::LockExit::Done => Ok(()),
+            lock::LockExit::ChildFailed => Err(ExitStatus(2).into()),
+        },
         CtlCommand::Bench(b) => bench::run(&args.addr, b, out).await,
     }
 }

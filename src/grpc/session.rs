@@ -168,6 +168,10 @@ impl SessionRpc for SessionService {
         let start = request.get_ref().start_index;
         let rx = self.service.watch_catalog(CatalogWatch::Sessions, start)?;
         let encode = catalog_response!(pb::SessionWatchResponse, session_item, session_key);
-        Ok(Response::new(watch::stream(self.service.clone(), rx, encode)))
+        Ok(Response::new(watch::stream(
+            self.service.clone(),
+            rx,
+            encode,
+        )))
     }
 }

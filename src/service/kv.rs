@@ -94,7 +94,9 @@ impl Service {
                     "Conflicting flags: cas cannot be combined with acquire or release".into(),
                 ));
             }
-            return self.kv_lock(op, args.key, args.value, args.flags, session).await;
+            return self
+                .kv_lock(op, args.key, args.value, args.flags, session)
+                .await;
         }
         let (index, result) = self
             .raft

@@ -85,7 +85,7 @@ pub async fn run_session_ttls(service: Arc<Service>, leading: CancellationToken)
     let target = WatchTarget::Topic(SESSION_TTL_TOPIC.into());
     'load: loop {
         // Subscribe before reading, so no create or renew falls between the two.
-        let (mut sub, _) = service.feed.subscribe(target.clone(), None);
+        let mut sub = service.feed.subscribe_internal(target.clone());
         let sessions = match service.blocking_read(|s| s.view().sessions().list()).await {
             Ok(s) => s,
             Err(e) => {

@@ -153,6 +153,8 @@ struct Subscriber {
     target: WatchTarget,
     tx: mpsc::Sender<FeedEvent>,
     reason: Arc<AtomicU8>,
+    /// False for the server's own followers (leader duties): not a client's watcher.
+    counted: bool,
 }
 
 struct FeedInner {
@@ -298,6 +300,21 @@ impl ChangeFeed {
         target: WatchTarget,
         resume_after: Option<u64>,
     ) -> (Subscription, Option<Result<Vec<FeedEvent>, Compacted>>) {
+        self.subscribe_as(target, resume_after, true)
+    }
+
+    /// A subscription of the server itself (a leader duty following a table): like
+    /// `subscribe`, but not counted among the watchers clients hold.
+    pub fn subscribe_internal(self: &Arc<Self>, target: WatchTarget) -> Subscription {
+        self.subscribe_as(target, None, false).0
+    }
+
+    fn subscribe_as(
+        self: &Arc<Self>,
+        target: WatchTarget,
+        resume_after: Option<u64>,
+        counted: bool,
+    ) -> (Subscription, Option<Result<Vec<FeedEvent>, Compacted>>) {
         let (tx, rx) = mpsc::channel(self.buffer);
         let reason = Arc::new(AtomicU8::new(0));
         let mut inner = self.lock();
@@ -314,6 +331,7 @@ impl ChangeFeed {
                 target: target.clone(),
                 tx,
                 reason: reason.clone(),
+                counted,
             },
         );
         let replay = resume_after.map(|after| {
@@ -371,9 +389,13 @@ impl ChangeFeed {
         inner.compacted_through = index;
     }
 
-    /// How many subscribers are registered (for metrics and tests).
+    /// How many clients' subscribers are registered (for metrics and tests).
     pub fn subscriber_count(&self) -> usize {
-        self.lock().subscribers.len()
+        self.lock()
+            .subscribers
+            .values()
+            .filter(|s| s.counted)
+            .count()
     }
 
     fn unsubscribe(&self, id: u64) {

@@ -1,6 +1,7 @@
 //! Three servers as separate processes: bootstrap with -bootstrap-expect/-retry-join,
 //! writes through a follower, the leader killed with SIGKILL, a new leader, every
-//! acknowledged write on the survivors, and the killed server brought back by snapshot.
+//! acknowledged write on the survivors (and a session with the lock it holds), and the
+//! killed server brought back by snapshot.
 
 mod common;
 
@@ -118,6 +119,44 @@ async fn three_servers_survive_losing_the_leader() {
         .kv
         .is_some());
 
+    // A session (with a TTL) holding a lock, created through the follower.
+    let sessions = pb::session_client::SessionClient::new(follower.channel());
+    let created = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    wait_until(
+        "a session can be created (the follower's node is registered)",
+        || {
+            let (mut sessions, created) = (sessions.clone(), created.clone());
+            async move {
+                let req = pb::SessionCreateRequest {
+                    name: "survives".into(),
+                    ttl: "30s".into(),
+                    ..Default::default()
+                };
+                match sessions.create(req).await {
+                    Ok(r) => {
+                        *created.lock().unwrap() = r.into_inner().id;
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+        },
+    )
+    .await;
+    let session = created.lock().unwrap().clone();
+    let locked = follower
+        .kv()
+        .put(pb::PutRequest {
+            key: "locks/cluster".into(),
+            value: b"held".to_vec(),
+            lock: Some(pb::put_request::Lock::Acquire(session.clone())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(locked.succeeded);
+
     // Crash the leader.
     agents[leader_pos].kill();
     let survivors: Vec<usize> = (0..3).filter(|i| *i != leader_pos).collect();
@@ -136,6 +175,27 @@ async fn three_servers_survive_losing_the_leader() {
         })
         .await;
     }
+    // The session and its lock survive the failover; the new leader renews it.
+    let survivor = agents[survivors[0]].client().await;
+    let held = survivor
+        .get("locks/cluster", pb::Consistency::Default)
+        .await
+        .unwrap()
+        .kv
+        .expect("the lock key");
+    assert_eq!(
+        held.session, session,
+        "the lock is still held by its session"
+    );
+    let mut sessions = pb::session_client::SessionClient::new(survivor.channel());
+    let renewed = sessions
+        .renew(pb::SessionRenewRequest {
+            id: session.clone(),
+        })
+        .await
+        .expect("the session exists after the failover")
+        .into_inner();
+    assert_eq!(renewed.session.unwrap().name, "survives");
     let writer = agents[survivors[1]].client().await;
     for i in 20..150 {
         let (k, v) = (format!("cluster/{i}"), format!("v{i}").into_bytes());

@@ -40,13 +40,14 @@ pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             let plan = watch::plan(&w)?;
             watch::run(&connect().await?, plan, w, out).await
         }
-        CtlCommand::Lock(l) => match {
+        CtlCommand::Lock(l) => {
             lock::check(&l)?;
-            lock::run(&connect().await?, l).await?
-        } {
-            lock::LockExit::Done => Ok(()),
-            lock::LockExit::ChildFailed => Err(ExitStatus(2).into()),
-        },
+            let ended = lock::run(&connect().await?, l).await?;
+            match ended {
+                lock::LockExit::Done => Ok(()),
+                lock::LockExit::ChildFailed => Err(ExitStatus(2).into()),
+            }
+        }
         CtlCommand::Bench(b) => bench::run(&args.addr, b, out).await,
     }
 }

@@ -118,10 +118,13 @@ fn render_kv(plan: &WatchPlan, state: &BTreeMap<String, pb::KvPair>) -> Value {
     }
 }
 
+/// Renders a watch's items as Consul's JSON.
+type Render<K, V> = Box<dyn Fn(&BTreeMap<K, V>) -> Result<Value, tonic::Status> + Send>;
+
 /// A followed watch and how its state renders as Consul's JSON.
 struct Followed<S: WatchSpec> {
     watcher: Watcher<S>,
-    render: Box<dyn Fn(&BTreeMap<S::Key, S::Item>) -> Result<Value, tonic::Status> + Send>,
+    render: Render<S::Key, S::Item>,
 }
 
 /// Consistent views of any watch, as (index, Consul JSON).

@@ -6,6 +6,7 @@ pub mod catalog_convert;
 pub mod convert;
 pub mod error;
 pub mod kv;
+pub mod lock;
 pub mod session;
 pub mod status;
 pub mod watch;
@@ -56,6 +57,9 @@ pub async fn serve(
     let session = crate::pb::session_server::SessionServer::new(session::SessionService {
         service: service.clone(),
     });
+    let lock = crate::pb::lock_server::LockServer::new(lock::LockService {
+        service: service.clone(),
+    });
     let in_flight = crate::limit::InFlightLimit::new(
         service.limits().grpc_max_in_flight,
         too_many_requests,
@@ -75,6 +79,7 @@ pub async fn serve(
         .add_service(catalog)
         .add_service(health)
         .add_service(session)
+        .add_service(lock)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
 }

@@ -12,6 +12,7 @@ pub mod catalog_watch;
 pub mod error;
 pub mod kv;
 pub mod leader;
+pub mod lock;
 pub mod query;
 pub mod reaper;
 pub mod session;

@@ -197,3 +197,63 @@ async fn losing_the_lock_signals_the_child_at_once() {
     assert!(status.success(), "{status}");
     server.shutdown().await.expect("clean shutdown");
 }
+
+/// Mixing a lock and a semaphore on one prefix, or semaphores of different sizes, fails
+/// with Consul's errors and runs nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_uses_of_a_prefix_are_refused() {
+    let (server, _dir) = common::dev_server().await;
+    let addr = server.grpc_addr.to_string();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("ran");
+    let child = format!("touch {}; sleep 30", marker.display());
+    // A semaphore of 2 holds mix/.lock while its child runs.
+    let mut holder = lock(&addr, &["-n=2", "mix", &child]);
+    common::wait_until("the semaphore's child runs", || async { marker.exists() }).await;
+    std::fs::remove_file(&marker).unwrap();
+    let a = addr.clone();
+    let m = marker.clone();
+    let outputs = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            Command::new(common::rostractl_bin())
+                .arg("lock")
+                .args(args)
+                .env("ROSTRA_ADDR", &a)
+                .output()
+                .unwrap()
+        };
+        let touch = format!("touch {}", m.display());
+        (
+            run(&["-n=3", "mix", &touch]),
+            run(&["mix", &touch]),
+            run(&["-n=0", "mix", &touch]),
+        )
+    })
+    .await
+    .unwrap();
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(outputs.0.status.code(), Some(1));
+    assert!(
+        stderr(&outputs.0).contains("semaphore limit conflict (lock: 2, local: 3)"),
+        "{}",
+        stderr(&outputs.0)
+    );
+    assert_eq!(outputs.1.status.code(), Some(1));
+    assert!(
+        stderr(&outputs.1).contains("Existing key does not match lock use"),
+        "{}",
+        stderr(&outputs.1)
+    );
+    assert_eq!(outputs.2.status.code(), Some(1));
+    assert!(stderr(&outputs.2).contains("Lock holder limit must be positive"));
+    assert!(!marker.exists(), "no conflicting child ran");
+    unsafe {
+        libc::kill(holder.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = holder.wait().unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM stops the child and releases: {status}"
+    );
+    server.shutdown().await.expect("clean shutdown");
+}

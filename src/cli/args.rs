@@ -389,6 +389,8 @@ pub enum BenchCommand {
     Watch(BenchArgs),
     /// Health and DNS reads of one service with a small and with a large catalog.
     Catalog(CatalogBenchArgs),
+    /// How soon a lock holder learns its session was invalidated (-requests rounds).
+    Lock(BenchArgs),
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,7 @@ pub async fn run(
         BenchCommand::Get(a) => put_or_get(addr, a, false, out).await,
         BenchCommand::Watch(a) => watch(addr, a, out).await,
         BenchCommand::Catalog(a) => super::bench_catalog::run(a, out).await,
+        BenchCommand::Lock(a) => lock_loss(addr, a, out).await,
     }
 }
 
@@ -358,6 +359,73 @@ async fn watch(addr: &str, a: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow
             a.watchers,
             a.value_size
         ),
+        out,
+    )?;
+    Ok(())
+}
+
+/// `bench lock`: how long after a lock holder's session is invalidated its holder learns
+/// it lost the lock, through the watch `rostractl lock` follows (the moment it signals
+/// its child). Each round: a session acquires the lock key, its watcher syncs, another
+/// client destroys the session, and the time until the watcher's view shows the lock gone
+/// is recorded.
+async fn lock_loss(addr: &str, a: BenchArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    if a.requests == 0 {
+        bail!("-requests must be at least 1");
+    }
+    let rounds = a.requests.min(1000);
+    let client = Client::connect(addr).await?;
+    let mut sessions = pb::session_client::SessionClient::new(client.channel());
+    let key = "bench/lock/.lock";
+    let started = Instant::now();
+    let mut latencies = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let id = sessions
+            .create(pb::SessionCreateRequest {
+                name: "bench lock".into(),
+                lock_delay_ns: Some(0),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow!("creating a session: {}", e.message()))?
+            .into_inner()
+            .id;
+        let acquired = client
+            .kv()
+            .put(pb::PutRequest {
+                key: key.into(),
+                flags: super::lock::LOCK_FLAG,
+                lock: Some(pb::put_request::Lock::Acquire(id.clone())),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow!("acquiring: {}", e.message()))?
+            .into_inner();
+        if !acquired.succeeded {
+            bail!("{key} is held by someone else; run the bench on an idle agent");
+        }
+        let mut watcher = client.watch(key, false).await?;
+        watcher.next().await?;
+        let t = Instant::now();
+        sessions
+            .destroy(pb::SessionDestroyRequest { id: id.clone() })
+            .await
+            .map_err(|e| anyhow!("destroying: {}", e.message()))?;
+        loop {
+            watcher.next().await?;
+            if watcher.state().get(key).is_none_or(|kv| kv.session != id) {
+                break;
+            }
+        }
+        latencies.push(t.elapsed());
+    }
+    Summary {
+        ops: rounds,
+        elapsed: started.elapsed(),
+        latencies,
+    }
+    .print(
+        "lock loss noticed by the holder (session destroyed to watch showing the lock gone; Consul's lock monitor: up to its blocking-query wait)",
         out,
     )?;
     Ok(())

@@ -9,7 +9,7 @@ use crate::pb;
 use crate::pb::catalog_server::Catalog;
 use crate::pb::health_server::Health;
 use crate::service::catalog::CheckView;
-use crate::service::{Api, CatalogItem, CatalogWatch, ItemKey, QueryMeta, QueryOptions};
+use crate::service::{Api, CatalogItem, CatalogWatch, ItemKey, QueryMeta};
 use crate::state::catalog::{Deregistration, Registration};
 
 pub struct CatalogService {
@@ -20,18 +20,7 @@ pub struct HealthService {
     pub service: Api,
 }
 
-fn header(meta: &QueryMeta) -> Option<pb::ResponseHeader> {
-    Some(pb::ResponseHeader {
-        index: meta.index,
-        ..convert::header(&meta.meta)
-    })
-}
-
-fn opts(consistency: i32) -> Result<QueryOptions, Status> {
-    Ok(QueryOptions::with_consistency(convert::consistency(
-        consistency,
-    )?))
-}
+use convert::{query_header as header, query_opts as opts};
 
 fn nodes_response(meta: QueryMeta, nodes: Vec<crate::state::catalog::Node>) -> pb::NodesResponse {
     pb::NodesResponse {

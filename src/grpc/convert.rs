@@ -9,6 +9,21 @@ use crate::service::{Consistency, ResponseMeta};
 use crate::state::txn::{KvTxnOp, KvTxnVerb};
 use crate::state::{Change, KvChange, KvEntry};
 
+/// The header of a read: the index is the query's (Consul's `X-Consul-Index`).
+pub fn query_header(meta: &crate::service::QueryMeta) -> Option<pb::ResponseHeader> {
+    Some(pb::ResponseHeader {
+        index: meta.index,
+        ..header(&meta.meta)
+    })
+}
+
+/// A read's options from a request's `consistency`.
+pub fn query_opts(consistency_value: i32) -> Result<crate::service::QueryOptions, tonic::Status> {
+    Ok(crate::service::QueryOptions::with_consistency(consistency(
+        consistency_value,
+    )?))
+}
+
 pub fn header(meta: &ResponseMeta) -> pb::ResponseHeader {
     pb::ResponseHeader {
         index: meta.index,

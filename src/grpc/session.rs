@@ -9,7 +9,7 @@ use super::watch::{self, catalog_response, WatchStream};
 use crate::pb;
 use crate::pb::session_server::Session as SessionRpc;
 use crate::service::session::{SessionArgs, SessionFilter};
-use crate::service::{Api, CatalogItem, CatalogWatch, ItemKey, QueryMeta, QueryOptions};
+use crate::service::{Api, CatalogItem, CatalogWatch, ItemKey};
 use crate::state::session::{Behavior, Session};
 
 pub struct SessionService {
@@ -35,18 +35,7 @@ pub fn session_out(s: Session) -> pb::SessionInfo {
     }
 }
 
-fn header(meta: &QueryMeta) -> Option<pb::ResponseHeader> {
-    Some(pb::ResponseHeader {
-        index: meta.index,
-        ..convert::header(&meta.meta)
-    })
-}
-
-fn opts(consistency: i32) -> Result<QueryOptions, Status> {
-    Ok(QueryOptions::with_consistency(convert::consistency(
-        consistency,
-    )?))
-}
+use convert::{query_header as header, query_opts as opts};
 
 fn session_item(item: CatalogItem) -> Option<pb::SessionInfo> {
     match item {

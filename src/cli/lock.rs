@@ -32,8 +32,11 @@ pub const LOCK_FLAG: u64 = 0x2ddc_cbc0_58a5_0c18;
 pub const SEMAPHORE_FLAG: u64 = 0xe0f6_9a2b_aa41_4de0;
 /// Consul's `DefaultSemaphoreKey`: the coordination key under the prefix.
 const LOCK_KEY: &str = ".lock";
-/// The lock session's TTL (Consul's), renewed every half of it.
+/// The lock session's TTL (Consul's).
 const SESSION_TTL: Duration = Duration::from_secs(15);
+/// Renew (and give up on a renew) this often: a third of the TTL, so a renew that fails
+/// leaves time for another before the TTL has passed.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
 /// SIGTERM, then SIGKILL after this long (Consul's grace).
 const KILL_GRACE: Duration = Duration::from_secs(5);
 /// After a refused acquire of an unheld key (its lock-delay), try again after this long.
@@ -159,8 +162,8 @@ pub async fn run(client: &Client, args: LockArgs) -> anyhow::Result<LockExit> {
     Ok(exit)
 }
 
-/// Renews the session every half TTL; reports loss when the server says it is gone or
-/// no renew has succeeded for a whole TTL.
+/// Renews the session every `RENEW_EVERY`; reports loss when the server says it is gone
+/// or no renew has succeeded for a whole TTL.
 async fn renew(
     mut sessions: pb::session_client::SessionClient<tonic::transport::Channel>,
     id: String,
@@ -168,21 +171,21 @@ async fn renew(
 ) {
     let mut last_ok = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(SESSION_TTL / 2).await;
-        match sessions
-            .renew(pb::SessionRenewRequest { id: id.clone() })
-            .await
-        {
-            Ok(_) => last_ok = tokio::time::Instant::now(),
-            Err(s) if s.code() == tonic::Code::NotFound => {
+        tokio::time::sleep(RENEW_EVERY).await;
+        // A renew that hangs (a server cut off from the cluster) must not outlive the
+        // TTL: past it the leader may already have handed the lock on.
+        let renew = sessions.renew(pb::SessionRenewRequest { id: id.clone() });
+        match tokio::time::timeout(RENEW_EVERY, renew).await {
+            Ok(Ok(_)) => last_ok = tokio::time::Instant::now(),
+            Ok(Err(s)) if s.code() == tonic::Code::NotFound => {
                 let _ = lost.send(true);
                 return;
             }
-            Err(_) if last_ok.elapsed() >= SESSION_TTL => {
-                let _ = lost.send(true);
-                return;
-            }
-            Err(_) => {}
+            Ok(Err(_)) | Err(_) => {}
+        }
+        if last_ok.elapsed() >= SESSION_TTL {
+            let _ = lost.send(true);
+            return;
         }
     }
 }
@@ -456,7 +459,8 @@ async fn release(
 ) -> anyhow::Result<()> {
     let lock_key = format!("{}/{LOCK_KEY}", plan.prefix);
     if !semaphore {
-        let released = put(
+        // A session already invalidated holds nothing: the release is a plain no-op.
+        put(
             client,
             pb::PutRequest {
                 key: lock_key,
@@ -465,12 +469,8 @@ async fn release(
                 ..Default::default()
             },
         )
-        .await;
-        // An invalidated session holds nothing any more: its keys were released with it.
-        return match released {
-            Err(e) if e.to_string().starts_with("invalid session") => Ok(()),
-            other => other.map(|_| ()),
-        };
+        .await?;
+        return Ok(());
     }
     // Remove ourselves from the holders by CAS, re-reading on conflict.
     for _ in 0..16 {

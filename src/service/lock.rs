@@ -2,8 +2,9 @@
 //! locked KV writes, a KV watch), so any `ControlPlane` can serve them. A hold is a
 //! session plus a queue entry `<name>/.queue/<session>` acquired with that session; the
 //! `limit` live entries with the lowest create index hold the lock, so waiters are served
-//! in the order they arrived at the cluster, whichever server they reached, and the create
-//! index is a fencing token that only grows. The server renews the session while the
+//! in the order they arrived at the cluster, whichever server they reached. A grant is
+//! written (the holder re-acquires its entry), and that write's raft index is the fencing
+//! token, which only grows. The server renews the session while the
 //! stream is open; when the client goes away (closed stream, or HTTP/2 keepalive failure)
 //! it destroys the session, and `Behavior` delete takes the entry with it. If the server
 //! itself dies, the session's TTL ends the hold.
@@ -119,16 +120,25 @@ async fn follow(
     let mut queue: BTreeMap<String, KvEntry> = BTreeMap::new();
     let mut synced = false;
     let mut last: Option<LockEvent> = None;
-    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + ttl / 2, ttl / 2);
+    let every = ttl / 3;
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tx.closed() => return None,
             _ = renew.tick() => {
-                if let Err(e) = api.session_renew(session).await {
-                    if matches!(e, ServiceError::NotFound(_)) {
-                        return Some("session invalidated".into());
+                match tokio::time::timeout(every, api.session_renew(session)).await {
+                    Ok(Ok(_)) => renewed = tokio::time::Instant::now(),
+                    Ok(Err(ServiceError::NotFound(_))) => {
+                        return Some("session invalidated".into())
                     }
-                    tracing::debug!(error = %e, "renewing a lock hold's session");
+                    Ok(Err(e)) => tracing::debug!(error = %e, "renewing a lock hold's session"),
+                    Err(_) => tracing::debug!("renewing a lock hold's session timed out"),
+                }
+                // Cut off from the cluster for a whole TTL: the leader may have expired
+                // the session and handed the lock on, so this hold can no longer claim it.
+                if renewed.elapsed() >= ttl {
+                    return Some("session could not be renewed".into());
                 }
             }
             msg = watch.recv() => {
@@ -154,22 +164,49 @@ async fn follow(
                 if !synced {
                     continue;
                 }
+                let acquired = matches!(last, Some(LockEvent::Acquired { .. }));
                 let event = match position(&queue, session, key) {
                     None => return Some("session invalidated".into()),
-                    Some((rank, token)) if rank < limit => LockEvent::Acquired {
-                        token,
-                        session: session.to_string(),
-                        key: key.to_string(),
+                    Some(_) if acquired => continue,
+                    Some((rank, _)) if rank < limit => match grant(api, session, key).await {
+                        Some(token) => LockEvent::Acquired {
+                            token,
+                            session: session.to_string(),
+                            key: key.to_string(),
+                        },
+                        None => return Some("session invalidated".into()),
                     },
                     Some((rank, _)) => LockEvent::Queued {
                         ahead: (rank + 1 - limit) as u32,
                     },
                 };
-                let acquired = matches!(last, Some(LockEvent::Acquired { .. }));
-                if last.as_ref() != Some(&event) && !acquired && tx.send(event.clone()).await.is_ok() {
+                if last.as_ref() != Some(&event) && tx.send(event.clone()).await.is_ok() {
                     last = Some(event);
                 }
             }
+        }
+    }
+}
+
+/// Records the grant with a write of its own (the holder re-acquiring its entry): the
+/// raft index of that write is the fencing token. Grants of one lock are one at a time
+/// (the next comes only after the holder's entry is gone), so their indexes strictly
+/// increase, even for holds that joined the queue in the same raft entry. `None` when the
+/// session is gone.
+async fn grant(api: &Api, session: &str, key: &str) -> Option<u64> {
+    let put = PutArgs {
+        key: key.to_string(),
+        value: b"held".to_vec(),
+        flags: QUEUE_FLAG,
+        cas: None,
+        lock: Some((LockOp::Acquire, session.to_string())),
+    };
+    match api.kv_put(put).await {
+        Ok((meta, true)) => Some(meta.index),
+        Ok((_, false)) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "granting a lock hold");
+            None
         }
     }
 }

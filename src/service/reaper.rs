@@ -1,6 +1,6 @@
 //! Leader housekeeping: KV tombstones (kept so a prefix's index never goes backwards when
 //! its newest key is deleted) are reaped once they are older than the tombstone TTL, as
-//! Consul's leader does. It is a leader duty (`service::leader`): it runs only while this
+//! Consul's leader does, and lock-delays that have ended are forgotten in the same pass. It is a leader duty (`service::leader`): it runs only while this
 //! server leads, and every server applies the same reap.
 
 use std::sync::Arc;
@@ -33,7 +33,9 @@ pub async fn run_tombstone_reaper(
         let now = service.state.applied_index().unwrap_or(0);
         if let Some(up_to) = mark {
             let due = service
-                .blocking_read(move |s| s.has_tombstones_through(up_to))
+                .blocking_read(
+                    move |s| Ok(s.has_tombstones_through(up_to)? || s.has_lock_delays()?),
+                )
                 .await
                 .unwrap_or(false);
             if due {

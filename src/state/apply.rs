@@ -11,7 +11,7 @@ use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 use super::kv::{self, KvEntry, KvRead, KvWrite};
 use super::session;
 use super::store::{StateStore, StoreError, CATALOG_INDEX_KEY, KV_INDEX_KEY, SESSIONS_INDEX_KEY};
-use crate::db::{cf, CF_KV, CF_KV_TOMBSTONES, CF_SM_META};
+use crate::db::{cf, CF_KV, CF_KV_TOMBSTONES, CF_LOCK_DELAYS, CF_SM_META};
 
 /// Raw reads, from committed state plus (for a batch) its own writes.
 pub trait RawRead {
@@ -122,6 +122,18 @@ impl<'a> ApplyBatch<'a> {
     /// Records that the sessions table changed at `index`.
     pub fn bump_sessions_index(&mut self, index: u64) {
         self.sessions_index = Some(self.sessions_index.unwrap_or(0).max(index));
+    }
+
+    /// Removes the lock-delays that ended at or before leader time `time_ns`.
+    pub fn sweep_lock_delays(&mut self, time_ns: u64) -> Result<usize, StoreError> {
+        let mut swept = 0;
+        for (k, v) in self.scan_raw(CF_LOCK_DELAYS, b"")? {
+            if kv::decode_index(&v) <= time_ns {
+                self.delete_raw(CF_LOCK_DELAYS, k);
+                swept += 1;
+            }
+        }
+        Ok(swept)
     }
 
     /// Removes tombstones created at or before `up_to`.

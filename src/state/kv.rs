@@ -88,7 +88,9 @@ pub fn apply_lock<T: KvWrite + LockContext>(
     flags: u64,
     session: &str,
 ) -> Result<(Result<bool, String>, Option<KvChange>), StoreError> {
-    if !table.session_exists(session)? {
+    // Consul checks the session only to acquire: releasing with a session that is gone
+    // (the lock went with it) is a plain `false`.
+    if op == LockOp::Acquire && !table.session_exists(session)? {
         return Ok((Err(format!("invalid session {session:?}")), None));
     }
     let current = table.kv_get(key)?;

@@ -14,7 +14,9 @@ use super::command::{Command, CommandResult};
 use super::kv::{self, KvChange, KvEntry, KvRead};
 use super::session::{SessionRead, SessionWrite};
 use super::txn;
-use crate::db::{cf, Db, CF_KV_TOMBSTONES, CF_SERVICES, CF_SERVICE_NAMES, CF_SM_META, STATE_CFS};
+use crate::db::{
+    cf, Db, CF_KV_TOMBSTONES, CF_LOCK_DELAYS, CF_SERVICES, CF_SERVICE_NAMES, CF_SM_META, STATE_CFS,
+};
 
 /// Key in `sm_meta` holding the index of the last applied entry, written in the same batch
 /// as the data it describes.
@@ -177,6 +179,8 @@ impl StateStore {
             }
             Command::KvReapTombstones { up_to } => {
                 ab.reap_tombstones(*up_to)?;
+                // The same housekeeping pass forgets lock-delays that have passed.
+                ab.sweep_lock_delays(time_ns)?;
                 kv(true, Vec::new())
             }
         })
@@ -245,6 +249,18 @@ impl StateStore {
             }
         }
         Ok(false)
+    }
+
+    /// Whether any lock-delay is recorded (the reaper's pass also sweeps ended ones).
+    pub fn has_lock_delays(&self) -> Result<bool, StoreError> {
+        let db = &self.db;
+        match db
+            .iterator_cf(cf(db, CF_LOCK_DELAYS), IteratorMode::Start)
+            .next()
+        {
+            Some(item) => item.map(|_| true).map_err(StoreError::from),
+            None => Ok(false),
+        }
     }
 
     /// Dumps every table as seen by `snap`, for a raft snapshot built concurrently with
@@ -458,6 +474,7 @@ pub struct KvQuery<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::kv::LockOp;
 
     fn store() -> (tempfile::TempDir, StateStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -854,5 +871,93 @@ mod tests {
             })
             .unwrap();
         assert_eq!(services, vec!["api".to_string(), "web".to_string()]);
+    }
+
+    fn at(s: &StateStore, index: u64, time_ns: u64, c: Command) -> CommandResult {
+        let mut ab = s.begin();
+        let applied = s.apply(&mut ab, index, time_ns, &c).unwrap();
+        s.put_applied_index(ab.write_batch(), index);
+        s.db().write(ab.into_write_batch()).unwrap();
+        applied.result
+    }
+
+    /// Lock-delay is leader time carried by the entries: an acquire inside the window is
+    /// refused, one after it succeeds, and the reaper's pass forgets ended windows. A
+    /// release by a session that is gone is a plain false.
+    #[test]
+    fn lock_delay_runs_on_entry_time_and_is_swept() {
+        let (_d, s) = store();
+        let reg = crate::state::catalog::Registration {
+            node: crate::state::catalog::Node {
+                name: "n1".into(),
+                address: "10.0.0.1".into(),
+                ..Default::default()
+            },
+            skip_node_update: false,
+            service: None,
+            checks: vec![],
+        };
+        at(&s, 1, 0, Command::CatalogRegister(reg));
+        let session = |id: &str| crate::state::session::Session {
+            id: id.into(),
+            name: String::new(),
+            node: "n1".into(),
+            lock_delay_ns: 10,
+            behavior: crate::state::session::Behavior::Release,
+            ttl: String::new(),
+            ttl_ns: 0,
+            node_checks: vec![],
+            service_checks: vec![],
+            create_index: 0,
+            modify_index: 0,
+            renewed_index: 0,
+        };
+        let lock = |op, id: &str| Command::KvLock {
+            op,
+            key: "k".into(),
+            value: vec![],
+            flags: 0,
+            session: id.into(),
+        };
+        assert_eq!(
+            at(&s, 2, 0, Command::SessionCreate(session("a"))),
+            CommandResult::Session(Ok(None))
+        );
+        assert_eq!(
+            at(&s, 3, 0, Command::SessionCreate(session("b"))),
+            CommandResult::Session(Ok(None))
+        );
+        assert_eq!(
+            at(&s, 4, 100, lock(LockOp::Acquire, "a")),
+            CommandResult::Lock(Ok(true))
+        );
+        // a is destroyed at leader time 100: k may not be taken before 110.
+        at(&s, 5, 100, Command::SessionDestroy { id: "a".into() });
+        assert_eq!(
+            at(&s, 6, 109, lock(LockOp::Acquire, "b")),
+            CommandResult::Lock(Ok(false))
+        );
+        assert_eq!(
+            at(&s, 7, 109, lock(LockOp::Release, "a")),
+            CommandResult::Lock(Ok(false))
+        );
+        assert!(s.has_lock_delays().unwrap());
+        at(&s, 8, 109, Command::KvReapTombstones { up_to: 0 });
+        assert!(s.has_lock_delays().unwrap(), "not yet ended");
+        at(&s, 9, 110, Command::KvReapTombstones { up_to: 0 });
+        assert!(!s.has_lock_delays().unwrap(), "swept once ended");
+        assert_eq!(
+            at(&s, 10, 110, lock(LockOp::Acquire, "b")),
+            CommandResult::Lock(Ok(true))
+        );
+        let held = s.kv_get("k").unwrap().value.unwrap();
+        assert_eq!((held.session.as_str(), held.lock_index), ("b", 2));
+        // b's held-key index lets invalidation find k without a scan.
+        let view = s.view();
+        assert_eq!(
+            view.sessions().held_keys("b").unwrap(),
+            vec!["k".to_string()]
+        );
+        assert!(view.sessions().held_keys("a").unwrap().is_empty());
     }
 }

@@ -237,18 +237,16 @@ fn evaluate<B: KvRead>(
                 lock_index: 0,
                 session: String::new(),
             })]),
-            KvTxnVerb::CheckSession => {
-                let current = scratch.kv_get(key)?;
-                let holder = current.as_ref().map_or("", |e| e.session.as_str());
-                if holder == op.session {
-                    Ok(current.map(without_value).into_iter().collect())
-                } else {
-                    Err(fail(format!(
-                        "failed session check for key {key:?}, current session {holder:?} != {:?}",
-                        op.session
-                    )))
-                }
-            }
+            KvTxnVerb::CheckSession => match scratch.kv_get(key)? {
+                None => Err(fail(format!(
+                    "failed to check session, key {key:?} doesn't exist"
+                ))),
+                Some(e) if e.session != op.session => Err(fail(format!(
+                    "failed session check for key {key:?}, current session {:?} != {:?}",
+                    e.session, op.session
+                ))),
+                Some(e) => Ok(vec![without_value(e)]),
+            },
             KvTxnVerb::GetTree => {
                 let mut entries = Vec::new();
                 for k in scratch.kv_keys_with_prefix(key)? {

@@ -54,7 +54,11 @@ pub const CF_SESSION_LOCKS: &str = "session_locks";
 /// acquired: the lock-delay armed when its holder's session was invalidated.
 pub const CF_LOCK_DELAYS: &str = "lock_delays";
 
-const ALL_CFS: [&str; 13] = [
+/// User events: big-endian Lamport time to an encoded `Event`, oldest first; trimmed by
+/// the leader to the retention limit.
+pub const CF_EVENTS: &str = "events";
+
+const ALL_CFS: [&str; 14] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_SM_META,
@@ -68,12 +72,13 @@ const ALL_CFS: [&str; 13] = [
     CF_NODE_SESSIONS,
     CF_SESSION_LOCKS,
     CF_LOCK_DELAYS,
+    CF_EVENTS,
 ];
 
 /// Column families that hold state-machine data; a snapshot covers exactly these (plus
 /// the state keys of `sm_meta`, which `state::store` dumps itself). The two session
 /// indexes travel with the snapshot rather than being rebuilt from it.
-pub const STATE_CFS: [&str; 9] = [
+pub const STATE_CFS: [&str; 10] = [
     CF_KV,
     CF_KV_TOMBSTONES,
     CF_NODES,
@@ -83,6 +88,7 @@ pub const STATE_CFS: [&str; 9] = [
     CF_NODE_SESSIONS,
     CF_SESSION_LOCKS,
     CF_LOCK_DELAYS,
+    CF_EVENTS,
 ];
 
 /// The open database, shared by the raft log, the state machine and the readers.

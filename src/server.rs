@@ -271,7 +271,7 @@ impl Server {
         }));
 
         // Leader-only duties, started on gaining leadership and joined on losing it.
-        let (reaper, ttls) = (service.clone(), service.clone());
+        let (reaper, ttls, events) = (service.clone(), service.clone(), service.clone());
         let duties = vec![
             crate::service::leader::duty(move |leading| {
                 crate::service::reaper::run_tombstone_reaper(
@@ -282,6 +282,9 @@ impl Server {
             }),
             crate::service::leader::duty(move |leading| {
                 crate::service::session_ttl::run_session_ttls(ttls.clone(), leading)
+            }),
+            crate::service::leader::duty(move |leading| {
+                crate::service::event::run_event_trimmer(events.clone(), leading)
             }),
         ];
         tasks.push(tokio::spawn(crate::service::leader::supervise(

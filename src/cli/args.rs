@@ -211,6 +211,8 @@ pub enum CtlCommand {
     Watch(WatchArgs),
     /// Run a command while holding a lock (or one of N semaphore slots) at a KV prefix.
     Lock(LockArgs),
+    /// Fire a user event.
+    Event(EventArgs),
     /// Measure throughput and latency against a running agent.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -330,6 +332,9 @@ pub struct WatchArgs {
     /// Check state to watch: any, passing, warning or critical (-type checks).
     #[arg(long)]
     pub state: Option<String>,
+    /// Event name to watch (-type event; empty: every event).
+    #[arg(long)]
+    pub name: Option<String>,
     /// Run the handler through `sh -c` (default) rather than directly.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true")]
     pub shell: bool,
@@ -339,6 +344,24 @@ pub struct WatchArgs {
     /// Handler command line; without one, the first result is printed and the watch ends.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub handler: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// The event's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Regular expression for the nodes that should act on it.
+    #[arg(long, default_value = "")]
+    pub node: String,
+    /// Regular expression for the services that should act on it.
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// Regular expression for tags of those services (needs -service).
+    #[arg(long, default_value = "")]
+    pub tag: String,
+    /// The payload (at most one argument).
+    pub payload: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ pub mod args;
 pub mod bench;
 pub mod bench_catalog;
 pub mod consul_json;
+pub mod event;
 pub mod goflags;
 pub mod kv;
 pub mod lock;
@@ -39,6 +40,10 @@ pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             // Validate flags before touching the network, as Consul does.
             let plan = watch::plan(&w)?;
             watch::run(&connect().await?, plan, w, out).await
+        }
+        CtlCommand::Event(e) => {
+            event::check(&e)?;
+            event::run(&connect().await?, e, out).await
         }
         CtlCommand::Lock(l) => {
             lock::check(&l)?;

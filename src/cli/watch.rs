@@ -17,11 +17,12 @@ use tokio::io::AsyncWriteExt;
 use super::args::WatchArgs;
 use super::consul_json::{to_pretty_json, KvPairJson};
 use crate::client::{
-    Client, HealthServiceWatch, KvWatch, NodesWatch, ServiceChecksWatch, ServicesWatch,
-    StateChecksWatch, WatchSpec, Watcher,
+    Client, EventsWatch, HealthServiceWatch, KvWatch, NodesWatch, ServiceChecksWatch,
+    ServicesWatch, StateChecksWatch, WatchSpec, Watcher,
 };
 use crate::grpc::catalog_convert as cc;
 use crate::http::catalog_json as cj;
+use crate::http::event::event_json;
 use crate::pb;
 
 /// What a validated `watch` command will follow.
@@ -38,6 +39,8 @@ pub enum WatchPlan {
     },
     ServiceChecks(String),
     StateChecks(pb::HealthStatus),
+    /// User events, optionally of one name.
+    Event(String),
 }
 
 /// Validates the flags with Consul's messages.
@@ -86,9 +89,7 @@ pub fn plan(w: &WatchArgs) -> anyhow::Result<WatchPlan> {
                 },
             )),
         },
-        Some("event") => {
-            bail!("Watch type event is not available yet: events arrive with their issue")
-        }
+        Some("event") => Ok(WatchPlan::Event(w.name.clone().unwrap_or_default())),
         Some(t @ ("connect_roots" | "connect_leaf" | "agent_service")) => {
             bail!("Type {t} is not supported in the CLI tool")
         }
@@ -230,6 +231,21 @@ async fn open(client: &Client, plan: &WatchPlan) -> anyhow::Result<Box<dyn Views
             })
             .await
         }
+        WatchPlan::Event(name) => {
+            // Consul's event watch: every retained event at first, then only the events
+            // newer than the last delivered (by Lamport time, which only grows).
+            let delivered = std::sync::Mutex::new(0u64);
+            follow(client, EventsWatch { name }, move |s| {
+                let mut last = delivered.lock().unwrap_or_else(|p| p.into_inner());
+                let fresh: Vec<Value> = s
+                    .range(*last + 1..)
+                    .map(|(_, e)| event_json(&crate::grpc::event::event_in(e.clone())))
+                    .collect();
+                *last = s.keys().next_back().copied().unwrap_or(0).max(*last);
+                Ok(Value::Array(fresh))
+            })
+            .await
+        }
     }
 }
 
@@ -252,6 +268,14 @@ pub async fn run(
             return Ok(());
         }
         if last_delivered.as_ref() == Some(&view) {
+            continue;
+        }
+        // An event watch hands over only new events: a change with none (retention
+        // trimming old ones) is nothing to deliver.
+        if matches!(plan, WatchPlan::Event(_))
+            && last_delivered.is_some()
+            && view == Value::Array(vec![])
+        {
             continue;
         }
         let payload = serde_json::to_string(&view).expect("JSON encoding of plain data");
@@ -311,6 +335,7 @@ mod tests {
             tag: Vec::new(),
             passingonly: "false".into(),
             state: None,
+            name: None,
             shell: true,
             stale: false,
             handler: vec![],

@@ -14,7 +14,7 @@ use crate::pb::health_client::HealthClient;
 use crate::pb::kv_client::KvClient;
 use crate::pb::status_client::StatusClient;
 pub use watch::{
-    CatalogServiceWatch, HealthServiceWatch, KvWatch, NodesWatch, ServiceChecksWatch,
+    CatalogServiceWatch, EventsWatch, HealthServiceWatch, KvWatch, NodesWatch, ServiceChecksWatch,
     ServicesWatch, StateChecksWatch, WatchFrame, WatchSpec, Watcher,
 };
 

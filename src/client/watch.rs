@@ -411,3 +411,32 @@ impl WatchSpec for StateChecksWatch {
         catalog_frame!(r, check_key, check_ref)
     }
 }
+
+/// User events (optionally of one name), by Lamport time.
+#[derive(Debug, Clone)]
+pub struct EventsWatch {
+    pub name: String,
+}
+
+impl WatchSpec for EventsWatch {
+    type Key = u64;
+    type Item = pb::UserEvent;
+    type Response = pb::EventWatchResponse;
+
+    fn open(
+        &self,
+        client: &Client,
+        start_index: u64,
+    ) -> BoxFuture<'static, Result<Streaming<Self::Response>, tonic::Status>> {
+        let mut c = pb::event_client::EventClient::new(client.channel());
+        let req = pb::EventWatchRequest {
+            name: self.name.clone(),
+            start_index,
+        };
+        Box::pin(async move { Ok(c.watch(req).await?.into_inner()) })
+    }
+
+    fn frame(r: Self::Response) -> WatchFrame<u64, pb::UserEvent> {
+        catalog_frame!(r, |e: &pb::UserEvent| e.ltime, |l| l)
+    }
+}

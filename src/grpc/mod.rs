@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod catalog_convert;
 pub mod convert;
 pub mod error;
+pub mod event;
 pub mod kv;
 pub mod lock;
 pub mod session;
@@ -60,6 +61,9 @@ pub async fn serve(
     let lock = crate::pb::lock_server::LockServer::new(lock::LockService {
         service: service.clone(),
     });
+    let event = crate::pb::event_server::EventServer::new(event::EventService {
+        service: service.clone(),
+    });
     let in_flight = crate::limit::InFlightLimit::new(
         service.limits().grpc_max_in_flight,
         too_many_requests,
@@ -80,6 +84,7 @@ pub async fn serve(
         .add_service(health)
         .add_service(session)
         .add_service(lock)
+        .add_service(event)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
 }

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod catalog;
 pub mod catalog_json;
 pub mod error;
+pub mod event;
 pub mod filter;
 pub mod health;
 pub mod kv;
@@ -58,6 +59,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(status::routes())
         .merge(catalog::routes())
         .merge(session::routes())
+        .merge(event::routes())
         .merge(health::routes())
         .merge(agent::routes())
         .fallback(unknown_path)

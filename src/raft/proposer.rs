@@ -108,6 +108,8 @@ fn size(command: &Command) -> usize {
         | Command::SessionDestroy { .. }
         | Command::SessionRenew { .. }
         | Command::SessionExpire { .. } => 128,
+        Command::EventFire(e) => 128 + e.name.len() + e.payload.len(),
+        Command::EventTrim { .. } => 16,
     }
 }
 

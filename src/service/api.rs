@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::catalog::{CheckView, ServiceEntry};
 use super::catalog_watch::CatalogWatch;
+use super::event::FireArgs;
 use super::kv::PutArgs;
 use super::query::{QueryMeta, QueryOptions};
 use super::session::{SessionArgs, SessionFilter};
@@ -24,6 +25,7 @@ use super::watch::{CatalogWatchMessage, KvWatchMessage};
 use super::{Consistency, Limits, Metrics, ResponseMeta, Service, ServiceError};
 use crate::raft::ClusterStatus;
 use crate::state::catalog::{CheckStatus, Deregistration, Node, Registration, ServiceInstance};
+use crate::state::event::Event;
 use crate::state::session::Session;
 use crate::state::txn::KvTxnOp;
 use crate::state::{KvEntry, WatchTarget};
@@ -133,6 +135,15 @@ pub trait ControlPlane: Send + Sync + 'static {
         filter: SessionFilter,
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<Session>), ServiceError>;
+
+    // --- user events ---
+    async fn event_fire(&self, args: FireArgs) -> Result<(ResponseMeta, Event), ServiceError>;
+    /// Consul's index is derived from the newest event's ID (see `service::event`).
+    async fn event_list(
+        &self,
+        name: Option<String>,
+        opts: &QueryOptions,
+    ) -> Result<(u64, Vec<Event>), ServiceError>;
 
     // --- the server itself ---
     /// The response header for an answer reflecting `index`.
@@ -280,6 +291,16 @@ impl ControlPlane for Service {
         opts: &QueryOptions,
     ) -> Result<(QueryMeta, Vec<Session>), ServiceError> {
         Service::session_list(self, filter, opts).await
+    }
+    async fn event_fire(&self, args: FireArgs) -> Result<(ResponseMeta, Event), ServiceError> {
+        Service::event_fire(self, args).await
+    }
+    async fn event_list(
+        &self,
+        name: Option<String>,
+        opts: &QueryOptions,
+    ) -> Result<(u64, Vec<Event>), ServiceError> {
+        Service::event_list(self, name, opts).await
     }
     fn meta(&self, index: u64) -> ResponseMeta {
         Service::meta(self, index)

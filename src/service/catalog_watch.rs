@@ -21,6 +21,7 @@ use super::catalog::{
 use super::watch::View;
 use super::ServiceError;
 use crate::state::catalog::{service_topic, CheckStatus, Node, ServiceInstance, CATALOG_TOPIC};
+use crate::state::event::{Event, EVENTS_TOPIC};
 use crate::state::session::{Session, SESSIONS_TOPIC};
 use crate::state::store::StoreError;
 use crate::state::{Change, FeedEvent, ReadView, StateStore, WatchTarget};
@@ -46,6 +47,8 @@ pub enum CatalogWatch {
     ChecksInState { state: Option<CheckStatus> },
     /// `/v1/session/list`.
     Sessions,
+    /// User events, optionally of one name.
+    Events { name: Option<String> },
 }
 
 /// What identifies one item of an answer.
@@ -58,6 +61,8 @@ pub enum ItemKey {
     /// (node, check id).
     Check(String, String),
     Session(String),
+    /// An event's Lamport time.
+    Event(u64),
 }
 
 /// One item of an answer.
@@ -75,6 +80,7 @@ pub enum CatalogItem {
     Health(ServiceEntry),
     Check(CheckView),
     Session(Session),
+    Event(Event),
 }
 
 impl CatalogItem {
@@ -90,6 +96,7 @@ impl CatalogItem {
             }
             CatalogItem::Check(c) => ItemKey::Check(c.check.node.clone(), c.check.check_id.clone()),
             CatalogItem::Session(s) => ItemKey::Session(s.id.clone()),
+            CatalogItem::Event(e) => ItemKey::Event(e.ltime),
         }
     }
 
@@ -114,6 +121,7 @@ impl CatalogItem {
             }
             CatalogItem::Check(c) => check(c),
             CatalogItem::Session(s) => encoded(s),
+            CatalogItem::Event(e) => encoded(e),
         }
     }
 }
@@ -149,6 +157,7 @@ impl CatalogWatch {
                 WatchTarget::Topic(CATALOG_TOPIC.into())
             }
             CatalogWatch::Sessions => WatchTarget::Topic(SESSIONS_TOPIC.into()),
+            CatalogWatch::Events { .. } => WatchTarget::Topic(EVENTS_TOPIC.into()),
             CatalogWatch::Service { name: s, .. }
             | CatalogWatch::Health { service: s, .. }
             | CatalogWatch::ServiceChecks { service: s } => WatchTarget::Topic(service_topic(s)),
@@ -191,6 +200,13 @@ impl CatalogWatch {
                 .list()?
                 .into_iter()
                 .map(CatalogItem::Session)
+                .collect(),
+            CatalogWatch::Events { name } => view
+                .events()
+                .list()?
+                .into_iter()
+                .filter(|e| name.as_ref().is_none_or(|n| &e.name == n))
+                .map(CatalogItem::Event)
                 .collect(),
         })
     }
@@ -243,6 +259,11 @@ impl CatalogWatch {
             (CatalogWatch::Sessions, ItemKey::Session(id)) => {
                 view.sessions().get(id)?.map(CatalogItem::Session)
             }
+            (CatalogWatch::Events { name }, ItemKey::Event(ltime)) => view
+                .events()
+                .get(*ltime)?
+                .filter(|e| name.as_ref().is_none_or(|n| &e.name == n))
+                .map(CatalogItem::Event),
             _ => None,
         })
     }
@@ -312,6 +333,11 @@ impl CatalogWatch {
             ) => checks_of(node, id)?,
             (CatalogWatch::Sessions, Change::Session { id, .. }) => {
                 vec![ItemKey::Session(id.clone())]
+            }
+            (CatalogWatch::Events { name }, Change::Event { ltime, name: n, .. })
+                if name.as_ref().is_none_or(|w| w == n) =>
+            {
+                vec![ItemKey::Event(*ltime)]
             }
             _ => Vec::new(),
         })

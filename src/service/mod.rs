@@ -10,6 +10,7 @@ pub mod api;
 pub mod catalog;
 pub mod catalog_watch;
 pub mod error;
+pub mod event;
 pub mod kv;
 pub mod leader;
 pub mod lock;
@@ -67,6 +68,10 @@ pub struct Limits {
     pub watch_history_bytes: usize,
     /// Shortest session TTL accepted (Consul's `session_ttl_min`, 10s).
     pub session_ttl_min: std::time::Duration,
+    /// Largest user event payload in bytes (Consul's 512-byte event limit).
+    pub event_max_payload: usize,
+    /// User events kept for `/v1/event/list` and for agents catching up (Consul's 256).
+    pub event_retention: usize,
 }
 
 impl Default for Limits {
@@ -80,6 +85,8 @@ impl Default for Limits {
             grpc_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             watch_history_bytes: crate::state::feed::DEFAULT_RETAINED_BYTES,
             session_ttl_min: session::MIN_TTL,
+            event_max_payload: event::DEFAULT_MAX_PAYLOAD,
+            event_retention: event::DEFAULT_RETENTION,
         }
     }
 }

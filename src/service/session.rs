@@ -40,7 +40,7 @@ pub struct SessionArgs {
 }
 
 /// A random (version 4) UUID, as Consul's session IDs are.
-fn random_uuid() -> String {
+pub(super) fn random_uuid() -> String {
     use rand::RngCore;
     let mut b = [0u8; 16];
     rand::rng().fill_bytes(&mut b);

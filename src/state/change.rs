@@ -8,6 +8,7 @@ use super::catalog::{
     node_topic, service_topic, HealthCheck, Node, ServiceInstance, CATALOG_TOPIC,
 };
 use super::command::CommandResult;
+use super::event::{Event, EVENTS_TOPIC};
 use super::kv::KvChange;
 use super::session::{node_sessions_topic, Session, SESSIONS_TOPIC, SESSION_TTL_TOPIC};
 
@@ -57,6 +58,12 @@ pub enum Change {
         id: String,
         ttl_ns: u64,
     },
+    /// A user event fired, or trimmed (`None`).
+    Event {
+        ltime: u64,
+        name: String,
+        event: Option<Event>,
+    },
 }
 
 impl Change {
@@ -98,6 +105,7 @@ impl Change {
                 SESSION_TTL_TOPIC.to_string(),
             ],
             Change::SessionRenewed { .. } => vec![SESSION_TTL_TOPIC.to_string()],
+            Change::Event { .. } => vec![EVENTS_TOPIC.to_string()],
         }
     }
 
@@ -140,6 +148,7 @@ impl Change {
                 } => node.len() + check_id.len() + names(services) + encoded(check),
                 Change::Session { id, node, session } => id.len() + node.len() + encoded(session),
                 Change::SessionRenewed { id, .. } => id.len(),
+                Change::Event { name, event, .. } => name.len() + encoded(event),
             }
     }
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{Deregistration, Registration};
+use super::event::Event;
 use super::kv::LockOp;
 use super::session::Session;
 use super::txn::{KvTxnOp, TxnOutcome};
@@ -49,6 +50,10 @@ pub enum Command {
     SessionRenew { id: String },
     /// Leader housekeeping: the TTL of `id` lapsed with no renew after `renewed_index`.
     SessionExpire { id: String, renewed_index: u64 },
+    /// Fire a user event (its Lamport time is assigned in apply).
+    EventFire(Event),
+    /// Leader housekeeping: drop events with Lamport time at or below `up_to`.
+    EventTrim { up_to: u64 },
 }
 
 /// What one raft entry carries: client writes that arrived together, batched by the
@@ -86,6 +91,8 @@ pub enum CommandResult {
     /// A session write, or Consul's error text; a renew carries the renewed session
     /// (`None`: no such session).
     Session(Result<Option<Session>, String>),
+    /// A fired event as stored (with its Lamport time).
+    Event(Event),
 }
 
 impl CommandResult {
@@ -98,6 +105,7 @@ impl CommandResult {
             CommandResult::Catalog(r) => r.is_ok(),
             CommandResult::Lock(r) => matches!(r, Ok(true)),
             CommandResult::Session(r) => r.is_ok(),
+            CommandResult::Event(_) => true,
         }
     }
 }

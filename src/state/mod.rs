@@ -11,6 +11,7 @@ pub mod apply;
 pub mod catalog;
 pub mod change;
 pub mod command;
+pub mod event;
 pub mod feed;
 pub mod kv;
 pub mod session;

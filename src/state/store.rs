@@ -34,7 +34,12 @@ pub(super) const SESSIONS_INDEX_KEY: &[u8] = b"sessions_index";
 const INDEX_VERSION_KEY: &[u8] = b"index_version";
 const INDEX_VERSION: u64 = 1;
 /// `sm_meta` keys that belong to the state (and so to snapshots).
-const STATE_META_KEYS: [&[u8]; 3] = [KV_INDEX_KEY, CATALOG_INDEX_KEY, SESSIONS_INDEX_KEY];
+const STATE_META_KEYS: [&[u8]; 4] = [
+    KV_INDEX_KEY,
+    CATALOG_INDEX_KEY,
+    SESSIONS_INDEX_KEY,
+    super::event::EVENTS_LTIME_KEY,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -145,6 +150,17 @@ impl StateStore {
                     changes,
                 }
             }
+            Command::EventFire(e) => {
+                let (stored, change) = super::event::fire(ab, e)?;
+                Applied {
+                    result: CommandResult::Event(stored),
+                    changes: vec![change],
+                }
+            }
+            Command::EventTrim { up_to } => Applied {
+                result: CommandResult::None,
+                changes: super::event::trim(ab, *up_to)?,
+            },
             Command::SessionCreate(session) => {
                 let mut w = SessionWrite::new(ab, index, time_ns);
                 let result = w.create(session)?.map(|()| None);
@@ -434,6 +450,10 @@ impl ReadView<'_> {
 
     pub fn sessions(&self) -> SessionRead<'_, Self> {
         SessionRead(self)
+    }
+
+    pub fn events(&self) -> super::event::EventRead<'_, Self> {
+        super::event::EventRead(self)
     }
 }
 

@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 
 fn ctl(addr: &str, args: &[&str]) -> Output {
     Command::new(common::rostractl_bin())
@@ -204,24 +203,14 @@ async fn walkthrough_watch_prints_foo_then_bar() {
     .await;
 
     // The walkthrough's exact handler uses jq; the test command installs it when missing.
-    let mut watch = Command::new(common::rostractl_bin())
-        .args([
-            "watch",
+    let (mut watch, rx) = common::watch_lines(
+        &addr,
+        &[
             "-type=key",
             "-key=workshop/kv_watch",
             "jq -r .Value | base64 -d && echo",
-        ])
-        .env("ROSTRA_ADDR", &addr)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = watch.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+        ],
+    );
     let line = rx
         .recv_timeout(common::DEADLINE)
         .expect("first handler run");
@@ -371,25 +360,15 @@ async fn catalog_watch_types_render_the_whole_answer() {
     assert_eq!(json(&outputs[3])[0]["CheckID"], "web-alive");
 
     // With a handler: the passing instances' node names, once now and after each change.
-    let mut watch = Command::new(common::rostractl_bin())
-        .args([
-            "watch",
+    let (mut watch, rx) = common::watch_lines(
+        &addr,
+        &[
             "-type=service",
             "-service=web",
             "-passingonly=true",
             "jq -c '[.[].Node.Node]'",
-        ])
-        .env("ROSTRA_ADDR", &addr)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = watch.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+        ],
+    );
     assert_eq!(rx.recv_timeout(common::DEADLINE).unwrap(), r#"["n1"]"#);
     catalog
         .register(reg("n2", rostra::pb::HealthStatus::Passing))

@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 
 use reqwest::{Method, StatusCode};
 use rostra::client::{Client, EventsWatch};
@@ -167,24 +165,14 @@ async fn the_leader_trims_events_to_the_retention_limit() {
 async fn walkthrough_event_watch_and_fire() {
     let (server, _dir) = common::dev_server().await;
     let addr = server.grpc_addr.to_string();
-    let mut watch = Command::new(common::rostractl_bin())
-        .args([
-            "watch",
+    let (mut watch, rx) = common::watch_lines(
+        &addr,
+        &[
             "-type=event",
             "-name=broadcast",
             "jq -r '.[].Payload' | base64 -d && echo",
-        ])
-        .env("ROSTRA_ADDR", &addr)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = watch.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+        ],
+    );
     // The first run has no events: the handler prints an empty line.
     assert_eq!(rx.recv_timeout(common::DEADLINE).unwrap(), "");
     let a = addr.clone();

@@ -60,6 +60,26 @@ where
     }
 }
 
+/// `rostractl watch <args>` against `addr`, with its stdout as a channel of lines (a
+/// watch prints one line per handler run in the tests).
+pub fn watch_lines(addr: &str, args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(rostractl_bin())
+        .arg("watch")
+        .args(args)
+        .env("ROSTRA_ADDR", addr)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("rostractl watch starts");
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
 /// A `rostra agent` child process.
 pub struct Agent {
     pub child: Child,

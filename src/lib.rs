@@ -10,7 +10,10 @@
 //! - [`service`] is the only layer that knows what a request means: it validates,
 //!   applies defaults, picks the read consistency, and proposes writes through [`raft`]
 //!   (openraft on RocksDB, peers over gRPC in [`pb_internal`], writes forwarded to the
-//!   leader). Leader-only duties run under one supervisor (`service::leader`).
+//!   leader). Leader-only duties run under one supervisor (`service::leader`): tombstone
+//!   reaping, session TTLs (`service::session_ttl`), event retention. Sessions and KV
+//!   locks are `service::session`, stream-held locks `service::lock`, user events
+//!   `service::event`; each proposal carries the leader's clock, so apply reads none.
 //! - Committed entries are applied by [`state`]: each command yields an
 //!   [`state::Applied`] with typed [`state::Change`]s (a variant per table), published
 //!   on the change feed, which retains a byte-bounded history of every table. Every

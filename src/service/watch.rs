@@ -2,7 +2,7 @@
 //! then what each raft entry changed, resumable from an index (see `WatchResponse` in
 //! `proto/rostra/v1/kv.proto` and `WatchKind` in `common.proto`).
 //!
-//! A [`View`] says what a watch looks at and how a feed event becomes a delta: a KV view
+//! A `View` says what a watch looks at and how a feed event becomes a delta: a KV view
 //! forwards the changed pairs as they are, a catalog view (`catalog_watch`) re-reads the
 //! items an entry touched. The runner here does the rest for every view alike: subscribe
 //! before reading so nothing falls between, replay from the feed's history on resume,

@@ -143,6 +143,14 @@ async fn sessions_and_locks_as_consul_has_them() {
         false
     );
     assert!(http.get("/v1/kv/lock/x").await[0].get("Session").is_none());
+    let lock_op = json!([{"KV": {"Verb": "lock", "Key": "lock/x", "Value": "", "Session": c}}]);
+    let (status, text) = http.call(Method::PUT, "/v1/txn", lock_op.to_string()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{text}");
+    let errors: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        errors["Errors"][0]["What"],
+        "failed to lock key \"lock/x\" due to lock delay"
+    );
 
     // An unknown session is an error, as in Consul; renew of one is a 404.
     let (status, text) = http

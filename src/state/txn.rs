@@ -193,10 +193,10 @@ fn evaluate<B: KvRead>(
                 }
             }
             KvTxnVerb::Lock | KvTxnVerb::Unlock => {
-                let (lock, what) = if op.verb == KvTxnVerb::Lock {
-                    (LockOp::Acquire, "lock")
+                let lock = if op.verb == KvTxnVerb::Lock {
+                    LockOp::Acquire
                 } else {
-                    (LockOp::Release, "unlock")
+                    LockOp::Release
                 };
                 let (result, _) = kv::apply_lock(
                     &mut scratch,
@@ -214,13 +214,21 @@ fn evaluate<B: KvRead>(
                         .map(without_value)
                         .into_iter()
                         .collect()),
-                    Ok(false) if lock == LockOp::Acquire => Err(fail(format!(
-                        "failed to lock key {key:?}, lock is already held"
-                    ))),
+                    Ok(false) if lock == LockOp::Acquire => {
+                        let unheld = scratch.kv_get(key)?.is_none_or(|e| e.session.is_empty());
+                        if unheld && time_ns < scratch.lock_delay_until(key)? {
+                            Err(fail(format!("failed to lock key {key:?} due to lock delay")))
+                        } else {
+                            Err(fail(format!(
+                                "failed to lock key {key:?}, lock is already held"
+                            )))
+                        }
+                    }
                     Ok(false) => Err(fail(format!(
                         "failed to unlock key {key:?}, lock isn't held, or is held by another session"
                     ))),
-                    Err(text) => Err(fail(format!("failed to {what} key {key:?}: {text}"))),
+                    // Consul's text as it is (`invalid session "<id>"`).
+                    Err(text) => Err(fail(text)),
                 }
             }
             KvTxnVerb::Get => match scratch.kv_get(key)? {

@@ -9,38 +9,6 @@ use rostra::pb::catalog_client::CatalogClient;
 use rostra::pb::health_client::HealthClient;
 use rostra::pb::WatchKind as Kind;
 
-fn reg(node: &str, service: &str, status: pb::HealthStatus) -> pb::RegisterRequest {
-    pb::RegisterRequest {
-        node: Some(pb::Node {
-            name: node.into(),
-            address: "10.1.2.3".into(),
-            ..Default::default()
-        }),
-        skip_node_update: false,
-        service: Some(pb::ServiceInstance {
-            name: service.into(),
-            port: 8080,
-            tags: vec!["v1".into()],
-            ..Default::default()
-        }),
-        checks: vec![pb::HealthCheck {
-            check_id: format!("{service}-check"),
-            name: "alive".into(),
-            status: status as i32,
-            service_id: service.into(),
-            ..Default::default()
-        }],
-    }
-}
-
-async fn next<T>(s: &mut tonic::Streaming<T>) -> T {
-    tokio::time::timeout(common::DEADLINE, s.message())
-        .await
-        .expect("in time")
-        .expect("ok")
-        .expect("open")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_and_health_over_grpc_with_watches() {
     let (server, _dir) = common::dev_server().await;
@@ -51,7 +19,12 @@ async fn catalog_and_health_over_grpc_with_watches() {
     let mut health = HealthClient::new(client.channel());
 
     catalog
-        .register(reg("n1", "web", pb::HealthStatus::Passing))
+        .register(common::web_registration(
+            "n1",
+            "web",
+            pb::HealthStatus::Passing,
+            "",
+        ))
         .await
         .unwrap();
     let mut watch = catalog
@@ -62,10 +35,10 @@ async fn catalog_and_health_over_grpc_with_watches() {
         .await
         .unwrap()
         .into_inner();
-    let first = next(&mut watch).await;
+    let first = common::next_message(&mut watch).await;
     assert_eq!(first.kind, Kind::Snapshot as i32);
     assert_eq!(first.upserted.len(), 1);
-    let synced = next(&mut watch).await;
+    let synced = common::next_message(&mut watch).await;
     assert_eq!(synced.kind, Kind::Synced as i32);
     let mut health_watch = health
         .watch_service(pb::HealthWatchServiceRequest {
@@ -75,24 +48,37 @@ async fn catalog_and_health_over_grpc_with_watches() {
         .await
         .unwrap()
         .into_inner();
-    let h1 = next(&mut health_watch).await;
+    let h1 = common::next_message(&mut health_watch).await;
     assert_eq!(
         h1.upserted[0].checks[0].status,
         pb::HealthStatus::Passing as i32
     );
-    assert_eq!(next(&mut health_watch).await.kind, Kind::Synced as i32);
+    assert_eq!(
+        common::next_message(&mut health_watch).await.kind,
+        Kind::Synced as i32
+    );
 
     // Another service changes: nothing for the web watchers; then web gains an instance,
     // and the message carries that instance alone.
     catalog
-        .register(reg("n9", "db", pb::HealthStatus::Passing))
+        .register(common::web_registration(
+            "n9",
+            "db",
+            pb::HealthStatus::Passing,
+            "",
+        ))
         .await
         .unwrap();
     catalog
-        .register(reg("n2", "web", pb::HealthStatus::Passing))
+        .register(common::web_registration(
+            "n2",
+            "web",
+            pb::HealthStatus::Passing,
+            "",
+        ))
         .await
         .unwrap();
-    let second = next(&mut watch).await;
+    let second = common::next_message(&mut watch).await;
     assert_eq!(second.kind, Kind::Changes as i32);
     let names = |entries: &[pb::CatalogServiceEntry]| -> Vec<String> {
         entries
@@ -106,15 +92,20 @@ async fn catalog_and_health_over_grpc_with_watches() {
         "the next message is web's change, not db's, and only what changed"
     );
     assert!(second.index > synced.index);
-    let h2 = next(&mut health_watch).await;
+    let h2 = common::next_message(&mut health_watch).await;
     assert_eq!((h2.kind, h2.upserted.len()), (Kind::Changes as i32, 1));
 
     // A check turning critical reaches the health watcher; passing_only leaves it out.
     catalog
-        .register(reg("n2", "web", pb::HealthStatus::Critical))
+        .register(common::web_registration(
+            "n2",
+            "web",
+            pb::HealthStatus::Critical,
+            "",
+        ))
         .await
         .unwrap();
-    let h3 = next(&mut health_watch).await;
+    let h3 = common::next_message(&mut health_watch).await;
     assert_eq!(h3.upserted.len(), 1);
     let critical = &h3.upserted[0];
     assert_eq!(critical.node.as_ref().unwrap().name, "n2");
@@ -177,7 +168,7 @@ async fn catalog_and_health_over_grpc_with_watches() {
         })
         .await
         .unwrap();
-    let gone = next(&mut watch).await;
+    let gone = common::next_message(&mut watch).await;
     assert!(gone.upserted.is_empty());
     assert_eq!(
         gone.removed,
@@ -196,7 +187,7 @@ async fn catalog_and_health_over_grpc_with_watches() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    let mut bad = reg("n3", "x", pb::HealthStatus::Passing);
+    let mut bad = common::web_registration("n3", "x", pb::HealthStatus::Passing, "");
     bad.checks[0].service_id = "nope".into();
     let e = catalog.register(bad).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::FailedPrecondition);

@@ -15,38 +15,6 @@ use rostra::pb::health_client::HealthClient;
 use rostra::pb::WatchKind as Kind;
 use tonic::transport::Channel;
 
-fn reg(node: &str, service: &str, status: pb::HealthStatus, output: &str) -> pb::RegisterRequest {
-    pb::RegisterRequest {
-        node: Some(pb::Node {
-            name: node.into(),
-            address: "10.1.2.3".into(),
-            ..Default::default()
-        }),
-        skip_node_update: false,
-        service: Some(pb::ServiceInstance {
-            name: service.into(),
-            port: 8080,
-            ..Default::default()
-        }),
-        checks: vec![pb::HealthCheck {
-            check_id: format!("{service}-check"),
-            name: "alive".into(),
-            status: status as i32,
-            service_id: service.into(),
-            output: output.into(),
-            ..Default::default()
-        }],
-    }
-}
-
-async fn next<T>(s: &mut tonic::Streaming<T>) -> T {
-    tokio::time::timeout(common::DEADLINE, s.message())
-        .await
-        .expect("in time")
-        .expect("ok")
-        .expect("open")
-}
-
 async fn register(c: &mut CatalogClient<Channel>, r: pb::RegisterRequest) -> u64 {
     c.register(r)
         .await
@@ -96,7 +64,7 @@ impl HealthView {
     ) -> (Vec<Kind>, u64) {
         let mut kinds = Vec::new();
         loop {
-            let m = next(s).await;
+            let m = common::next_message(s).await;
             let kind = Kind::try_from(m.kind).unwrap();
             match kind {
                 Kind::Synced => return (kinds, m.index),
@@ -163,7 +131,7 @@ async fn catalog_and_health_watches_resume_without_missing_or_repeating() {
     let (mut catalog, mut health) = (client.catalog(), client.health());
     register(
         &mut catalog,
-        reg("n1", "web", pb::HealthStatus::Passing, ""),
+        common::web_registration("n1", "web", pb::HealthStatus::Passing, ""),
     )
     .await;
 
@@ -178,10 +146,10 @@ async fn catalog_and_health_watches_resume_without_missing_or_repeating() {
     assert_eq!(kinds, vec![Kind::Snapshot]);
     let live = register(
         &mut catalog,
-        reg("n2", "web", pb::HealthStatus::Passing, ""),
+        common::web_registration("n2", "web", pb::HealthStatus::Passing, ""),
     )
     .await;
-    let m = next(&mut stream).await;
+    let m = common::next_message(&mut stream).await;
     assert_eq!((m.kind, m.index), (Kind::Changes as i32, live));
     view.changes.push(m.index);
     view.apply(m);
@@ -199,7 +167,7 @@ async fn catalog_and_health_watches_resume_without_missing_or_repeating() {
         .into_inner();
     let mut checks: BTreeMap<Key, pb::HealthCheck> = BTreeMap::new();
     let checks_index = loop {
-        let m = next(&mut checks_stream).await;
+        let m = common::next_message(&mut checks_stream).await;
         for c in m.upserted {
             checks.insert((c.node.clone(), c.check_id.clone()), c);
         }
@@ -214,21 +182,25 @@ async fn catalog_and_health_watches_resume_without_missing_or_repeating() {
     let mut missed = vec![
         register(
             &mut catalog,
-            reg("n3", "web", pb::HealthStatus::Passing, ""),
+            common::web_registration("n3", "web", pb::HealthStatus::Passing, ""),
         )
         .await,
         register(
             &mut catalog,
-            reg("n2", "web", pb::HealthStatus::Critical, "down"),
+            common::web_registration("n2", "web", pb::HealthStatus::Critical, "down"),
         )
         .await,
     ];
-    let unrelated = register(&mut catalog, reg("n9", "db", pb::HealthStatus::Passing, "")).await;
+    let unrelated = register(
+        &mut catalog,
+        common::web_registration("n9", "db", pb::HealthStatus::Passing, ""),
+    )
+    .await;
     missed.push(deregister(&mut catalog, "n1").await);
     missed.push(
         register(
             &mut catalog,
-            reg("n3", "web", pb::HealthStatus::Warning, "slow"),
+            common::web_registration("n3", "web", pb::HealthStatus::Warning, "slow"),
         )
         .await,
     );
@@ -262,10 +234,10 @@ async fn catalog_and_health_watches_resume_without_missing_or_repeating() {
     // Live again after the resume: a change arrives as one message.
     let again = register(
         &mut catalog,
-        reg("n2", "web", pb::HealthStatus::Passing, ""),
+        common::web_registration("n2", "web", pb::HealthStatus::Passing, ""),
     )
     .await;
-    let m = next(&mut stream).await;
+    let m = common::next_message(&mut stream).await;
     assert_eq!((m.kind, m.index), (Kind::Changes as i32, again));
     view.apply(m);
     assert_eq!(view.entries, fresh_health(&mut health).await);
@@ -278,7 +250,7 @@ async fn catalog_and_health_watches_resume_without_missing_or_repeating() {
         .into_inner();
     let mut indexes = Vec::new();
     loop {
-        let m = next(&mut checks_stream).await;
+        let m = common::next_message(&mut checks_stream).await;
         assert_ne!(m.kind, Kind::Snapshot as i32, "a resume sends no snapshot");
         assert_ne!(m.kind, Kind::Reset as i32);
         for r in m.removed {
@@ -304,7 +276,7 @@ async fn catalog_and_health_watches_resume_without_missing_or_repeating() {
         .into_inner();
     let mut seen = Vec::new();
     loop {
-        let m = next(&mut nodes).await;
+        let m = common::next_message(&mut nodes).await;
         if m.kind == Kind::Synced as i32 {
             break;
         }
@@ -335,7 +307,7 @@ async fn a_resume_older_than_the_history_gets_reset_and_a_snapshot() {
     let (mut catalog, mut health) = (client.catalog(), client.health());
     register(
         &mut catalog,
-        reg("n1", "web", pb::HealthStatus::Passing, ""),
+        common::web_registration("n1", "web", pb::HealthStatus::Passing, ""),
     )
     .await;
     let mut view = HealthView::default();
@@ -355,11 +327,15 @@ async fn a_resume_older_than_the_history_gets_reset_and_a_snapshot() {
         } else {
             pb::HealthStatus::Passing
         };
-        register(&mut catalog, reg("n1", "web", status, &format!("{i}{big}"))).await;
+        register(
+            &mut catalog,
+            common::web_registration("n1", "web", status, &format!("{i}{big}")),
+        )
+        .await;
     }
     register(
         &mut catalog,
-        reg("n2", "web", pb::HealthStatus::Critical, ""),
+        common::web_registration("n2", "web", pb::HealthStatus::Critical, ""),
     )
     .await;
 
@@ -390,12 +366,12 @@ async fn passing_only_watch_drops_and_restores_an_instance() {
     let mut catalog = client.catalog();
     register(
         &mut catalog,
-        reg("n1", "web", pb::HealthStatus::Passing, ""),
+        common::web_registration("n1", "web", pb::HealthStatus::Passing, ""),
     )
     .await;
     register(
         &mut catalog,
-        reg("n2", "web", pb::HealthStatus::Passing, ""),
+        common::web_registration("n2", "web", pb::HealthStatus::Passing, ""),
     )
     .await;
     let spec = rostra::client::HealthServiceWatch {
@@ -411,14 +387,14 @@ async fn passing_only_watch_drops_and_restores_an_instance() {
     assert_eq!(nodes(&w), vec!["n1", "n2"]);
     let down = register(
         &mut catalog,
-        reg("n2", "web", pb::HealthStatus::Critical, ""),
+        common::web_registration("n2", "web", pb::HealthStatus::Critical, ""),
     )
     .await;
     assert_eq!(next_view(&mut w).await, down);
     assert_eq!(nodes(&w), vec!["n1"]);
     let up = register(
         &mut catalog,
-        reg("n2", "web", pb::HealthStatus::Passing, ""),
+        common::web_registration("n2", "web", pb::HealthStatus::Passing, ""),
     )
     .await;
     assert_eq!(next_view(&mut w).await, up);

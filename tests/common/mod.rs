@@ -60,6 +60,48 @@ where
     }
 }
 
+/// A catalog registration of `service` (port 8080, tag `v1`) on `node` (10.1.2.3) with
+/// one service check `<service>-check` in `status` with `output`.
+pub fn web_registration(
+    node: &str,
+    service: &str,
+    status: rostra::pb::HealthStatus,
+    output: &str,
+) -> rostra::pb::RegisterRequest {
+    use rostra::pb;
+    pb::RegisterRequest {
+        node: Some(pb::Node {
+            name: node.into(),
+            address: "10.1.2.3".into(),
+            ..Default::default()
+        }),
+        skip_node_update: false,
+        service: Some(pb::ServiceInstance {
+            name: service.into(),
+            port: 8080,
+            tags: vec!["v1".into()],
+            ..Default::default()
+        }),
+        checks: vec![pb::HealthCheck {
+            check_id: format!("{service}-check"),
+            name: "alive".into(),
+            status: status as i32,
+            service_id: service.into(),
+            output: output.into(),
+            ..Default::default()
+        }],
+    }
+}
+
+/// The next message of a gRPC stream, within the deadline; panics if it ends or fails.
+pub async fn next_message<T>(s: &mut tonic::Streaming<T>) -> T {
+    tokio::time::timeout(DEADLINE, s.message())
+        .await
+        .expect("in time")
+        .expect("ok")
+        .expect("open")
+}
+
 /// `rostractl watch <args>` against `addr`, with its stdout as a channel of lines (a
 /// watch prints one line per handler run in the tests).
 pub fn watch_lines(addr: &str, args: &[&str]) -> (Child, mpsc::Receiver<String>) {

@@ -254,6 +254,8 @@ async fn sessions_and_locks_as_consul_has_them() {
             json!({"Behavior": "explode"}),
             "Invalid Behavior setting 'explode'",
         ),
+        (json!({"Name": 5}), "Request decode failed"),
+        (json!({"ServiceChecks": [{}]}), "Request decode failed"),
     ] {
         let (status, text) = http
             .call(Method::PUT, "/v1/session/create", body.to_string())

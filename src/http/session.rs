@@ -16,6 +16,7 @@ use super::kv::read_body;
 use super::params::Params;
 use super::reply;
 use super::HttpState;
+use crate::config::consul_json::{DecodeError, Obj};
 use crate::service::session::{SessionArgs, SessionFilter};
 use crate::state::session::Session;
 
@@ -60,83 +61,38 @@ fn bad(message: String) -> HttpError {
     HttpError::BadRequest(format!("Request decode failed: {message}"))
 }
 
-/// `v`'s member `name`, matched as Go's JSON decoder matches keys.
-fn member<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
-    v.as_object().and_then(|o| crate::json::field(o, name))
-}
-
-fn string(v: &Value, name: &str) -> Result<Option<String>, HttpError> {
-    match member(v, name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(bad(format!("{name}: expected a string, got {other}"))),
+/// Consul's session body, decoded with the shared Consul-JSON reader (`Obj`: keys matched
+/// as Go matches them, so py-consul's `lockdelay` is `LockDelay`). Unknown keys are
+/// ignored, as Consul's decoder does.
+fn decode(v: &Value) -> Result<SessionArgs, DecodeError> {
+    if v.is_null() {
+        return Ok(SessionArgs::default());
     }
-}
-
-fn strings(v: &Value, name: &str) -> Result<Option<Vec<String>>, HttpError> {
-    match member(v, name) {
-        None => Ok(None),
-        Some(Value::Null) => Ok(Some(Vec::new())),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| match i {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(bad(format!("{name}: expected strings, got {other}"))),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(other) => Err(bad(format!("{name}: expected a list, got {other}"))),
-    }
-}
-
-/// Consul's `LockDelay`: a duration string or a number; either below 1000 is seconds,
-/// otherwise nanoseconds.
-fn lock_delay(v: &Value) -> Result<Option<Duration>, HttpError> {
-    let as_delay = |n: u64| {
-        if n < 1000 {
-            Duration::from_secs(n)
-        } else {
-            Duration::from_nanos(n)
-        }
-    };
-    match member(v, "LockDelay") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(|n| Some(as_delay(n)))
-            .ok_or_else(|| bad(format!("LockDelay: invalid number {n}"))),
-        Some(Value::String(s)) => match super::params::parse_go_duration(s) {
-            Some(d) if d.as_nanos() < 1000 => Ok(Some(Duration::from_secs(d.as_nanos() as u64))),
-            Some(d) => Ok(Some(d)),
-            None => Err(bad(format!("LockDelay: invalid duration {s:?}"))),
-        },
-        Some(other) => Err(bad(format!("LockDelay: expected a duration, got {other}"))),
-    }
-}
-
-fn decode(v: &Value) -> Result<SessionArgs, HttpError> {
-    if !v.is_object() && !v.is_null() {
-        return Err(bad("expected a JSON object".into()));
-    }
+    let mut o = Obj::new(v, "")?;
     // Sending `Checks` at all (even `[]`) replaces the default, as `NodeChecks` does.
-    let mut node_checks = strings(v, "NodeChecks")?;
-    if let Some(legacy) = strings(v, "Checks")? {
+    let mut node_checks = o.string_list(&["NodeChecks"])?;
+    if let Some(legacy) = o.string_list(&["Checks"])? {
         node_checks.get_or_insert_with(Vec::new).extend(legacy);
     }
-    let service_checks = match member(v, "ServiceChecks") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| string(i, "ID")?.ok_or_else(|| bad("ServiceChecks: each needs an ID".into())))
-            .collect::<Result<_, _>>()?,
-        Some(other) => return Err(bad(format!("ServiceChecks: expected a list, got {other}"))),
-    };
+    let service_checks = o
+        .objects(&["ServiceChecks"])?
+        .into_iter()
+        .map(|mut c| {
+            c.string(&["ID"])?
+                .ok_or_else(|| c.err("ID", "each service check needs an ID"))
+        })
+        .collect::<Result<_, _>>()?;
+    // Consul's `LockDelay`: below 1000 (as a number or a parsed duration) is seconds.
+    let lock_delay = o.duration(&["LockDelay"])?.map(|d| match d.as_nanos() {
+        n @ 0..1000 => Duration::from_secs(n as u64),
+        _ => d,
+    });
     Ok(SessionArgs {
-        name: string(v, "Name")?.unwrap_or_default(),
-        node: string(v, "Node")?,
-        lock_delay: lock_delay(v)?,
-        behavior: string(v, "Behavior")?,
-        ttl: string(v, "TTL")?,
+        name: o.string(&["Name"])?.unwrap_or_default(),
+        node: o.string(&["Node"])?,
+        lock_delay,
+        behavior: o.string(&["Behavior"])?,
+        ttl: o.string(&["TTL"])?,
         node_checks,
         service_checks,
     })
@@ -161,7 +117,7 @@ async fn create(
     } else {
         serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?
     };
-    let args = decode(&v)?;
+    let args = decode(&v).map_err(|e| bad(e.to_string()))?;
     let (_, id) = state.service.session_create(args).await?;
     Ok(reply::json(
         &state,

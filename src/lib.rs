@@ -42,6 +42,7 @@ pub mod raft;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod watch;
 
 /// Code generated from `proto/rostra/v1`: the public contract.
 pub mod pb {

@@ -227,6 +227,7 @@ impl Server {
                 enable_script_checks: config.enable_script_checks,
                 enable_local_script_checks: config.enable_local_script_checks,
                 data_dir: data_dir.clone(),
+                watches: config.watches.clone(),
             },
             shutdown.clone(),
         )

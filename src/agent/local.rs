@@ -3,7 +3,7 @@
 //! across restarts (Consul persists them in its data directory too).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -130,21 +130,14 @@ impl LocalState {
 
     /// Writes API registrations to `path` atomically.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let tmp: PathBuf = path.with_extension("tmp");
         let data = serde_json::to_vec_pretty(&self.persisted()).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, data)?;
-        std::fs::rename(&tmp, path)
+        super::persist::write_atomic(path, &data)
     }
 
     /// Loads API registrations saved by `save` (none if the file does not exist).
     pub fn load(&mut self, path: &Path) -> std::io::Result<()> {
-        let data = match std::fs::read(path) {
-            Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(data) = super::persist::read(path)? else {
+            return Ok(());
         };
         let p: Persisted = serde_json::from_slice(&data).map_err(std::io::Error::other)?;
         for s in p.services {

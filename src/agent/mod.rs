@@ -6,7 +6,9 @@
 pub mod checks;
 pub mod definition;
 pub mod local;
+mod persist;
 mod sync;
+pub mod watches;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -83,6 +85,8 @@ pub struct AgentOptions {
     pub enable_script_checks: bool,
     pub enable_local_script_checks: bool,
     pub data_dir: PathBuf,
+    /// Consul's `watches`.
+    pub watches: Vec<watches::WatchDefinition>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -136,6 +140,7 @@ impl Agent {
         }
         agent.service.spawn(Box::pin(sync::run(agent.clone())));
         agent.sync_needed.notify_one();
+        watches::start(&agent, opts.watches, &opts.data_dir)?;
         Ok(agent)
     }
 

@@ -311,7 +311,7 @@ pub struct KvImport {
 
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Watch type: key, keyprefix, services, nodes, service or checks.
+    /// Watch type: key, keyprefix, services, nodes, service, checks or event.
     #[arg(long = "type")]
     pub watch_type: Option<String>,
     /// Key to watch (-type key).
@@ -338,9 +338,16 @@ pub struct WatchArgs {
     /// Run the handler through `sh -c` (default) rather than directly.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true")]
     pub shell: bool,
-    /// Let any server answer from local state.
+    /// Let any server answer from local state (every watch already reads the state of
+    /// the server it is connected to).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
     pub stale: bool,
+    /// Datacenter to watch; must be the cluster's own (Rostra has no WAN federation).
+    #[arg(long)]
+    pub datacenter: Option<String>,
+    /// ACL token (accepted as Consul's flag; Rostra has no ACLs yet, so it grants nothing).
+    #[arg(long)]
+    pub token: Option<String>,
     /// Handler command line; without one, the first result is printed and the watch ends.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub handler: Vec<String>,

@@ -60,6 +60,26 @@ impl<'a> Obj<'a> {
         })
     }
 
+    /// This object's key path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Original keys not read yet, in file order.
+    pub fn unused(&self) -> Vec<&'a str> {
+        self.entries
+            .iter()
+            .zip(&self.used)
+            .filter(|(_, used)| !**used)
+            .map(|((_, orig, _), _)| *orig)
+            .collect()
+    }
+
+    /// Every entry as written (a map whose keys are data, such as HTTP headers).
+    pub fn into_entries(self) -> Vec<(&'a str, &'a Value)> {
+        self.entries.into_iter().map(|(_, k, v)| (k, v)).collect()
+    }
+
     fn child_path(&self, key: &str) -> String {
         if self.path.is_empty() {
             key.to_string()

@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::AgentConfig;
 use crate::agent::definition::{CheckDefinition, CheckKind, ServiceDefinition};
+use crate::agent::watches::WatchDefinition;
 
 /// Consul's error text for a script check on an agent that does not allow them.
 pub const SCRIPTS_DISABLED: &str = "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
@@ -107,6 +108,8 @@ pub struct FileConfig {
     pub services: Vec<(Origin, ServiceDefinition)>,
     /// Node checks, and service checks that name their service with `service_id`.
     pub checks: Vec<(Origin, CheckDefinition)>,
+    /// Consul's `watches`.
+    pub watches: Vec<(Origin, WatchDefinition)>,
     /// Non-fatal findings (skipped files), to log once logging is set up.
     pub warnings: Vec<String>,
 }
@@ -200,6 +203,7 @@ impl FileConfig {
             self.services.push((origin, service));
         }
         self.checks.extend(later.checks);
+        self.watches.extend(later.watches);
         self.warnings.extend(later.warnings);
         Ok(())
     }
@@ -258,6 +262,9 @@ impl FileConfig {
         config
             .checks
             .extend(self.checks.iter().map(|(_, c)| c.clone()));
+        config
+            .watches
+            .extend(self.watches.iter().map(|(_, w)| w.clone()));
     }
 
     /// Checks the files' definitions against the final configuration (defaults, files
@@ -289,6 +296,19 @@ impl FileConfig {
                     &origin.file,
                     format!("{} (check {:?}): {SCRIPTS_DISABLED}", origin.path, check.id),
                 ));
+            }
+        }
+        for (origin, watch) in &self.watches {
+            if let Some(dc) = watch.datacenter.as_deref() {
+                if !dc.is_empty() && dc != config.datacenter {
+                    return Err(ConfigError::at(
+                        origin,
+                        format!(
+                            "datacenter {dc:?} is not this agent's ({:?}); Rostra has no WAN federation",
+                            config.datacenter
+                        ),
+                    ));
+                }
             }
         }
         for (origin, check) in &self.checks {

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::agent::definition::{CheckDefinition, ServiceDefinition};
+use crate::agent::watches::WatchDefinition;
 use crate::service::Limits;
 
 pub mod consul_json;
@@ -53,6 +54,8 @@ pub struct AgentConfig {
     pub enable_script_checks: bool,
     /// Script checks from config files may run (Consul's `enable_local_script_checks`).
     pub enable_local_script_checks: bool,
+    /// Watches defined in config files (Consul's `watches`).
+    pub watches: Vec<WatchDefinition>,
 }
 
 /// Raft knobs that tests turn down to exercise snapshots quickly.
@@ -97,6 +100,7 @@ impl AgentConfig {
             checks: Vec::new(),
             enable_script_checks: false,
             enable_local_script_checks: false,
+            watches: Vec::new(),
         }
     }
 }

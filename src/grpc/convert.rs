@@ -57,6 +57,19 @@ pub fn kv_pair(e: KvEntry) -> pb::KvPair {
     }
 }
 
+/// A pair as a client received it, in the service layer's type.
+pub fn kv_entry_in(kv: pb::KvPair) -> KvEntry {
+    KvEntry {
+        key: kv.key,
+        value: kv.value,
+        flags: kv.flags,
+        create_index: kv.create_index,
+        modify_index: kv.modify_index,
+        lock_index: kv.lock_index,
+        session: kv.session,
+    }
+}
+
 fn kv_event(change: &KvChange, index: u64) -> pb::KvEvent {
     match &change.entry {
         Some(entry) => pb::KvEvent {

@@ -24,6 +24,7 @@ impl StatusApi for StatusService {
             address: node.raft_addr,
             leader_id,
             node_name: node.name,
+            datacenter: self.service.datacenter().to_string(),
         }))
     }
 

@@ -149,6 +149,8 @@ pub trait ControlPlane: Send + Sync + 'static {
     /// The response header for an answer reflecting `index`.
     fn meta(&self, index: u64) -> ResponseMeta;
     fn cluster_status(&self) -> ClusterStatus;
+    /// The one datacenter this cluster serves.
+    fn datacenter(&self) -> &str;
     fn metrics(&self) -> Metrics;
     fn limits(&self) -> &Limits;
     /// True once shutdown began (long-lived streams should end).
@@ -307,6 +309,9 @@ impl ControlPlane for Service {
     }
     fn cluster_status(&self) -> ClusterStatus {
         Service::cluster_status(self)
+    }
+    fn datacenter(&self) -> &str {
+        &self.datacenter
     }
     fn metrics(&self) -> Metrics {
         Service::metrics(self)

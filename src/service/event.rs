@@ -45,6 +45,36 @@ pub fn uuid_to_u64(id: &str) -> u64 {
     lo ^ hi
 }
 
+/// Whether `event`'s filters match an agent: its node name, one of its services (name,
+/// tags), and with a tag filter one of that service's tags (Consul's
+/// `shouldProcessUserEvent`). A filter that does not compile matches nothing (fire
+/// refuses those, so only an event from elsewhere could carry one).
+pub fn event_matches<'a>(
+    event: &Event,
+    node: &str,
+    services: impl IntoIterator<Item = (&'a str, &'a [String])>,
+) -> bool {
+    let re = |r: &str| regex::Regex::new(r).ok();
+    if !event.node_filter.is_empty() && !re(&event.node_filter).is_some_and(|r| r.is_match(node)) {
+        return false;
+    }
+    if event.service_filter.is_empty() {
+        return true;
+    }
+    let Some(svc) = re(&event.service_filter) else {
+        return false;
+    };
+    let tag = (!event.tag_filter.is_empty()).then(|| re(&event.tag_filter));
+    services
+        .into_iter()
+        .filter(|(name, _)| svc.is_match(name))
+        .any(|(_, tags)| match &tag {
+            None => true,
+            Some(Some(t)) => tags.iter().any(|x| t.is_match(x)),
+            Some(None) => false,
+        })
+}
+
 impl Service {
     /// Consul's `PUT /v1/event/fire/<name>`: the event as stored.
     pub async fn event_fire(&self, args: FireArgs) -> Result<(ResponseMeta, Event), ServiceError> {
@@ -89,36 +119,6 @@ impl Service {
         }
     }
 
-    /// Whether `event`'s filters match this agent: its node name, one of its services,
-    /// and (with a service filter) one of that service's tags.
-    fn event_matches(
-        &self,
-        event: &Event,
-        services: &[crate::state::catalog::ServiceInstance],
-    ) -> bool {
-        let re = |r: &str| regex::Regex::new(r).ok();
-        if !event.node_filter.is_empty()
-            && !re(&event.node_filter).is_some_and(|r| r.is_match(&self.node_name))
-        {
-            return false;
-        }
-        if event.service_filter.is_empty() {
-            return true;
-        }
-        let Some(svc) = re(&event.service_filter) else {
-            return false;
-        };
-        let tag = (!event.tag_filter.is_empty()).then(|| re(&event.tag_filter));
-        services
-            .iter()
-            .filter(|s| svc.is_match(&s.name))
-            .any(|s| match &tag {
-                None => true,
-                Some(Some(t)) => s.tags.iter().any(|x| t.is_match(x)),
-                Some(None) => false,
-            })
-    }
-
     /// Consul's `GET /v1/event/list?name=`: the retained events that match this agent,
     /// oldest first, and Consul's index (from the newest one's ID). With `opts.min_index`
     /// equal to that index, waits for a newer event or the wait's end.
@@ -147,7 +147,10 @@ impl Service {
             let events: Vec<Event> = events
                 .into_iter()
                 .filter(|e| name.as_ref().is_none_or(|n| &e.name == n))
-                .filter(|e| self.event_matches(e, &services))
+                .filter(|e| {
+                    let services = services.iter().map(|s| (s.name.as_str(), &s.tags[..]));
+                    event_matches(e, &self.node_name, services)
+                })
                 .collect();
             let index = events.last().map_or(1, |e| uuid_to_u64(&e.id));
             let Some(s) = sub.as_mut().filter(|_| index == opts.min_index) else {
@@ -206,5 +209,26 @@ mod tests {
             uuid_to_u64("b54fe110-7af5-cafc-d1fb-afc8ba432b1c"),
             7256511592453824992
         );
+    }
+
+    #[test]
+    fn filters_match_node_service_and_tag() {
+        let event = |node: &str, service: &str, tag: &str| Event {
+            node_filter: node.into(),
+            service_filter: service.into(),
+            tag_filter: tag.into(),
+            ..Event::default()
+        };
+        let tags = vec!["v1".to_string(), "blue".to_string()];
+        let web = [("web", &tags[..])];
+        assert!(event_matches(&event("", "", ""), "a", web));
+        assert!(event_matches(&event("^a$", "", ""), "a", web));
+        assert!(!event_matches(&event("^b$", "", ""), "a", web));
+        assert!(event_matches(&event("", "^we", ""), "a", web));
+        assert!(!event_matches(&event("", "db", ""), "a", web));
+        assert!(event_matches(&event("", "web", "blu"), "a", web));
+        assert!(!event_matches(&event("", "web", "green"), "a", web));
+        assert!(!event_matches(&event("", "web", ""), "a", []));
+        assert!(!event_matches(&event("^a$", "db", ""), "a", web), "both must match");
     }
 }

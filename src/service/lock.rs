@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 
 use super::kv::PutArgs;
 use super::session::SessionArgs;
-use super::{Api, ServiceError, WatchMessage};
+use super::follow::{self, Follower};
+use super::{Api, ServiceError};
 use crate::state::kv::LockOp;
 use crate::state::{KvEntry, WatchTarget};
 
@@ -110,15 +111,14 @@ pub async fn hold(
 /// Follows the queue until the client leaves (`None`) or the hold is lost (the reason).
 async fn follow(
     api: &Api,
-    mut watch: mpsc::Receiver<super::KvWatchMessage>,
+    watch: mpsc::Receiver<super::KvWatchMessage>,
     tx: &mpsc::Sender<LockEvent>,
     session: &str,
     key: &str,
     limit: usize,
     ttl: Duration,
 ) -> Option<String> {
-    let mut queue: BTreeMap<String, KvEntry> = BTreeMap::new();
-    let mut synced = false;
+    let mut queue = Follower::<follow::Kv>::new(watch);
     let mut last: Option<LockEvent> = None;
     let every = ttl / 3;
     let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -141,31 +141,11 @@ async fn follow(
                     return Some("session could not be renewed".into());
                 }
             }
-            msg = watch.recv() => {
-                let Some(msg) = msg else { return None }; // the server is stopping
-                match msg {
-                    WatchMessage::Reset { .. } => {
-                        queue.clear();
-                        synced = false;
-                    }
-                    WatchMessage::Snapshot { items, .. } => {
-                        queue.extend(items.into_iter().map(|e| (e.key.clone(), e)));
-                    }
-                    WatchMessage::Synced { .. } => synced = true,
-                    WatchMessage::Changes { delta, .. } => {
-                        for change in delta.iter().filter_map(|c| c.as_kv()) {
-                            match &change.entry {
-                                Some(e) => queue.insert(change.key.clone(), e.clone()),
-                                None => queue.remove(&change.key),
-                            };
-                        }
-                    }
-                }
-                if !synced {
-                    continue;
-                }
+            synced = queue.next() => {
+                // The stream ended: the server is stopping.
+                synced?;
                 let acquired = matches!(last, Some(LockEvent::Acquired { .. }));
-                let event = match position(&queue, session, key) {
+                let event = match position(queue.state(), session, key) {
                     None => return Some("session invalidated".into()),
                     Some(_) if acquired => continue,
                     Some((rank, _)) if rank < limit => match grant(api, session, key).await {

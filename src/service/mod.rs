@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod catalog_watch;
 pub mod error;
 pub mod event;
+pub mod follow;
 pub mod kv;
 pub mod leader;
 pub mod lock;

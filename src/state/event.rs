@@ -16,7 +16,7 @@ pub(super) const EVENTS_LTIME_KEY: &[u8] = b"events_ltime";
 /// Topic of every event.
 pub const EVENTS_TOPIC: &str = "event";
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Event {
     /// A random UUID, chosen when fired.
     pub id: String,

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{FileConfig, Origin};
 use crate::agent::definition::{CheckDefinition, ServiceDefinition};
+use crate::agent::watches::WatchDefinition;
 use crate::config::consul_json::{DecodeError, Obj};
 
 /// One file's JSON, strictly.
@@ -84,6 +85,14 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
             path,
         };
         c.checks.push((origin, check));
+    }
+    for (path, obj) in objects(&mut root, &["watches"])? {
+        let watch = WatchDefinition::decode(obj)?;
+        let origin = Origin {
+            file: file.to_path_buf(),
+            path,
+        };
+        c.watches.push((origin, watch));
     }
     root.finish(true)?;
     Ok(c)

@@ -25,8 +25,8 @@ use crate::service::follow::{self, Followed, Follower};
 use crate::service::{Api, CatalogItem, ServiceError, WatchMessage};
 use crate::watch::handler::DEFAULT_HTTP_TIMEOUT;
 use crate::watch::{
-    catalog_payload, kv_payload, Cursor, Firing, Handler, HttpHandler, Output, Source,
-    WatchParams, WatchPlan,
+    catalog_payload, kv_payload, Cursor, Firing, Handler, HttpHandler, Output, Source, WatchParams,
+    WatchPlan,
 };
 
 /// One entry of `watches`.
@@ -113,7 +113,10 @@ impl WatchDefinition {
         })?;
         let unused = obj.unused();
         if !unused.is_empty() {
-            return Err(here(&obj, format!("Invalid parameters: [{}]", unused.join(" "))));
+            return Err(here(
+                &obj,
+                format!("Invalid parameters: [{}]", unused.join(" ")),
+            ));
         }
         Ok(WatchDefinition {
             plan,
@@ -148,13 +151,12 @@ impl WatchDefinition {
                     args: vec![line],
                     shell: true,
                 }),
-                (None, Some(args)) if !args.is_empty() => Ok(Handler::Script {
-                    args,
-                    shell: false,
-                }),
-                _ if http.is_some() => Err(bare(
-                    "http_handler_config needs \"handler_type\": \"http\"",
-                )),
+                (None, Some(args)) if !args.is_empty() => {
+                    Ok(Handler::Script { args, shell: false })
+                }
+                _ if http.is_some() => {
+                    Err(bare("http_handler_config needs \"handler_type\": \"http\""))
+                }
                 _ => Err(bare("Must define a watch handler")),
             },
             "http" => {
@@ -246,9 +248,8 @@ impl Cursors {
     /// Loads the cursors of the watches still defined (`keys`); the others are dropped.
     fn load(path: PathBuf, keys: &[String]) -> std::io::Result<Cursors> {
         let mut saved: BTreeMap<String, Cursor> = match super::persist::read(&path)? {
-            Some(data) => serde_json::from_slice(&data).map_err(|e| {
-                std::io::Error::other(format!("{}: {e}", path.display()))
-            })?,
+            Some(data) => serde_json::from_slice(&data)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?,
             None => BTreeMap::new(),
         };
         saved.retain(|k, _| keys.contains(k));
@@ -442,13 +443,19 @@ mod tests {
         let d = decode(json!({"type": "service", "service": "web", "tag": "v1",
             "passingonly": true, "handler": "cat >> out"}))
         .unwrap();
-        assert!(matches!(d.plan, WatchPlan::Service { passing_only: true, ref tags, .. } if tags == &["v1"]));
+        assert!(
+            matches!(d.plan, WatchPlan::Service { passing_only: true, ref tags, .. } if tags == &["v1"])
+        );
         assert!(matches!(d.handler, Handler::Script { shell: true, .. }));
-        let d = decode(json!({"type": "event", "name": "deploy", "handler_type": "http",
+        let d = decode(
+            json!({"type": "event", "name": "deploy", "handler_type": "http",
             "http_handler_config": {"path": "http://127.0.0.1:9/hook", "method": "put",
-                "header": {"x-a": ["1", "2"]}, "timeout": "3s"}}))
+                "header": {"x-a": ["1", "2"]}, "timeout": "3s"}}),
+        )
         .unwrap();
-        let Handler::Http(h) = d.handler else { panic!() };
+        let Handler::Http(h) = d.handler else {
+            panic!()
+        };
         assert_eq!(h.method, http::Method::PUT);
         assert_eq!(h.timeout, Duration::from_secs(3));
         assert_eq!(h.headers[0].1.len(), 2);
@@ -457,7 +464,10 @@ mod tests {
     #[test]
     fn consul_messages_for_bad_definitions() {
         let err = |v| decode(v).unwrap_err();
-        assert_eq!(err(json!({"args": ["x"]})), "watches[0]: Watch type must be specified");
+        assert_eq!(
+            err(json!({"args": ["x"]})),
+            "watches[0]: Watch type must be specified"
+        );
         assert_eq!(
             err(json!({"type": "key", "args": ["x"]})),
             "watches[0]: Must specify a single key to watch"

@@ -146,7 +146,10 @@ async fn open(client: &Client, plan: &WatchPlan) -> anyhow::Result<Box<dyn Views
                 tags,
                 passing_only,
             };
-            follow(client, spec, plan, |e| cc::entry_in(e).map(CatalogItem::Health)).await
+            follow(client, spec, plan, |e| {
+                cc::entry_in(e).map(CatalogItem::Health)
+            })
+            .await
         }
         WatchPlan::ServiceChecks(service) => {
             follow(client, ServiceChecksWatch { service }, plan, |c| {

@@ -229,6 +229,9 @@ mod tests {
         assert!(event_matches(&event("", "web", "blu"), "a", web));
         assert!(!event_matches(&event("", "web", "green"), "a", web));
         assert!(!event_matches(&event("", "web", ""), "a", []));
-        assert!(!event_matches(&event("^a$", "db", ""), "a", web), "both must match");
+        assert!(
+            !event_matches(&event("^a$", "db", ""), "a", web),
+            "both must match"
+        );
     }
 }

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::follow::{self, Follower};
 use super::kv::PutArgs;
 use super::session::SessionArgs;
-use super::follow::{self, Follower};
 use super::{Api, ServiceError};
 use crate::state::kv::LockOp;
 use crate::state::{KvEntry, WatchTarget};

@@ -28,7 +28,10 @@ pub enum Output {
 pub enum Handler {
     /// `args` run directly; with `shell`, joined into one line run by `sh -c` (Consul's
     /// deprecated `handler` string, and `rostractl watch -shell`).
-    Script { args: Vec<String>, shell: bool },
+    Script {
+        args: Vec<String>,
+        shell: bool,
+    },
     Http(HttpHandler),
 }
 
@@ -103,7 +106,10 @@ async fn run_script(
     if status.success() {
         Ok(text)
     } else {
-        Err(format!("Error executing handler: {status}{}", suffix(&text)))
+        Err(format!(
+            "Error executing handler: {status}{}",
+            suffix(&text)
+        ))
     }
 }
 
@@ -176,8 +182,14 @@ mod tests {
             args: vec!["sh".into(), "-c".into(), "echo nope >&2; exit 3".into()],
             shell: false,
         };
-        let err = failing.run(&Value::Null, 1, Output::Capture).await.unwrap_err();
-        assert!(err.contains("exit status: 3") && err.ends_with(": nope"), "{err}");
+        let err = failing
+            .run(&Value::Null, 1, Output::Capture)
+            .await
+            .unwrap_err();
+        assert!(
+            err.contains("exit status: 3") && err.ends_with(": nope"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

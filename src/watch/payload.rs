@@ -91,9 +91,10 @@ pub fn catalog_payload<'a>(
         WatchPlan::Services => Value::Object(
             items
                 .filter_map(|i| match i {
-                    CatalogItem::Service { name, tags } => {
-                        Some((name.clone(), Value::from(Vec::from_iter(tags.iter().cloned()))))
-                    }
+                    CatalogItem::Service { name, tags } => Some((
+                        name.clone(),
+                        Value::from(Vec::from_iter(tags.iter().cloned())),
+                    )),
                     _ => None,
                 })
                 .collect(),
@@ -166,7 +167,9 @@ impl Firing {
             let after = self.cursor.map_or(0, |c| c.ltime);
             let ltime_of = |e: &Value| e["LTime"].as_u64().unwrap_or(0);
             let fresh: Vec<Value> = match view {
-                Value::Array(events) => events.into_iter().filter(|e| ltime_of(e) > after).collect(),
+                Value::Array(events) => {
+                    events.into_iter().filter(|e| ltime_of(e) > after).collect()
+                }
                 _ => Vec::new(),
             };
             // The first run hands over what there is, even nothing; later ones only news
@@ -217,14 +220,20 @@ mod tests {
             kv_payload(&key, [&entry]).to_string(),
             r#"{"Key":"k","CreateIndex":5,"ModifyIndex":6,"LockIndex":0,"Flags":0,"Value":"Zm9v","Session":""}"#
         );
-        assert!(kv_payload(&prefix, [&entry]).to_string().starts_with(r#"[{"Key":"k""#));
+        assert!(kv_payload(&prefix, [&entry])
+            .to_string()
+            .starts_with(r#"[{"Key":"k""#));
     }
 
     #[test]
     fn deep_equal_results_do_not_fire_and_old_views_are_skipped() {
         let plan = WatchPlan::Nodes;
         let mut f = Firing::new(&plan, None);
-        assert_eq!(f.offer(5, json!([])), Some(json!([])), "the first run fires");
+        assert_eq!(
+            f.offer(5, json!([])),
+            Some(json!([])),
+            "the first run fires"
+        );
         assert_eq!(f.offer(6, json!([])), None, "deep-equal");
         assert_eq!(f.offer(7, json!([1])), Some(json!([1])));
         let saved = f.cursor().unwrap();
@@ -242,13 +251,26 @@ mod tests {
         let plan = WatchPlan::Event(String::new());
         let ev = |l: u64| json!({"Name": "e", "LTime": l});
         let mut f = Firing::new(&plan, None);
-        assert_eq!(f.offer(1, json!([])), Some(json!([])), "the first run fires");
-        assert_eq!(f.offer(2, json!([ev(1), ev(2)])), Some(json!([ev(1), ev(2)])));
-        assert_eq!(f.offer(3, json!([ev(1), ev(2), ev(3)])), Some(json!([ev(3)])));
+        assert_eq!(
+            f.offer(1, json!([])),
+            Some(json!([])),
+            "the first run fires"
+        );
+        assert_eq!(
+            f.offer(2, json!([ev(1), ev(2)])),
+            Some(json!([ev(1), ev(2)]))
+        );
+        assert_eq!(
+            f.offer(3, json!([ev(1), ev(2), ev(3)])),
+            Some(json!([ev(3)]))
+        );
         // Retention trimmed the oldest: nothing new.
         assert_eq!(f.offer(4, json!([ev(2), ev(3)])), None);
         let mut resumed = Firing::new(&plan, f.cursor());
         assert_eq!(resumed.offer(5, json!([ev(2), ev(3)])), None);
-        assert_eq!(resumed.offer(6, json!([ev(3), ev(4), ev(5)])), Some(json!([ev(4), ev(5)])));
+        assert_eq!(
+            resumed.offer(6, json!([ev(3), ev(4), ev(5)])),
+            Some(json!([ev(4), ev(5)]))
+        );
     }
 }

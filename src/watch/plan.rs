@@ -109,9 +109,7 @@ impl WatchPlan {
             WatchPlan::ServiceChecks(service) => {
                 Source::Catalog(CatalogWatch::ServiceChecks { service })
             }
-            WatchPlan::StateChecks(state) => {
-                Source::Catalog(CatalogWatch::ChecksInState { state })
-            }
+            WatchPlan::StateChecks(state) => Source::Catalog(CatalogWatch::ChecksInState { state }),
             WatchPlan::Event(name) => Source::Catalog(CatalogWatch::Events {
                 name: (!name.is_empty()).then_some(name),
             }),
@@ -139,8 +137,14 @@ mod tests {
         let msg = |p: WatchParams| plan(&p).unwrap_err();
         assert_eq!(msg(WatchParams::default()), "Watch type must be specified");
         assert_eq!(msg(params("key")), "Must specify a single key to watch");
-        assert_eq!(msg(params("keyprefix")), "Must specify a single prefix to watch");
-        assert_eq!(msg(params("service")), "Must specify a single service to watch");
+        assert_eq!(
+            msg(params("keyprefix")),
+            "Must specify a single prefix to watch"
+        );
+        assert_eq!(
+            msg(params("service")),
+            "Must specify a single service to watch"
+        );
         assert_eq!(msg(params("bogus")), "Unsupported watch type: bogus");
         let both = WatchParams {
             service: Some("web".into()),

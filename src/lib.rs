@@ -23,7 +23,11 @@
 //! - [`db`] opens the single RocksDB holding the raft log and the tables, and tells its
 //!   owner when it has closed.
 //! - [`agent`] owns the node's local services and checks, runs the checks, and keeps the
-//!   catalog in step (anti-entropy); [`config`] reads Consul-format config files.
+//!   catalog in step (anti-entropy), and runs the `watches` of its config, following
+//!   service-layer watches (`service::follow`) with cursors kept in its data dir;
+//!   [`config`] reads Consul-format config files. [`watch`] is Consul's watches as both
+//!   the agent and `rostractl watch` run them: plans, handler payloads and firing rules,
+//!   script and HTTP handlers.
 //! - [`server`] wires one process together and shuts it down in order; [`client`] is
 //!   the Rust client used by `rostractl` ([`cli`]) and the tests, whose `Watcher`
 //!   follows any watch RPC and resumes it after a disconnect.

@@ -115,6 +115,12 @@ async fn events_over_http() {
             "Cannot provide tag filter without service filter",
         ),
         (
+            "/v1/event/fire/a/b",
+            "",
+            StatusCode::BAD_REQUEST,
+            "must not contain '/'",
+        ),
+        (
             "/v1/event/fire/t?node=(",
             "",
             StatusCode::BAD_REQUEST,
@@ -165,6 +171,47 @@ async fn the_leader_trims_events_to_the_retention_limit() {
 async fn walkthrough_event_watch_and_fire() {
     let (server, _dir) = common::dev_server().await;
     let addr = server.grpc_addr.to_string();
+    // §6: `cat` prints the JSON array Consul's watch hands its handler.
+    let (mut cat, lines) =
+        common::watch_lines(&addr, &["-type", "event", "-name", "exampleEvent", "cat"]);
+    assert_eq!(lines.recv_timeout(common::DEADLINE).unwrap(), "[]");
+    let a = addr.clone();
+    let fired = tokio::task::spawn_blocking(move || {
+        Command::new(common::rostractl_bin())
+            .args(["event", "-name", "exampleEvent", "Event Payload"])
+            .env("ROSTRA_ADDR", &a)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(fired.status.success());
+    let line = lines.recv_timeout(common::DEADLINE).unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let keys: Vec<&str> = v[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "ID",
+            "Name",
+            "Payload",
+            "NodeFilter",
+            "ServiceFilter",
+            "TagFilter",
+            "Version",
+            "LTime"
+        ]
+    );
+    assert_eq!(v[0]["Payload"], "RXZlbnQgUGF5bG9hZA==");
+    assert_eq!(v[0]["Name"], "exampleEvent");
+    let _ = cat.kill();
+    let _ = cat.wait();
+
     let (mut watch, rx) = common::watch_lines(
         &addr,
         &[
@@ -240,6 +287,7 @@ async fn walkthrough_event_watch_and_fire() {
             run(&["-name", "n", "-tag", "t", "p"]),
             run(&["-name", "n", "a", "b"]),
             run(&["-name", "n", "-node", "("]),
+            run(&["-name", "a/b", "p"]),
         ]
     })
     .await
@@ -249,6 +297,7 @@ async fn walkthrough_event_watch_and_fire() {
         "Cannot provide tag filter without service filter.",
         "Too many command line arguments.",
         "Failed to compile node filter regexp",
+        "Error firing event: Invalid event name \"a/b\": it must not contain '/'",
     ];
     for ((code, err), want) in outs.iter().zip(want) {
         assert_eq!(*code, Some(1), "{err}");

@@ -19,7 +19,9 @@ use crate::state::event::Event;
 
 pub fn routes() -> Router<HttpState> {
     Router::new()
-        .route("/v1/event/fire/{name}", put(fire))
+        // A wildcard, so that a name with `/` reaches the service layer and is refused
+        // with the reason rather than a bare 404.
+        .route("/v1/event/fire/{*name}", put(fire))
         .route("/v1/event/fire/", put(fire_unnamed))
         .route("/v1/event/list", get(list))
 }

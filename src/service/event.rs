@@ -219,7 +219,7 @@ mod tests {
             tag_filter: tag.into(),
             ..Event::default()
         };
-        let tags = vec!["v1".to_string(), "blue".to_string()];
+        let tags = ["v1".to_string(), "blue".to_string()];
         let web = [("web", &tags[..])];
         assert!(event_matches(&event("", "", ""), "a", web));
         assert!(event_matches(&event("^a$", "", ""), "a", web));

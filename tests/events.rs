@@ -167,6 +167,15 @@ async fn the_leader_trims_events_to_the_retention_limit() {
     server.shutdown().await.expect("clean shutdown");
 }
 
+/// `rostractl event ARGS` against `addr`, off the runtime's threads.
+async fn ctl_event(addr: &str, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(common::rostractl_bin());
+    command.arg("event").args(args).env("ROSTRA_ADDR", addr);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn walkthrough_event_watch_and_fire() {
     let (server, _dir) = common::dev_server().await;
@@ -175,16 +184,7 @@ async fn walkthrough_event_watch_and_fire() {
     let (mut cat, lines) =
         common::watch_lines(&addr, &["-type", "event", "-name", "exampleEvent", "cat"]);
     assert_eq!(lines.recv_timeout(common::DEADLINE).unwrap(), "[]");
-    let a = addr.clone();
-    let fired = tokio::task::spawn_blocking(move || {
-        Command::new(common::rostractl_bin())
-            .args(["event", "-name", "exampleEvent", "Event Payload"])
-            .env("ROSTRA_ADDR", &a)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let fired = ctl_event(&addr, &["-name", "exampleEvent", "Event Payload"]).await;
     assert!(fired.status.success());
     let line = lines.recv_timeout(common::DEADLINE).unwrap();
     let v: Value = serde_json::from_str(&line).unwrap();
@@ -222,16 +222,7 @@ async fn walkthrough_event_watch_and_fire() {
     );
     // The first run has no events: the handler prints an empty line.
     assert_eq!(rx.recv_timeout(common::DEADLINE).unwrap(), "");
-    let a = addr.clone();
-    let fired = tokio::task::spawn_blocking(move || {
-        Command::new(common::rostractl_bin())
-            .args(["event", "-name", "broadcast", "Sample Payload"])
-            .env("ROSTRA_ADDR", &a)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let fired = ctl_event(&addr, &["-name", "broadcast", "Sample Payload"]).await;
     assert!(fired.status.success());
     let text = String::from_utf8_lossy(&fired.stdout).to_string();
     assert!(

@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/rostra/v1/lock.proto",
         "proto/rostra/v1/event.proto",
         "proto/rostra/internal/v1/raft.proto",
+        "proto/rostra/internal/v1/agent.proto",
     ];
     tonic_prost_build::configure().compile_protos(&protos, &["proto"])?;
     for p in protos {

@@ -35,6 +35,7 @@
 pub mod agent;
 pub mod cli;
 pub mod client;
+pub mod client_agent;
 pub mod config;
 pub mod db;
 pub mod dns;

@@ -91,6 +91,110 @@ async fn bind_dns(addr: SocketAddr) -> Result<(tokio::net::UdpSocket, TcpListene
     }
 }
 
+/// The client-facing listeners every agent has (server or client): gRPC, HTTP, DNS.
+pub(crate) struct FrontListeners {
+    grpc: TcpListener,
+    http: TcpListener,
+    dns_udp: tokio::net::UdpSocket,
+    dns_tcp: TcpListener,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub dns_addr: SocketAddr,
+}
+
+impl FrontListeners {
+    pub(crate) async fn bind(config: &AgentConfig) -> Result<Self, StartError> {
+        let local = |l: &TcpListener| {
+            l.local_addr()
+                .map_err(|e| StartError::Config(e.to_string()))
+        };
+        let grpc = bind(
+            "the gRPC port",
+            SocketAddr::new(config.client_addr, config.grpc_port),
+        )
+        .await?;
+        let http = bind(
+            "the HTTP port",
+            SocketAddr::new(config.client_addr, config.http_port),
+        )
+        .await?;
+        let (dns_udp, dns_tcp) =
+            bind_dns(SocketAddr::new(config.client_addr, config.dns_port)).await?;
+        let dns_addr = dns_udp
+            .local_addr()
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        Ok(FrontListeners {
+            grpc_addr: local(&grpc)?,
+            http_addr: local(&http)?,
+            dns_addr,
+            grpc,
+            http,
+            dns_udp,
+            dns_tcp,
+        })
+    }
+
+    /// Starts the local agent on `api` and serves gRPC, HTTP and DNS through it; the
+    /// tasks end when `shutdown` fires.
+    pub(crate) fn serve(
+        self,
+        config: &AgentConfig,
+        api: crate::service::Api,
+        identity: crate::agent::NodeIdentity,
+        data_dir: &std::path::Path,
+        shutdown: &CancellationToken,
+    ) -> Result<(Arc<crate::agent::Agent>, Vec<JoinHandle<()>>), StartError> {
+        let mut tasks = Vec::new();
+        let (token, grpc_api, grpc) = (shutdown.clone(), api.clone(), self.grpc);
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::grpc::serve(grpc, grpc_api, token.cancelled_owned()).await {
+                tracing::error!(error = %e, "gRPC server failed");
+            }
+        }));
+        let local = crate::agent::Agent::start(
+            api.clone(),
+            identity,
+            crate::agent::AgentOptions {
+                services: config.services.clone(),
+                checks: config.checks.clone(),
+                enable_script_checks: config.enable_script_checks,
+                enable_local_script_checks: config.enable_local_script_checks,
+                data_dir: data_dir.to_path_buf(),
+                watches: config.watches.clone(),
+            },
+            shutdown.clone(),
+        )
+        .map_err(|e| StartError::Config(e.to_string()))?;
+        let http_state = crate::http::HttpState {
+            local: local.clone(),
+            service: api.clone(),
+            agent: Arc::new(crate::http::AgentInfo {
+                datacenter: config.datacenter.clone(),
+                node_name: config.node_name.clone(),
+                dev: config.dev,
+            }),
+        };
+        let (token, http) = (shutdown.clone(), self.http);
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(http, http_state, token.cancelled_owned()).await {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        }));
+        let dns_config = crate::dns::DnsConfig {
+            datacenter: config.datacenter.clone(),
+            recursors: config.recursors.clone(),
+            ..Default::default()
+        };
+        let (token, udp, tcp) = (shutdown.clone(), self.dns_udp, self.dns_tcp);
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::dns::serve(udp, tcp, api, dns_config, token).await {
+                tracing::error!(error = %e, "DNS server failed");
+            }
+        }));
+        Ok((local, tasks))
+    }
+}
+
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
@@ -126,28 +230,10 @@ impl Server {
             SocketAddr::new(config.bind, config.server_port),
         )
         .await?;
-        let grpc_listener = bind(
-            "the gRPC port",
-            SocketAddr::new(config.client_addr, config.grpc_port),
-        )
-        .await?;
-        let http_listener = bind(
-            "the HTTP port",
-            SocketAddr::new(config.client_addr, config.http_port),
-        )
-        .await?;
-        let http_addr = http_listener
-            .local_addr()
-            .map_err(|e| StartError::Config(e.to_string()))?;
-        let (dns_udp, dns_tcp) =
-            bind_dns(SocketAddr::new(config.client_addr, config.dns_port)).await?;
-        let dns_addr = dns_udp
-            .local_addr()
-            .map_err(|e| StartError::Config(e.to_string()))?;
+        let fronts = FrontListeners::bind(config).await?;
+        let (grpc_addr, http_addr, dns_addr) =
+            (fronts.grpc_addr, fronts.http_addr, fronts.dns_addr);
         let raft_addr = raft_listener
-            .local_addr()
-            .map_err(|e| StartError::Config(e.to_string()))?;
-        let grpc_addr = grpc_listener
             .local_addr()
             .map_err(|e| StartError::Config(e.to_string()))?;
         let advertise = match (config.advertise, raft_addr.ip().is_unspecified()) {
@@ -189,11 +275,14 @@ impl Server {
 
         let mut tasks = Vec::new();
         let transport = raft.transport_service();
+        let seam = service.clone();
         let token = shutdown.clone();
         tasks.push(tokio::spawn(async move {
             let served = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(transport)
+                // Client agents' seam calls, on the same (server) port.
+                .add_service(crate::grpc::agent_transport::server(seam))
                 .serve_with_incoming_shutdown(
                     crate::grpc::incoming(raft_listener),
                     token.cancelled_owned(),
@@ -203,65 +292,17 @@ impl Server {
                 tracing::error!(error = %e, "raft transport server failed");
             }
         }));
-        let token = shutdown.clone();
         // Front ends and the agent see the control plane only through the API seam.
         let front: crate::service::Api = service.clone();
-        let api = front.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::grpc::serve(grpc_listener, api, token.cancelled_owned()).await {
-                tracing::error!(error = %e, "gRPC server failed");
-            }
-        }));
-        let local = crate::agent::Agent::start(
-            front.clone(),
-            crate::agent::NodeIdentity {
-                name: config.node_name.clone(),
-                id: crate::agent::node_uuid(raft.id),
-                address: advertise.ip().to_string(),
-                datacenter: config.datacenter.clone(),
-                server_port: Some(advertise.port()),
-            },
-            crate::agent::AgentOptions {
-                services: config.services.clone(),
-                checks: config.checks.clone(),
-                enable_script_checks: config.enable_script_checks,
-                enable_local_script_checks: config.enable_local_script_checks,
-                data_dir: data_dir.clone(),
-                watches: config.watches.clone(),
-            },
-            shutdown.clone(),
-        )
-        .map_err(|e| StartError::Config(e.to_string()))?;
-        let http_state = crate::http::HttpState {
-            local: local.clone(),
-            service: front.clone(),
-            agent: Arc::new(crate::http::AgentInfo {
-                datacenter: config.datacenter.clone(),
-                node_name: config.node_name.clone(),
-                dev: config.dev,
-            }),
-        };
-        let token = shutdown.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) =
-                crate::http::serve(http_listener, http_state, token.cancelled_owned()).await
-            {
-                tracing::error!(error = %e, "HTTP server failed");
-            }
-        }));
-        let dns_config = crate::dns::DnsConfig {
+        let identity = crate::agent::NodeIdentity {
+            name: config.node_name.clone(),
+            id: crate::agent::node_uuid(raft.id),
+            address: advertise.ip().to_string(),
             datacenter: config.datacenter.clone(),
-            recursors: config.recursors.clone(),
-            ..Default::default()
+            server_port: Some(advertise.port()),
         };
-        let (dns_service, token) = (front.clone(), shutdown.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) =
-                crate::dns::serve(dns_udp, dns_tcp, dns_service, dns_config, token).await
-            {
-                tracing::error!(error = %e, "DNS server failed");
-            }
-        }));
+        let (local, front_tasks) = fronts.serve(config, front, identity, &data_dir, &shutdown)?;
+        tasks.extend(front_tasks);
         let boot = raft.clone();
         let token = shutdown.clone();
         let (expect, join) = (config.bootstrap_expect, config.retry_join.clone());

@@ -9,9 +9,16 @@
 use anyhow::{bail, Context};
 
 use super::args::AgentArgs;
+use crate::client_agent::ClientAgent;
 use crate::config::file::FileConfig;
 use crate::config::AgentConfig;
 use crate::server::Server;
+
+/// What `rostra agent` runs.
+enum Running {
+    Server(Server),
+    Client(ClientAgent),
+}
 
 /// Everything `rostra agent` needs before it starts: the agent's configuration and the
 /// logging settings, which `src/bin/rostra.rs` applies before anything logs.
@@ -86,11 +93,15 @@ pub fn config_from_args(a: &AgentArgs) -> anyhow::Result<AgentSetup> {
     files.check(&config)?;
 
     if !a.dev {
-        if !a.server.or(files.server).unwrap_or(false) {
-            bail!("client agents (without -server) are not available yet; use -server or -dev");
-        }
+        config.server = a.server.or(files.server).unwrap_or(false);
         if config.data_dir.is_none() {
             bail!("Must specify -data-dir (or use -dev)");
+        }
+        if !config.server && config.retry_join.is_empty() {
+            bail!("a client agent needs servers to join: give -join or -retry-join (or run it with -server)");
+        }
+        if !config.server && config.bootstrap_expect > 0 {
+            bail!("-bootstrap-expect is for servers; a client agent has nothing to bootstrap");
         }
     }
     Ok(AgentSetup {
@@ -114,15 +125,35 @@ pub async fn run(setup: AgentSetup) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let server = Server::start(&config).await.context("starting the agent")?;
+    let running = if config.server {
+        Running::Server(Server::start(&config).await.context("starting the agent")?)
+    } else {
+        Running::Client(
+            ClientAgent::start(&config)
+                .await
+                .context("starting the agent")?,
+        )
+    };
+    let (http, grpc, dns, server_port, data) = match &running {
+        Running::Server(s) => (
+            s.http_addr,
+            s.grpc_addr,
+            s.dns_addr,
+            s.raft_addr.to_string(),
+            s.data_dir.clone(),
+        ),
+        Running::Client(c) => (
+            c.http_addr,
+            c.grpc_addr,
+            c.dns_addr,
+            "none (client agent)".to_string(),
+            c.data_dir.clone(),
+        ),
+    };
     eprintln!(
-        "==> Rostra agent running: node {:?}, HTTP {}, gRPC {}, DNS {}, server {}, data {}",
+        "==> Rostra agent running: node {:?}, HTTP {http}, gRPC {grpc}, DNS {dns}, server {server_port}, data {}",
         config.node_name,
-        server.http_addr,
-        server.grpc_addr,
-        server.dns_addr,
-        server.raft_addr,
-        server.data_dir.display()
+        data.display()
     );
     tokio::select! {
         _ = term.recv() => {}
@@ -132,7 +163,16 @@ pub async fn run(setup: AgentSetup) -> anyhow::Result<()> {
     // Shutdown is bounded stage by stage (HTTP grace, storage close deadline); this outer
     // bound only guards against a bug there keeping the process alive forever
     // (everything acknowledged is already durable).
-    match tokio::time::timeout(std::time::Duration::from_secs(60), server.shutdown()).await {
+    let stopped = async {
+        match running {
+            Running::Server(s) => s.shutdown().await.map_err(anyhow::Error::from),
+            Running::Client(c) => {
+                c.shutdown().await;
+                Ok(())
+            }
+        }
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(60), stopped).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => anyhow::bail!("shutting down: {e}"),
         Err(_) => anyhow::bail!("shutting down: still not done after 60s"),
@@ -259,7 +299,9 @@ mod tests {
         assert_eq!((s.config.dev, s.config.bootstrap_expect), (false, 1));
         // A typed flag beats the file, even to switch something off.
         let e = setup(&["-config-file", &with_dir, "-server=false"]).unwrap_err();
-        assert!(e.to_string().starts_with("client agents (without -server)"));
+        assert!(e
+            .to_string()
+            .starts_with("a client agent needs servers to join"));
         // And without any file, the flags alone behave as before.
         let e = setup(&["-server"]).unwrap_err().to_string();
         assert_eq!(e, "Must specify -data-dir (or use -dev)");

@@ -77,9 +77,10 @@ pub struct AgentArgs {
     /// DNS interface port (UDP and TCP); 0 picks a free one [default: 8600].
     #[arg(long = "dns-port", value_name = "PORT")]
     pub dns_port: Option<u16>,
-    /// Server address (host:port of its server port) to contact at bootstrap; repeatable,
-    /// added to the config files' `retry_join`.
-    #[arg(long = "retry-join", value_name = "ADDR")]
+    /// Server address (host:port of its server port) to contact at bootstrap, or for a
+    /// client agent the servers to use; repeatable (`-join` is the same), added to the
+    /// config files' `retry_join`.
+    #[arg(long = "retry-join", alias = "join", value_name = "ADDR")]
     pub retry_join: Vec<String>,
     /// Upstream DNS server for names outside `.consul`; repeatable, added to the config
     /// files' `recursors`.

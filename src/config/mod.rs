@@ -26,6 +26,9 @@ pub struct AgentConfig {
     /// None: a temporary directory removed at exit (dev mode without `-data-dir`).
     pub data_dir: Option<PathBuf>,
     pub dev: bool,
+    /// A raft server (dev mode is one); false: a client agent that reaches the servers in
+    /// `retry_join` through the API seam.
+    pub server: bool,
     /// Servers expected before the cluster bootstraps (1 in dev mode).
     pub bootstrap_expect: usize,
     /// Address the server (raft) port binds to.
@@ -84,6 +87,7 @@ impl AgentConfig {
             datacenter: "dc1".into(),
             data_dir: None,
             dev: true,
+            server: true,
             bootstrap_expect: 1,
             bind: IpAddr::from([127, 0, 0, 1]),
             advertise: None,

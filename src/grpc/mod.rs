@@ -1,6 +1,7 @@
 //! The public gRPC front end (`rostra.v1` on the gRPC port, 8502 in dev mode): one file
 //! per proto service, each a thin translation onto `crate::service`.
 
+pub mod agent_transport;
 pub mod catalog;
 pub mod catalog_convert;
 pub mod convert;

@@ -39,12 +39,22 @@ where
     let stream = ReceiverStream::new(rx).map(move |msg| {
         let (kind, index, reason, items, delta) = match msg {
             WatchMessage::Snapshot { index, items } => {
-                (pb::WatchKind::Snapshot, index, "", items, None)
+                (pb::WatchKind::Snapshot, index, String::new(), items, None)
             }
-            WatchMessage::Synced { index } => (pb::WatchKind::Synced, index, "", Vec::new(), None),
-            WatchMessage::Changes { index, delta } => {
-                (pb::WatchKind::Changes, index, "", Vec::new(), Some(delta))
-            }
+            WatchMessage::Synced { index } => (
+                pb::WatchKind::Synced,
+                index,
+                String::new(),
+                Vec::new(),
+                None,
+            ),
+            WatchMessage::Changes { index, delta } => (
+                pb::WatchKind::Changes,
+                index,
+                String::new(),
+                Vec::new(),
+                Some(delta),
+            ),
             WatchMessage::Reset { index, reason } => {
                 (pb::WatchKind::Reset, index, reason, Vec::new(), None)
             }
@@ -56,7 +66,7 @@ where
         let frame = Frame {
             kind,
             index,
-            reason: reason.to_string(),
+            reason,
             header: Some(header),
         };
         Ok(encode(frame, items, delta))

@@ -13,7 +13,7 @@ mod proposer;
 pub mod state_machine;
 mod transport;
 pub mod types;
-mod wire;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,7 +114,7 @@ pub struct RaftStats {
 }
 
 /// One server's view of the cluster, for headers and the Status service.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ClusterStatus {
     pub id: NodeId,
     pub term: u64,

@@ -14,7 +14,7 @@ use crate::state::store::{KvQuery, StoreError};
 use crate::state::{Command, CommandResult, ReadView, WatchTarget};
 
 /// A check with the name and tags of its service filled in (Consul's HealthCheck JSON).
-#[derive(Debug, Clone, PartialEq, Hash)]
+#[derive(Debug, Clone, PartialEq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct CheckView {
     pub check: HealthCheck,
     pub service_name: String,
@@ -23,7 +23,7 @@ pub struct CheckView {
 
 /// One instance of a service with its node and every check that bears on it (the node's
 /// own checks and the instance's): Consul's `/v1/health/service` entry.
-#[derive(Debug, Clone, PartialEq, Hash)]
+#[derive(Debug, Clone, PartialEq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ServiceEntry {
     pub node: Node,
     pub service: ServiceInstance,

@@ -27,7 +27,7 @@ use crate::state::store::StoreError;
 use crate::state::{Change, FeedEvent, ReadView, StateStore, WatchTarget};
 
 /// A watchable catalog or health answer and its filters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CatalogWatch {
     /// `/v1/catalog/nodes`.
     Nodes,
@@ -52,7 +52,9 @@ pub enum CatalogWatch {
 }
 
 /// What identifies one item of an answer.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum ItemKey {
     Node(String),
     Service(String),
@@ -66,7 +68,7 @@ pub enum ItemKey {
 }
 
 /// One item of an answer.
-#[derive(Debug, Clone, PartialEq, Hash)]
+#[derive(Debug, Clone, PartialEq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CatalogItem {
     Node(Node),
     Service {
@@ -127,7 +129,7 @@ impl CatalogItem {
 }
 
 /// What one raft entry changed in an answer.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CatalogDelta {
     /// Items that are new or different, in key order.
     pub upserted: Vec<CatalogItem>,

@@ -4,7 +4,7 @@
 use crate::raft::ConsensusError;
 use crate::state::store::StoreError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ServiceError {
     /// The request is malformed; the text says what to fix.
     #[error("{0}")]

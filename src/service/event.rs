@@ -18,7 +18,7 @@ pub const DEFAULT_MAX_PAYLOAD: usize = 512;
 pub const DEFAULT_RETENTION: usize = 256;
 
 /// An event as a front end decoded it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct FireArgs {
     pub name: String,
     pub payload: Vec<u8>,
@@ -127,6 +127,18 @@ impl Service {
         name: Option<String>,
         opts: &QueryOptions,
     ) -> Result<(u64, Vec<Event>), ServiceError> {
+        self.event_list_for(name, self.node_name.clone(), opts)
+            .await
+    }
+
+    /// [`Self::event_list`] as the agent on `node` sees it (a client agent asks its
+    /// server for its own node's events).
+    pub async fn event_list_for(
+        &self,
+        name: Option<String>,
+        node: String,
+        opts: &QueryOptions,
+    ) -> Result<(u64, Vec<Event>), ServiceError> {
         let _permit = (opts.min_index > 0)
             .then(|| self.stream_permit())
             .transpose()?;
@@ -137,11 +149,11 @@ impl Service {
         });
         let deadline = tokio::time::Instant::now() + opts.wait;
         loop {
-            let node = self.node_name.clone();
+            let at = node.clone();
             let (events, services) = self
                 .blocking_read(move |s| {
                     let view = s.view();
-                    Ok((view.events().list()?, view.catalog().node_services(&node)?))
+                    Ok((view.events().list()?, view.catalog().node_services(&at)?))
                 })
                 .await?;
             let events: Vec<Event> = events
@@ -149,7 +161,7 @@ impl Service {
                 .filter(|e| name.as_ref().is_none_or(|n| &e.name == n))
                 .filter(|e| {
                     let services = services.iter().map(|s| (s.name.as_str(), &s.tags[..]));
-                    event_matches(e, &self.node_name, services)
+                    event_matches(e, &node, services)
                 })
                 .collect();
             let index = events.last().map_or(1, |e| uuid_to_u64(&e.id));

@@ -6,7 +6,7 @@ use crate::state::kv::{keys_with_separator, LockOp};
 use crate::state::{Command, KvEntry, WatchTarget};
 
 /// A put as the front ends decode it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct PutArgs {
     pub key: String,
     pub value: Vec<u8>,

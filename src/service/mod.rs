@@ -7,6 +7,7 @@
 //! It sees no tonic or axum types and no openraft types.
 
 pub mod api;
+pub mod call;
 pub mod catalog;
 pub mod catalog_watch;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod leader;
 pub mod lock;
 pub mod query;
 pub mod reaper;
+pub mod remote;
 pub mod session;
 pub mod session_ttl;
 pub mod txn;
@@ -93,7 +95,7 @@ impl Default for Limits {
 }
 
 /// How fresh a read must be (see `proto/rostra/v1/common.proto`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Consistency {
     #[default]
     Default,
@@ -113,7 +115,7 @@ impl Consistency {
 }
 
 /// What every response carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResponseMeta {
     pub index: u64,
     pub node_id: u64,
@@ -123,7 +125,7 @@ pub struct ResponseMeta {
 }
 
 /// Server counters (see `Status.Metrics`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct Metrics {
     pub writes: u64,
     pub proposals: u64,

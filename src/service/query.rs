@@ -18,7 +18,7 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 pub const MAX_WAIT: Duration = Duration::from_secs(600);
 
 /// How a read is served.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct QueryOptions {
     pub consistency: Consistency,
     /// 0: answer at once. N: wait until the query's index is greater than N.
@@ -63,7 +63,7 @@ pub fn blocking_wait(requested: Option<Duration>) -> Duration {
 }
 
 /// What a query's answer reflects.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct QueryMeta {
     /// Consul's `X-Consul-Index` for this query (never 0).
     pub index: u64,

@@ -26,7 +26,7 @@ pub const TTL_MULTIPLIER: u32 = 2;
 pub const DEFAULT_NODE_CHECK: &str = "serfHealth";
 
 /// A session as a front end decoded it; `None` means "Consul's default".
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SessionArgs {
     pub name: String,
     pub node: Option<String>,
@@ -40,7 +40,7 @@ pub struct SessionArgs {
 }
 
 /// A random (version 4) UUID, as Consul's session IDs are.
-pub(super) fn random_uuid() -> String {
+pub fn random_uuid() -> String {
     use rand::RngCore;
     let mut b = [0u8; 16];
     rand::rng().fill_bytes(&mut b);
@@ -214,7 +214,7 @@ impl Service {
 }
 
 /// Which sessions a read returns.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum SessionFilter {
     All,
     Id(String),

@@ -7,7 +7,7 @@ use crate::state::txn::{self, KvTxnOp, KvTxnVerb, TxnOutcome};
 use crate::state::{Command, CommandResult};
 
 /// A transaction's outcome and how it was served.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TxnReply {
     pub meta: ResponseMeta,
     /// True when no operation wrote: served without raft (no index to report).

@@ -21,7 +21,7 @@ use crate::state::store::StoreError;
 use crate::state::{Change, ChangeFeed, KvEntry, StateStore, WatchTarget};
 
 /// Messages of a watch stream, in protocol order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum WatchMessage<I, D> {
     /// Part of the current state at `index`.
     Snapshot { index: u64, items: Vec<I> },
@@ -30,7 +30,7 @@ pub enum WatchMessage<I, D> {
     /// What the raft entry at `index` changed in the watched state.
     Changes { index: u64, delta: D },
     /// Drop what you hold; a fresh snapshot follows.
-    Reset { index: u64, reason: &'static str },
+    Reset { index: u64, reason: String },
 }
 
 /// A KV watch's messages: pairs, and the feed's own changes (shared with its history and
@@ -224,7 +224,7 @@ impl<I: Send + 'static, D: Send + 'static> Watcher<I, D> {
                     self.out
                         .send(WatchMessage::Reset {
                             index: compacted.compacted_through,
-                            reason,
+                            reason: reason.to_string(),
                         })
                         .await?;
                     let (v, index) = self.send_snapshot(view).await?;

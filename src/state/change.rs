@@ -20,7 +20,7 @@ pub struct Applied {
 }
 
 /// One record written or deleted. `None` as the new value means deleted.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     Kv(KvChange),
     /// A node record. `services` are the names of the services on the node, whose

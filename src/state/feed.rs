@@ -29,7 +29,7 @@ pub const DEFAULT_RETAINED_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_SUBSCRIBER_BUFFER: usize = 1024;
 
 /// What a watcher looks at.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum WatchTarget {
     Key(String),
     Prefix(String),

@@ -23,7 +23,7 @@ pub struct KvEntry {
 }
 
 /// One key changed by one raft entry: the new entry, or `None` when it was deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KvChange {
     pub key: String,
     pub entry: Option<KvEntry>,

@@ -1,0 +1,609 @@
+//! The API seam over the network: what a client agent (no raft, no tables) hands its
+//! front ends and its local agent. Every call goes to one server's `AgentTransport`
+//! (`service::call`), which answers it with its own service layer, so validation,
+//! defaults and blocking are the servers' alone.
+//!
+//! Failover: the agent knows the servers it was told to join and learns the rest from
+//! each status answer. When its server stops answering it moves to the next one; a read
+//! is retried there, a write is not (the old server may have applied it: the caller gets
+//! `OutcomeUnknown`, as from a server that lost its leader mid-write). A watch follows
+//! the same way and resumes on the new server from the last index it delivered, so its
+//! subscriber sees neither a gap nor a repeat.
+//!
+//! What the seam must answer without a round trip (response headers, `/v1/status/*`) is
+//! served from the last status answer, refreshed every second by a task that is also
+//! the agent's check on its server.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::transport::{Channel, Endpoint};
+
+use super::call::{self, Call, Reply, StatusReply, WatchCall, WireWatch};
+use super::catalog::{CheckView, ServiceEntry};
+use super::catalog_watch::CatalogWatch;
+use super::event::FireArgs;
+use super::kv::PutArgs;
+use super::query::{QueryMeta, QueryOptions};
+use super::session::{SessionArgs, SessionFilter};
+use super::txn::TxnReply;
+use super::{
+    CatalogWatchMessage, Consistency, ControlPlane, KvWatchMessage, Limits, Metrics, ResponseMeta,
+    ServiceError, WatchMessage,
+};
+use crate::pb_internal::agent_transport_client::AgentTransportClient;
+use crate::raft::{wire, ClusterStatus};
+use crate::state::catalog::{CheckStatus, Deregistration, Node, Registration, ServiceInstance};
+use crate::state::event::Event;
+use crate::state::session::Session;
+use crate::state::txn::KvTxnOp;
+use crate::state::{KvEntry, WatchTarget};
+
+/// How often the agent asks its server for the cluster's status.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// How long a call may take beyond the blocking wait it carries.
+const CALL_SLACK: Duration = Duration::from_secs(15);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Messages buffered per watch between the server's stream and the subscriber.
+const WATCH_BUFFER: usize = 16;
+/// Largest reply accepted (a big catalog list).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// The servers this agent knows and the one it talks to.
+#[derive(Default)]
+struct Servers {
+    /// Server-port addresses (host:port), in the order they were learned.
+    known: Vec<String>,
+    /// Index into `known` of the current server, and its channel once connected.
+    current: usize,
+    channel: Option<Channel>,
+}
+
+pub struct Remote {
+    servers: Mutex<Servers>,
+    /// This agent's node: the default node of its sessions, the filter of its events.
+    node_name: String,
+    datacenter: String,
+    /// This agent's own limits (its listeners'); request limits are the servers'.
+    limits: Limits,
+    status: Mutex<Option<StatusReply>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    /// Itself, for the watch tasks it spawns from `&self` trait methods.
+    me: std::sync::Weak<Remote>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unavailable(what: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Unavailable(format!("no server reachable: {what}"))
+}
+
+impl Remote {
+    /// A seam over the servers at `join` (server-port addresses). Does not wait for
+    /// them: calls fail with `Unavailable` until one answers.
+    pub fn start(
+        join: Vec<String>,
+        node_name: String,
+        datacenter: String,
+        limits: Limits,
+        shutdown: CancellationToken,
+    ) -> Arc<Remote> {
+        let remote = Arc::new_cyclic(|me| Remote {
+            servers: Mutex::new(Servers {
+                known: join,
+                ..Servers::default()
+            }),
+            node_name,
+            datacenter,
+            limits,
+            status: Mutex::new(None),
+            shutdown,
+            tasks: TaskTracker::new(),
+            me: me.clone(),
+        });
+        let me = remote.clone();
+        remote.tasks.spawn(async move {
+            loop {
+                me.refresh_status().await;
+                tokio::select! {
+                    _ = me.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(STATUS_EVERY) => {}
+                }
+            }
+        });
+        remote
+    }
+
+    /// Waits for every task this seam spawned (after the shutdown token fired).
+    pub async fn join_tasks(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// True once some server has answered.
+    pub fn joined(&self) -> bool {
+        lock(&self.status).is_some()
+    }
+
+    async fn refresh_status(&self) {
+        match self.call(Call::Status, Duration::ZERO).await {
+            Ok(Reply::Status(s)) => {
+                if s.datacenter != self.datacenter {
+                    tracing::error!(
+                        server = %s.datacenter, agent = %self.datacenter,
+                        "the servers are in another datacenter"
+                    );
+                }
+                let mut servers = lock(&self.servers);
+                for (_, node, _) in &s.cluster.servers {
+                    if !servers.known.contains(&node.raft_addr) {
+                        servers.known.push(node.raft_addr.clone());
+                    }
+                }
+                drop(servers);
+                *lock(&self.status) = Some(*s);
+            }
+            Ok(other) => tracing::warn!(?other, "unexpected status reply"),
+            Err(e) => tracing::debug!(error = %e, "asking a server for status"),
+        }
+    }
+
+    /// A client for the current server, connecting (to the next known server when the
+    /// current one refuses) if there is none.
+    async fn client(&self) -> Result<(String, AgentTransportClient<Channel>), ServiceError> {
+        let (known, start, channel) = {
+            let s = lock(&self.servers);
+            (s.known.clone(), s.current, s.channel.clone())
+        };
+        if known.is_empty() {
+            return Err(unavailable("no server to join (give -join or -retry-join)"));
+        }
+        let wrap = |ch: Channel| {
+            AgentTransportClient::new(ch)
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE)
+        };
+        if let Some(ch) = channel {
+            return Ok((known[start % known.len()].clone(), wrap(ch)));
+        }
+        let mut last = String::new();
+        for i in 0..known.len() {
+            let at = (start + i) % known.len();
+            let addr = &known[at];
+            let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+                .map_err(|e| unavailable(format!("bad server address {addr}: {e}")))?
+                .connect_timeout(CONNECT_TIMEOUT)
+                .tcp_nodelay(true);
+            match endpoint.connect().await {
+                Ok(ch) => {
+                    let mut s = lock(&self.servers);
+                    s.current = at;
+                    s.channel = Some(ch.clone());
+                    tracing::info!(server = %addr, "connected to server");
+                    return Ok((addr.clone(), wrap(ch)));
+                }
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        Err(unavailable(last))
+    }
+
+    /// Drops the current server's channel (it failed) so the next call tries the next.
+    fn fail_over(&self, addr: &str) {
+        let mut s = lock(&self.servers);
+        let at = s.current % s.known.len().max(1);
+        if s.known.get(at).map(String::as_str) == Some(addr) {
+            s.channel = None;
+            s.current = at + 1;
+            tracing::warn!(server = %addr, "lost the server; trying the next one");
+        }
+    }
+
+    /// Sends `call`; `wait` is the blocking wait it carries. A read is retried on the
+    /// next server if this one fails; a write that may have reached it is not.
+    async fn call(&self, call: Call, wait: Duration) -> Result<Reply, ServiceError> {
+        let read = call.is_read();
+        let tries = lock(&self.servers).known.len().max(1);
+        let mut last = None;
+        for _ in 0..tries {
+            let (addr, mut client) = self.client().await?;
+            let mut request = tonic::Request::new(wire::encode(&call));
+            request.set_timeout(wait + CALL_SLACK);
+            match client.call(request).await {
+                Ok(reply) => {
+                    let answer: call::Answer = wire::decode(reply.get_ref())
+                        .map_err(|e| ServiceError::Internal(e.message().to_string()))?;
+                    return answer;
+                }
+                Err(status) => {
+                    self.fail_over(&addr);
+                    if !read {
+                        return Err(ServiceError::OutcomeUnknown(format!(
+                            "lost server {addr} during a write ({}); it may or may not have been applied",
+                            status.message()
+                        )));
+                    }
+                    last = Some(format!("{addr}: {}", status.message()));
+                }
+            }
+        }
+        Err(unavailable(last.unwrap_or_default()))
+    }
+
+    /// Follows `call` on the servers into a channel of seam messages, resuming on the
+    /// next server after a failure.
+    fn watch<I, D>(
+        self: &Arc<Self>,
+        call: WatchCall,
+        unwrap: fn(WireWatch) -> Option<WatchMessage<I, D>>,
+    ) -> mpsc::Receiver<WatchMessage<I, D>>
+    where
+        I: Send + 'static,
+        D: Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                _ = me.shutdown.cancelled() => {}
+                _ = tx.closed() => {}
+                _ = me.follow(call, unwrap, &tx) => {}
+            }
+        });
+        rx
+    }
+
+    async fn follow<I, D>(
+        &self,
+        mut call: WatchCall,
+        unwrap: fn(WireWatch) -> Option<WatchMessage<I, D>>,
+        tx: &mpsc::Sender<WatchMessage<I, D>>,
+    ) {
+        // Where the subscriber stands: resumable from `index` once synced.
+        let (mut synced, mut index) = (false, 0u64);
+        loop {
+            let opened = match self.client().await {
+                Ok((addr, mut client)) => match client.watch(wire::encode(&call)).await {
+                    Ok(stream) => Ok((addr, stream.into_inner())),
+                    Err(e) => {
+                        self.fail_over(&addr);
+                        Err(e.message().to_string())
+                    }
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            if let Ok((addr, mut stream)) = opened {
+                loop {
+                    let msg = match stream.message().await {
+                        Ok(Some(payload)) => match wire::decode::<WireWatch>(&payload) {
+                            Ok(WireWatch::Refused(e)) => {
+                                tracing::warn!(error = %e, "a watch was refused");
+                                return;
+                            }
+                            Ok(m) => m,
+                            Err(e) => {
+                                tracing::warn!(error = %e.message(), "undecodable watch message");
+                                return;
+                            }
+                        },
+                        Ok(None) | Err(_) => {
+                            self.fail_over(&addr);
+                            break;
+                        }
+                    };
+                    let Some(msg) = unwrap(msg) else { continue };
+                    match &msg {
+                        WatchMessage::Synced { index: i } => (synced, index) = (true, *i),
+                        WatchMessage::Changes { index: i, .. } => index = *i,
+                        WatchMessage::Reset { .. } => synced = false,
+                        WatchMessage::Snapshot { .. } => {}
+                    }
+                    if tx.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            // Resume where the subscriber stands; if it was mid-snapshot, start over.
+            if !synced {
+                let reset = WatchMessage::Reset {
+                    index,
+                    reason: "lost the server".into(),
+                };
+                if tx.send(reset).await.is_err() {
+                    return;
+                }
+            }
+            call.set_start(if synced { index } else { 0 });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn arc(&self) -> Result<Arc<Remote>, ServiceError> {
+        self.me
+            .upgrade()
+            .ok_or_else(|| ServiceError::Unavailable("the agent is stopping".into()))
+    }
+
+    fn cached<T>(&self, f: impl FnOnce(&StatusReply) -> T) -> Option<T> {
+        lock(&self.status).as_ref().map(f)
+    }
+}
+
+/// The reply variant a call expects; anything else is a protocol bug.
+macro_rules! expect {
+    ($reply:expr, $pat:pat => $out:expr) => {
+        match $reply? {
+            $pat => Ok($out),
+            other => Err(ServiceError::Internal(format!(
+                "unexpected reply from the server: {other:?}"
+            ))),
+        }
+    };
+}
+
+#[async_trait::async_trait]
+impl ControlPlane for Remote {
+    async fn kv_get(
+        &self,
+        key: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<KvEntry>), ServiceError> {
+        let r = self
+            .call(Call::KvGet(key.into(), opts.clone()), opts.wait)
+            .await;
+        expect!(r, Reply::Pair(m, e) => (m, e))
+    }
+    async fn kv_list(
+        &self,
+        prefix: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<KvEntry>), ServiceError> {
+        let r = self
+            .call(Call::KvList(prefix.into(), opts.clone()), opts.wait)
+            .await;
+        expect!(r, Reply::Pairs(m, e) => (m, e))
+    }
+    async fn kv_keys(
+        &self,
+        prefix: &str,
+        separator: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<String>), ServiceError> {
+        let call = Call::KvKeys(prefix.into(), separator.into(), opts.clone());
+        let r = self.call(call, opts.wait).await;
+        expect!(r, Reply::Keys(m, k) => (m, k))
+    }
+    async fn kv_put(&self, args: PutArgs) -> Result<(ResponseMeta, bool), ServiceError> {
+        let r = self.call(Call::KvPut(args), Duration::ZERO).await;
+        expect!(r, Reply::Written(m, ok) => (m, ok))
+    }
+    async fn kv_delete(
+        &self,
+        key: &str,
+        recurse: bool,
+        cas: Option<u64>,
+    ) -> Result<(ResponseMeta, bool), ServiceError> {
+        let r = self
+            .call(Call::KvDelete(key.into(), recurse, cas), Duration::ZERO)
+            .await;
+        expect!(r, Reply::Written(m, ok) => (m, ok))
+    }
+    async fn kv_txn(
+        &self,
+        ops: Vec<KvTxnOp>,
+        consistency: Consistency,
+    ) -> Result<TxnReply, ServiceError> {
+        let r = self
+            .call(Call::KvTxn(ops, consistency), Duration::ZERO)
+            .await;
+        expect!(r, Reply::Txn(t) => t)
+    }
+    fn watch_kv(
+        &self,
+        target: WatchTarget,
+        start_index: u64,
+    ) -> Result<mpsc::Receiver<KvWatchMessage>, ServiceError> {
+        let me = self.arc()?;
+        let call = WatchCall::Kv {
+            target,
+            start: start_index,
+        };
+        Ok(me.watch(call, |m| match m {
+            WireWatch::Kv(m) => Some(match m {
+                WatchMessage::Changes { index, delta } => WatchMessage::Changes {
+                    index,
+                    delta: call::shared(delta),
+                },
+                WatchMessage::Snapshot { index, items } => WatchMessage::Snapshot { index, items },
+                WatchMessage::Synced { index } => WatchMessage::Synced { index },
+                WatchMessage::Reset { index, reason } => WatchMessage::Reset { index, reason },
+            }),
+            _ => None,
+        }))
+    }
+
+    async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError> {
+        let r = self.call(Call::CatalogRegister(reg), Duration::ZERO).await;
+        expect!(r, Reply::Index(i) => i)
+    }
+    async fn catalog_deregister(&self, d: Deregistration) -> Result<u64, ServiceError> {
+        let r = self.call(Call::CatalogDeregister(d), Duration::ZERO).await;
+        expect!(r, Reply::Index(i) => i)
+    }
+    async fn catalog_nodes(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Node>), ServiceError> {
+        let r = self.call(Call::CatalogNodes(opts.clone()), opts.wait).await;
+        expect!(r, Reply::Nodes(m, n) => (m, n))
+    }
+    async fn catalog_services(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, BTreeMap<String, BTreeSet<String>>), ServiceError> {
+        let r = self
+            .call(Call::CatalogServices(opts.clone()), opts.wait)
+            .await;
+        expect!(r, Reply::Services(m, s) => (m, s))
+    }
+    async fn catalog_service(
+        &self,
+        name: &str,
+        tags: &[String],
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<(Node, ServiceInstance)>), ServiceError> {
+        let call = Call::CatalogService(name.into(), tags.to_vec(), opts.clone());
+        let r = self.call(call, opts.wait).await;
+        expect!(r, Reply::ServiceNodes(m, s) => (m, s))
+    }
+    async fn catalog_node(
+        &self,
+        name: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Option<(Node, Vec<ServiceInstance>)>), ServiceError> {
+        let r = self
+            .call(Call::CatalogNode(name.into(), opts.clone()), opts.wait)
+            .await;
+        expect!(r, Reply::NodeServices(m, n) => (m, n))
+    }
+    async fn health_node(
+        &self,
+        node: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
+        let r = self
+            .call(Call::HealthNode(node.into(), opts.clone()), opts.wait)
+            .await;
+        expect!(r, Reply::Checks(m, c) => (m, c))
+    }
+    async fn health_checks(
+        &self,
+        service: &str,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
+        let r = self
+            .call(Call::HealthChecks(service.into(), opts.clone()), opts.wait)
+            .await;
+        expect!(r, Reply::Checks(m, c) => (m, c))
+    }
+    async fn health_service(
+        &self,
+        service: &str,
+        tags: &[String],
+        passing_only: bool,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<ServiceEntry>), ServiceError> {
+        let call = Call::HealthService(service.into(), tags.to_vec(), passing_only, opts.clone());
+        let r = self.call(call, opts.wait).await;
+        expect!(r, Reply::Health(m, e) => (m, e))
+    }
+    async fn health_state(
+        &self,
+        state: Option<CheckStatus>,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<CheckView>), ServiceError> {
+        let r = self
+            .call(Call::HealthState(state, opts.clone()), opts.wait)
+            .await;
+        expect!(r, Reply::Checks(m, c) => (m, c))
+    }
+    fn watch_catalog(
+        &self,
+        watch: CatalogWatch,
+        start_index: u64,
+    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
+        watch.validate()?;
+        let me = self.arc()?;
+        let call = WatchCall::Catalog {
+            watch,
+            start: start_index,
+        };
+        Ok(me.watch(call, |m| match m {
+            WireWatch::Catalog(m) => Some(m),
+            _ => None,
+        }))
+    }
+
+    async fn session_create(&self, mut args: SessionArgs) -> Result<(u64, String), ServiceError> {
+        // A session made through this agent is this agent's node's, as in Consul.
+        args.node.get_or_insert_with(|| self.node_name.clone());
+        let r = self.call(Call::SessionCreate(args), Duration::ZERO).await;
+        expect!(r, Reply::SessionCreated(i, id) => (i, id))
+    }
+    async fn session_destroy(&self, id: &str) -> Result<u64, ServiceError> {
+        let r = self
+            .call(Call::SessionDestroy(id.into()), Duration::ZERO)
+            .await;
+        expect!(r, Reply::Index(i) => i)
+    }
+    async fn session_renew(&self, id: &str) -> Result<(u64, Session), ServiceError> {
+        let r = self
+            .call(Call::SessionRenew(id.into()), Duration::ZERO)
+            .await;
+        expect!(r, Reply::SessionRenewed(i, s) => (i, s))
+    }
+    async fn session_list(
+        &self,
+        filter: SessionFilter,
+        opts: &QueryOptions,
+    ) -> Result<(QueryMeta, Vec<Session>), ServiceError> {
+        let r = self
+            .call(Call::SessionList(filter, opts.clone()), opts.wait)
+            .await;
+        expect!(r, Reply::Sessions(m, s) => (m, s))
+    }
+
+    async fn event_fire(&self, args: FireArgs) -> Result<(ResponseMeta, Event), ServiceError> {
+        let r = self.call(Call::EventFire(args), Duration::ZERO).await;
+        expect!(r, Reply::Fired(m, e) => (m, e))
+    }
+    async fn event_list(
+        &self,
+        name: Option<String>,
+        opts: &QueryOptions,
+    ) -> Result<(u64, Vec<Event>), ServiceError> {
+        let call = Call::EventList {
+            name,
+            node: self.node_name.clone(),
+            opts: opts.clone(),
+        };
+        let r = self.call(call, opts.wait).await;
+        expect!(r, Reply::Events(i, e) => (i, e))
+    }
+
+    fn meta(&self, index: u64) -> ResponseMeta {
+        let meta = self.cached(|s| s.meta.clone()).unwrap_or(ResponseMeta {
+            index: 0,
+            node_id: 0,
+            term: 0,
+            known_leader: false,
+            last_contact_ms: 0,
+        });
+        ResponseMeta { index, ..meta }
+    }
+    fn cluster_status(&self) -> ClusterStatus {
+        self.cached(|s| s.cluster.clone()).unwrap_or_default()
+    }
+    fn datacenter(&self) -> &str {
+        &self.datacenter
+    }
+    fn metrics(&self) -> Metrics {
+        self.cached(|s| s.metrics).unwrap_or_default()
+    }
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+    fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+    fn spawn(&self, task: super::api::Task) {
+        self.tasks.spawn(task);
+    }
+}

@@ -55,7 +55,10 @@ pub fn normalize(command: &Command, args: impl IntoIterator<Item = OsString>) ->
             let name = body.split('=').next().unwrap_or(body);
             let known = scopes.iter().rev().find_map(|c| {
                 c.get_arguments()
-                    .find(|a| a.get_long() == Some(name))
+                    .find(|a| {
+                        a.get_long() == Some(name)
+                            || a.get_all_aliases().is_some_and(|al| al.contains(&name))
+                    })
                     .cloned()
             });
             match known {

@@ -263,7 +263,11 @@ impl Agent {
     /// Starts the same server again on the same ports and data.
     pub fn restart(&mut self) {
         let grpc_port = self.grpc_addr.rsplit(':').next().unwrap().to_string();
-        let raft_port = self.raft_addr.rsplit(':').next().unwrap().to_string();
+        // A client agent has no server port.
+        let raft_port = match self.raft_addr.rsplit(':').next() {
+            Some(p) if !p.is_empty() => p.to_string(),
+            _ => "0".to_string(),
+        };
         let again = Agent::spawn_on(&self.data_dir, &self.args, &grpc_port, &raft_port);
         // The old process is already gone; dropping its handle only reaps it.
         drop(std::mem::replace(self, again));

@@ -1,0 +1,212 @@
+//! Client agents (no -server) as separate processes on their own loopback addresses:
+//! their HTTP API, gRPC API and DNS answer through the servers (the API seam over the
+//! server port), their services reach the catalog, blocking queries and watches work
+//! through them, they move to another server when theirs is killed, and what was
+//! registered through them survives their restart.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_until, Agent};
+use hickory_proto::op::{Message, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
+use rostra::client::{Client, KvWatch};
+use serde_json::Value;
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+async fn get(base: &str, path: &str) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
+    let r = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.headers().clone(), r.text().await.unwrap())
+}
+
+async fn put(base: &str, path: &str, body: &str) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .put(format!("{base}{path}"))
+        .body(body.to_string())
+        .send()
+        .await
+}
+
+/// The A records DNS at `server` gives for `name`.
+async fn dns_a(server: &str, name: &str) -> Vec<String> {
+    let mut m = Message::query();
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(server).await.unwrap();
+    socket.send(&m.to_vec().unwrap()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf)).await
+    else {
+        return Vec::new();
+    };
+    let reply = Message::from_vec(&buf[..n]).unwrap();
+    reply
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_agents_serve_through_the_servers_and_survive_losing_theirs() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers: Vec<Agent> = Vec::new();
+    for (i, name) in ["s1", "s2", "s3"].iter().enumerate() {
+        let ip = format!("127.0.0.{}", i + 2);
+        let mut args = strings(&[
+            "-server",
+            "-bootstrap-expect",
+            "3",
+            "-node",
+            name,
+            "-bind",
+            &ip,
+            "-client",
+            &ip,
+        ]);
+        if let Some(first) = servers.first() {
+            args.extend(["-retry-join".to_string(), first.raft_addr.clone()]);
+        }
+        servers.push(Agent::spawn(dirs[i].path(), &args));
+    }
+    // The client knows every server; it starts on the first.
+    let config = dirs[3].path().join("client.json");
+    std::fs::write(
+        &config,
+        r#"{"services": [{"name": "web", "port": 8080, "tags": ["v1"]}]}"#,
+    )
+    .unwrap();
+    let mut args = strings(&[
+        "-node",
+        "client001",
+        "-bind",
+        "127.0.0.5",
+        "-client",
+        "127.0.0.5",
+    ]);
+    for s in &servers {
+        args.extend(["-join".to_string(), s.raft_addr.clone()]);
+    }
+    args.extend(["-config-file".to_string(), config.display().to_string()]);
+    let client_dir = tempfile::tempdir().unwrap();
+    let mut client = Agent::spawn(client_dir.path(), &args);
+    assert!(
+        client.raft_addr.is_empty(),
+        "a client agent has no server port"
+    );
+    let base = format!("http://{}", client.http_addr);
+    let s2 = format!("http://{}", servers[1].http_addr);
+
+    // Its service reaches the catalog, on its own node and address.
+    wait_until("web on client001 is in the catalog", || async {
+        let (_, _, body) = get(&s2, "/v1/catalog/service/web").await;
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        v[0]["Node"] == "client001" && v[0]["Address"] == "127.0.0.5"
+    })
+    .await;
+    // Its DNS answers from the catalog.
+    wait_until("the client's DNS finds web", || async {
+        dns_a(&client.dns_addr, "web.service.consul").await == ["127.0.0.5"]
+    })
+    .await;
+    // KV through its HTTP API, read on a server; a blocking query through it wakes on a
+    // write made on a server.
+    assert!(put(&base, "/v1/kv/app/config", "v1")
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let (status, headers, body) = get(&s2, "/v1/kv/app/config?raw").await;
+    assert_eq!((status.as_u16(), body.as_str()), (200, "v1"));
+    let index = headers["X-Consul-Index"].to_str().unwrap().to_string();
+    let b = base.clone();
+    let blocked = tokio::spawn(async move {
+        get(&b, &format!("/v1/kv/app/config?raw&index={index}&wait=20s")).await
+    });
+    put(&s2, "/v1/kv/app/config", "v2").await.unwrap();
+    let (_, _, body) = tokio::time::timeout(common::DEADLINE, blocked)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body, "v2");
+
+    // A watch through its gRPC API.
+    let grpc = Client::connect(&client.grpc_addr).await.unwrap();
+    let mut watch = grpc
+        .follow(KvWatch {
+            key: "app/".into(),
+            prefix: true,
+        })
+        .await
+        .unwrap();
+    watch.next().await.unwrap();
+    assert_eq!(watch.state()["app/config"].value, b"v2");
+
+    // Kill the server it talks to: it moves to another, keeps answering, and the watch
+    // goes on with nothing missed.
+    servers[0].kill();
+    wait_until("a write through the client succeeds again", || async {
+        put(&base, "/v1/kv/app/after", "1")
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    put(&s2, "/v1/kv/app/config", "v3").await.unwrap();
+    while watch.state().get("app/config").map(|kv| kv.value.clone()) != Some(b"v3".to_vec()) {
+        tokio::time::timeout(common::DEADLINE, watch.next())
+            .await
+            .expect("the watch goes on after the failover")
+            .unwrap();
+    }
+    assert_eq!(watch.state()["app/after"].value, b"1");
+
+    // Registered through its API, kept across its restart.
+    let r = put(
+        &base,
+        "/v1/agent/service/register",
+        r#"{"Name": "api", "Port": 9090}"#,
+    )
+    .await
+    .unwrap();
+    assert!(r.status().is_success());
+    assert!(client.terminate(), "SIGTERM stops a client agent cleanly");
+    client.restart();
+    let base = format!("http://{}", client.http_addr);
+    let (_, _, body) = get(&base, "/v1/agent/services").await;
+    let services: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(services["api"]["Port"], 9090, "{services}");
+    wait_until("api on client001 is in the catalog", || async {
+        let (_, _, body) = get(&s2, "/v1/catalog/service/api").await;
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        v[0]["Node"] == "client001"
+    })
+    .await;
+}
+
+#[test]
+fn a_client_agent_needs_servers_to_join() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(common::rostra_bin())
+        .args(["agent", "-node", "c", "-data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("a client agent needs servers to join"),
+        "{o:?}"
+    );
+}

@@ -109,6 +109,12 @@ impl ClientAgent {
 
     /// Stops the listeners, the local agent's tasks and the seam's, and waits for them.
     pub async fn shutdown(self) {
+        // A client agent leaves on SIGTERM (Consul's `leave_on_terminate` default).
+        match tokio::time::timeout(TASK_GRACE, self.agent.leave()).await {
+            Ok(Ok(())) => tracing::info!("left the cluster"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "leaving the cluster"),
+            Err(_) => tracing::warn!("leaving the cluster timed out"),
+        }
         self.shutdown.cancel();
         for mut task in self.tasks {
             if tokio::time::timeout(TASK_GRACE, &mut task).await.is_err() {

@@ -314,6 +314,7 @@ impl Server {
 
         // Leader-only duties, started on gaining leadership and joined on losing it.
         let (reaper, ttls, events) = (service.clone(), service.clone(), service.clone());
+        let members = service.clone();
         let duties = vec![
             crate::service::leader::duty(move |leading| {
                 crate::service::reaper::run_tombstone_reaper(
@@ -327,6 +328,9 @@ impl Server {
             }),
             crate::service::leader::duty(move |leading| {
                 crate::service::event::run_event_trimmer(events.clone(), leading)
+            }),
+            crate::service::leader::duty(move |leading| {
+                crate::service::membership::run_failure_detector(members.clone(), leading)
             }),
         ];
         tasks.push(tokio::spawn(crate::service::leader::supervise(

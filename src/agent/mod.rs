@@ -139,9 +139,25 @@ impl Agent {
             agent.start_check(&id);
         }
         agent.service.spawn(Box::pin(sync::run(agent.clone())));
+        agent.service.spawn(Box::pin(heartbeats(agent.clone())));
         agent.sync_needed.notify_one();
         watches::start(&agent, opts.watches, &opts.data_dir)?;
         Ok(agent)
+    }
+
+    /// This agent as its heartbeats name it.
+    fn heartbeat(&self) -> crate::service::membership::Heartbeat {
+        crate::service::membership::Heartbeat {
+            node: self.node.name.clone(),
+            id: self.node.id.clone(),
+            address: self.node.address.clone(),
+        }
+    }
+
+    /// Leaves the cluster gracefully (a client agent on SIGTERM): the leader marks the
+    /// node left rather than waiting to find it failed.
+    pub async fn leave(&self) -> Result<(), crate::service::ServiceError> {
+        self.service.leave(self.heartbeat()).await
     }
 
     pub fn services(&self) -> Vec<ServiceDefinition> {
@@ -397,5 +413,34 @@ impl Agent {
                     .then(|| c.def.service_id.clone())
             })
             .collect()
+    }
+}
+
+/// Tells the leader, every second, that this agent is alive (`service::membership`).
+/// Until the first heartbeat lands (no leader yet) it retries quickly, so a node is
+/// alive, and can hold sessions, moments after its cluster has a leader.
+async fn heartbeats(agent: Arc<Agent>) {
+    let every = crate::service::membership::HEARTBEAT_EVERY;
+    let mut landed = false;
+    let mut failing = false;
+    loop {
+        let pause = if landed { every } else { every / 20 };
+        match tokio::time::timeout(every * 5, agent.service.heartbeat(agent.heartbeat())).await {
+            Ok(Ok(())) => (landed, failing) = (true, false),
+            // No leader yet, or a server being replaced: log once per outage.
+            Ok(Err(e)) if !failing => {
+                failing = true;
+                tracing::debug!(error = %e, "sending a heartbeat");
+            }
+            Err(_) if !failing => {
+                failing = true;
+                tracing::debug!("a heartbeat timed out");
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = agent.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
     }
 }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{lock, Agent};
+use crate::service::membership::SERF_HEALTH;
 use crate::service::{Consistency, QueryOptions, ServiceError};
 use crate::state::catalog::{
-    CheckSpec, CheckStatus, Deregistration, HealthCheck, Node, Registration, ServiceInstance,
+    CheckSpec, Deregistration, HealthCheck, Node, Registration, ServiceInstance,
 };
 
 /// Full resync period (also the reaper's period, as in Consul).
@@ -125,7 +126,7 @@ fn desired(
             },
         );
     }
-    let mut checks: BTreeMap<String, HealthCheck> = state
+    let checks: BTreeMap<String, HealthCheck> = state
         .checks
         .values()
         .map(|c| {
@@ -166,22 +167,6 @@ fn desired(
             )
         })
         .collect();
-    // Consul's gossip health check; a running agent is alive and reachable.
-    checks.insert(
-        "serfHealth".into(),
-        HealthCheck {
-            node: n.name.clone(),
-            check_id: "serfHealth".into(),
-            name: "Serf Health Status".into(),
-            status: CheckStatus::Passing,
-            notes: String::new(),
-            output: "Agent alive and reachable".into(),
-            service_id: String::new(),
-            spec: CheckSpec::default(),
-            create_index: 0,
-            modify_index: 0,
-        },
-    );
     (node, services, checks)
 }
 
@@ -294,7 +279,9 @@ async fn sync_once(agent: &Agent) -> Result<(), ServiceError> {
             .await?;
     }
     for (id, c) in &current_checks {
+        // serfHealth is the leader's (`service::membership`), not this agent's.
         if checks.contains_key(id)
+            || id == SERF_HEALTH
             || (!c.service_id.is_empty() && !services.contains_key(&c.service_id))
         {
             continue;

@@ -214,6 +214,8 @@ pub enum CtlCommand {
     Lock(LockArgs),
     /// Fire a user event.
     Event(EventArgs),
+    /// List the cluster's servers and client agents with their status.
+    Members(MembersArgs),
     /// Measure throughput and latency against a running agent.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -352,6 +354,13 @@ pub struct WatchArgs {
     /// Handler command line; without one, the first result is printed and the watch ends.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub handler: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MembersArgs {
+    /// Only members whose status matches this regular expression (alive, failed, left).
+    #[arg(long)]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Args)]

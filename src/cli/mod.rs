@@ -13,6 +13,7 @@ pub mod event;
 pub mod goflags;
 pub mod kv;
 pub mod lock;
+pub mod members;
 pub mod validate;
 pub mod watch;
 
@@ -45,6 +46,7 @@ pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             event::check(&e)?;
             event::run(&connect().await?, e, out).await
         }
+        CtlCommand::Members(m) => members::run(&connect().await?, m, out).await,
         CtlCommand::Lock(l) => {
             lock::check(&l)?;
             let ended = lock::run(&connect().await?, l).await?;

@@ -105,6 +105,10 @@ pub struct FileConfig {
     pub grpc_max_in_flight: Option<usize>,
     /// `limits.watch_history_bytes`.
     pub watch_history_bytes: Option<usize>,
+    /// `limits.member_failed_after` (Rostra's): silence before a member is failed.
+    pub member_failed_after: Option<std::time::Duration>,
+    /// Consul's `reconnect_timeout`: failed and left members are reaped after it.
+    pub reconnect_timeout: Option<std::time::Duration>,
     pub services: Vec<(Origin, ServiceDefinition)>,
     /// Node checks, and service checks that name their service with `service_id`.
     pub checks: Vec<(Origin, CheckDefinition)>,
@@ -178,6 +182,8 @@ impl FileConfig {
         over(&mut self.http_max_in_flight, later.http_max_in_flight);
         over(&mut self.grpc_max_in_flight, later.grpc_max_in_flight);
         over(&mut self.watch_history_bytes, later.watch_history_bytes);
+        over(&mut self.member_failed_after, later.member_failed_after);
+        over(&mut self.reconnect_timeout, later.reconnect_timeout);
         over(
             &mut self.enable_local_script_checks,
             later.enable_local_script_checks,
@@ -249,6 +255,14 @@ impl FileConfig {
         set(
             &mut config.limits.watch_history_bytes,
             &self.watch_history_bytes,
+        );
+        set(
+            &mut config.limits.member_failed_after,
+            &self.member_failed_after,
+        );
+        set(
+            &mut config.limits.reconnect_timeout,
+            &self.reconnect_timeout,
         );
         set(
             &mut config.enable_local_script_checks,

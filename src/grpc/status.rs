@@ -28,6 +28,32 @@ impl StatusApi for StatusService {
         }))
     }
 
+    async fn members(
+        &self,
+        _: Request<pb::MembersRequest>,
+    ) -> Result<Response<pb::MembersResponse>, Status> {
+        use crate::service::membership::MemberStatus as S;
+        let members = self.service.members().await?;
+        Ok(Response::new(pb::MembersResponse {
+            header: Some(convert::header(&self.service.meta(0))),
+            members: members
+                .into_iter()
+                .map(|m| pb::Member {
+                    name: m.node.name,
+                    address: m.node.address,
+                    status: match m.status {
+                        S::Alive => pb::MemberStatus::Alive,
+                        S::Failed => pb::MemberStatus::Failed,
+                        S::Left => pb::MemberStatus::Left,
+                    } as i32,
+                    server: m.server.is_some(),
+                    datacenter: m.node.datacenter,
+                    id: m.node.id,
+                })
+                .collect(),
+        }))
+    }
+
     async fn peers(
         &self,
         _: Request<pb::PeersRequest>,

@@ -212,31 +212,31 @@ async fn update(
 }
 
 async fn members(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
-    let status = state.service.cluster_status();
     let dc = &state.agent.datacenter;
-    let members: Vec<Value> = status
-        .servers
+    let members: Vec<Value> = state
+        .service
+        .members()
+        .await?
         .iter()
-        .map(|(id, node, _)| {
-            let (ip, port) = node
-                .raft_addr
-                .rsplit_once(':')
-                .unwrap_or((node.raft_addr.as_str(), "8300"));
+        .map(|m| {
+            let mut tags = json!({
+                "role": if m.server.is_some() { "consul" } else { "node" },
+                "dc": dc,
+                "id": m.node.id,
+                "build": super::status::CONSUL_COMPAT_VERSION,
+                "vsn": "2",
+                "vsn_min": "2",
+                "vsn_max": "3",
+            });
+            if let Some(port) = m.server.as_deref().and_then(|a| a.rsplit_once(':')) {
+                tags["port"] = json!(port.1);
+            }
             json!({
-                "Name": node.name,
-                "Addr": ip,
+                "Name": m.node.name,
+                "Addr": m.node.address,
                 "Port": 8301,
-                "Tags": {
-                    "role": "consul",
-                    "dc": dc,
-                    "id": super::status::node_uuid(*id),
-                    "port": port,
-                    "build": super::status::CONSUL_COMPAT_VERSION,
-                    "vsn": "2",
-                    "vsn_min": "2",
-                    "vsn_max": "3",
-                },
-                "Status": 1,
+                "Tags": tags,
+                "Status": m.status.serf_code(),
                 "ProtocolMin": 1,
                 "ProtocolMax": 5,
                 "ProtocolCur": 2,

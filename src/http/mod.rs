@@ -15,7 +15,7 @@ pub mod kv;
 pub mod params;
 pub mod reply;
 pub mod session;
-mod status;
+pub mod status;
 pub mod txn;
 
 use std::sync::Arc;

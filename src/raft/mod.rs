@@ -249,6 +249,13 @@ impl RaftNode {
         (m.current_term, m.current_leader.is_some(), last_contact)
     }
 
+    /// Whether this server is the leader right now.
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.current_leader == Some(self.id) && m.state.is_leader()
+    }
+
     pub fn status(&self) -> ClusterStatus {
         let rx = self.raft.metrics();
         let m = rx.borrow();

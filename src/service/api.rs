@@ -18,6 +18,7 @@ use super::catalog::{CheckView, ServiceEntry};
 use super::catalog_watch::CatalogWatch;
 use super::event::FireArgs;
 use super::kv::PutArgs;
+use super::membership::{Heartbeat, Member};
 use super::query::{QueryMeta, QueryOptions};
 use super::session::{SessionArgs, SessionFilter};
 use super::txn::TxnReply;
@@ -144,6 +145,14 @@ pub trait ControlPlane: Send + Sync + 'static {
         name: Option<String>,
         opts: &QueryOptions,
     ) -> Result<(u64, Vec<Event>), ServiceError>;
+
+    // --- membership ---
+    /// An agent is alive; the leader marks a node failed without these.
+    async fn heartbeat(&self, hb: Heartbeat) -> Result<(), ServiceError>;
+    /// An agent leaves the cluster gracefully.
+    async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError>;
+    /// Every server and agent, with its status.
+    async fn members(&self) -> Result<Vec<Member>, ServiceError>;
 
     // --- the server itself ---
     /// The response header for an answer reflecting `index`.
@@ -303,6 +312,15 @@ impl ControlPlane for Service {
         opts: &QueryOptions,
     ) -> Result<(u64, Vec<Event>), ServiceError> {
         Service::event_list(self, name, opts).await
+    }
+    async fn heartbeat(&self, hb: Heartbeat) -> Result<(), ServiceError> {
+        Service::heartbeat(self, hb).await
+    }
+    async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError> {
+        Service::leave(self, hb).await
+    }
+    async fn members(&self) -> Result<Vec<Member>, ServiceError> {
+        Service::members(self).await
     }
     fn meta(&self, index: u64) -> ResponseMeta {
         Service::meta(self, index)

@@ -62,6 +62,11 @@ pub enum Call {
     },
     /// The answering server's view of the cluster, its counters and datacenter.
     Status,
+    /// An agent is alive (handed to the leader).
+    Heartbeat(super::membership::Heartbeat),
+    /// An agent leaves the cluster.
+    Leave(super::membership::Heartbeat),
+    Members,
 }
 
 impl Call {
@@ -78,6 +83,7 @@ impl Call {
                 | Call::SessionDestroy(_)
                 | Call::SessionRenew(_)
                 | Call::EventFire(_)
+                | Call::Leave(_)
         )
     }
 }
@@ -103,6 +109,8 @@ pub enum Reply {
     Fired(ResponseMeta, Event),
     Events(u64, Vec<Event>),
     Status(Box<StatusReply>),
+    Members(Vec<super::membership::Member>),
+    Done,
 }
 
 /// A server's view of the cluster, for a client agent's `/v1/status/*` and headers.
@@ -207,6 +215,9 @@ pub async fn dispatch(s: &Arc<Service>, call: Call) -> Answer {
             .event_list_for(name, node, &opts)
             .await
             .map(|(i, v)| Reply::Events(i, v))?,
+        Call::Heartbeat(hb) => s.heartbeat(hb).await.map(|()| Reply::Done)?,
+        Call::Leave(hb) => s.leave(hb).await.map(|()| Reply::Done)?,
+        Call::Members => Reply::Members(s.members().await?),
         Call::Status => Reply::Status(Box::new(StatusReply {
             cluster: s.cluster_status(),
             metrics: s.metrics(),

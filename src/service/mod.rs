@@ -16,6 +16,7 @@ pub mod follow;
 pub mod kv;
 pub mod leader;
 pub mod lock;
+pub mod membership;
 pub mod query;
 pub mod reaper;
 pub mod remote;
@@ -71,6 +72,11 @@ pub struct Limits {
     pub watch_history_bytes: usize,
     /// Shortest session TTL accepted (Consul's `session_ttl_min`, 10s).
     pub session_ttl_min: std::time::Duration,
+    /// A member not heard from for this long is marked failed (`service::membership`).
+    pub member_failed_after: std::time::Duration,
+    /// Failed and left members are deregistered after this long (Consul's
+    /// `reconnect_timeout`, 72h).
+    pub reconnect_timeout: std::time::Duration,
     /// Largest user event payload in bytes (Consul's 512-byte event limit).
     pub event_max_payload: usize,
     /// User events kept for `/v1/event/list` and for agents catching up (Consul's 256).
@@ -88,6 +94,8 @@ impl Default for Limits {
             grpc_max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             watch_history_bytes: crate::state::feed::DEFAULT_RETAINED_BYTES,
             session_ttl_min: session::MIN_TTL,
+            member_failed_after: membership::DEFAULT_FAILED_AFTER,
+            reconnect_timeout: membership::DEFAULT_RECONNECT_TIMEOUT,
             event_max_payload: event::DEFAULT_MAX_PAYLOAD,
             event_retention: event::DEFAULT_RETENTION,
         }
@@ -150,6 +158,10 @@ pub struct Service {
     stream_permits: Arc<tokio::sync::Semaphore>,
     /// Blocked queries woken by a change to what they read (never by unrelated writes).
     query_wakeups: std::sync::atomic::AtomicU64,
+    /// When the leader last heard from each member.
+    liveness: membership::Liveness,
+    /// Channels to other servers' server ports (heartbeats handed to the leader).
+    peers: std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>,
     /// Every task the service layer (and the agent on top of it) spawns: watch streams,
     /// storage reads, check runners. The server joins them all at shutdown, before it
     /// closes storage, so no task outlives the database it reads.
@@ -176,6 +188,8 @@ impl Service {
             node_name,
             shutdown,
             query_wakeups: Default::default(),
+            liveness: Default::default(),
+            peers: Default::default(),
             tasks: TaskTracker::new(),
         })
     }
@@ -225,6 +239,20 @@ impl Service {
                     self.limits.max_streams
                 ))
             })
+    }
+
+    /// A lazily connected channel to another server's server port.
+    fn peer_channel(&self, addr: &str) -> Result<tonic::transport::Channel, ServiceError> {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(ch) = peers.get(addr) {
+            return Ok(ch.clone());
+        }
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ServiceError::Internal(format!("bad server address {addr}: {e}")))?
+            .connect_timeout(std::time::Duration::from_secs(2))
+            .connect_lazy();
+        peers.insert(addr.to_string(), ch.clone());
+        Ok(ch)
     }
 
     /// True once the server began shutting down (streams should end).

@@ -28,6 +28,7 @@ use super::catalog::{CheckView, ServiceEntry};
 use super::catalog_watch::CatalogWatch;
 use super::event::FireArgs;
 use super::kv::PutArgs;
+use super::membership::{Heartbeat, Member};
 use super::query::{QueryMeta, QueryOptions};
 use super::session::{SessionArgs, SessionFilter};
 use super::txn::TxnReply;
@@ -576,6 +577,19 @@ impl ControlPlane for Remote {
         };
         let r = self.call(call, opts.wait).await;
         expect!(r, Reply::Events(i, e) => (i, e))
+    }
+
+    async fn heartbeat(&self, hb: Heartbeat) -> Result<(), ServiceError> {
+        let r = self.call(Call::Heartbeat(hb), Duration::ZERO).await;
+        expect!(r, Reply::Done => ())
+    }
+    async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError> {
+        let r = self.call(Call::Leave(hb), Duration::ZERO).await;
+        expect!(r, Reply::Done => ())
+    }
+    async fn members(&self) -> Result<Vec<Member>, ServiceError> {
+        let r = self.call(Call::Members, Duration::ZERO).await;
+        expect!(r, Reply::Members(m) => m)
     }
 
     fn meta(&self, index: u64) -> ResponseMeta {

@@ -41,6 +41,17 @@ pub async fn dev_server_with(
         async move { c.leader().await.map(|l| l.leader_id != 0).unwrap_or(false) }
     })
     .await;
+    // Sessions need the node's serfHealth, which the leader registers on the agent's
+    // first heartbeat.
+    wait_until("the dev server's node is alive", || async {
+        let opts = rostra::service::QueryOptions::default();
+        server
+            .service
+            .health_node("test-node", &opts)
+            .await
+            .is_ok_and(|(_, checks)| checks.iter().any(|c| c.check.check_id == "serfHealth"))
+    })
+    .await;
     (server, dir)
 }
 

@@ -34,6 +34,7 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
         enable_local_script_checks: root.bool(&["enable_local_script_checks"])?,
         ..FileConfig::default()
     };
+    c.reconnect_timeout = nonzero(&mut root, "reconnect_timeout")?;
     // The web UI is Consul's, not ours; example configs enable it, so accept and ignore.
     root.ignore(&["ui", "ui_config"]);
     if let Some(mut ports) = root.object(&["ports"])? {
@@ -54,6 +55,7 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
         c.http_max_in_flight = positive(&mut limits, "http_max_in_flight")?;
         c.grpc_max_in_flight = positive(&mut limits, "grpc_max_in_flight")?;
         c.watch_history_bytes = positive(&mut limits, "watch_history_bytes")?;
+        c.member_failed_after = nonzero(&mut limits, "member_failed_after")?;
         limits.finish(true)?;
     }
     if let Some(mut addresses) = root.object(&["addresses"])? {
@@ -123,6 +125,14 @@ fn objects<'a>(root: &mut Obj<'a>, keys: &[&str]) -> Result<Vec<(String, Obj<'a>
         }
     }
     Ok(out)
+}
+
+/// A duration that must be more than zero.
+fn nonzero(obj: &mut Obj<'_>, key: &str) -> Result<Option<std::time::Duration>, DecodeError> {
+    match obj.duration(&[key])? {
+        Some(d) if d.is_zero() => Err(obj.err(key, "must be greater than zero")),
+        other => Ok(other),
+    }
 }
 
 /// A count that must be at least 1.

@@ -210,3 +210,176 @@ fn a_client_agent_needs_servers_to_join() {
         "{o:?}"
     );
 }
+
+fn ctl_members(addr: &str) -> String {
+    let o = std::process::Command::new(common::rostractl_bin())
+        .arg("members")
+        .env("ROSTRA_ADDR", addr)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// The status `rostractl members` shows for `node`.
+fn status_of(table: &str, node: &str) -> Option<String> {
+    table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cols| cols.first() == Some(&node))
+        .map(|cols| cols[2].to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_client_is_failed_its_lock_released_and_it_rejoins() {
+    const FAILED_AFTER: Duration = Duration::from_secs(3);
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let server_config = dirs[0].path().join("server.json");
+    std::fs::write(
+        &server_config,
+        r#"{"limits": {"member_failed_after": "3s"}}"#,
+    )
+    .unwrap();
+    let mut servers: Vec<Agent> = Vec::new();
+    for (i, name) in ["s1", "s2", "s3"].iter().enumerate() {
+        let ip = format!("127.0.0.{}", i + 2);
+        let mut args = strings(&[
+            "-server",
+            "-bootstrap-expect",
+            "3",
+            "-node",
+            name,
+            "-bind",
+            &ip,
+            "-client",
+            &ip,
+        ]);
+        args.extend([
+            "-config-file".to_string(),
+            server_config.display().to_string(),
+        ]);
+        if let Some(first) = servers.first() {
+            args.extend(["-retry-join".to_string(), first.raft_addr.clone()]);
+        }
+        servers.push(Agent::spawn(dirs[i].path(), &args));
+    }
+    let web = dirs[3].path().join("web.json");
+    std::fs::write(&web, r#"{"service": {"name": "web", "port": 80}}"#).unwrap();
+    let mut clients: Vec<Agent> = Vec::new();
+    for (i, name) in ["client001", "client002"].iter().enumerate() {
+        let ip = format!("127.0.0.{}", i + 5);
+        let mut args = strings(&["-node", name, "-bind", &ip, "-client", &ip, "-join"]);
+        args.push(servers[i + 1].raft_addr.clone());
+        args.extend(["-config-file".to_string(), web.display().to_string()]);
+        clients.push(Agent::spawn(dirs[i + 3].path(), &args));
+    }
+    let s1 = servers[0].grpc_addr.clone();
+    let s1_http = format!("http://{}", servers[0].http_addr);
+    wait_until("all five members are alive", || async {
+        let table = ctl_members(&s1);
+        ["s1", "s2", "s3", "client001", "client002"]
+            .iter()
+            .all(|n| status_of(&table, n).as_deref() == Some("alive"))
+    })
+    .await;
+    let table = ctl_members(&s1);
+    assert!(table.starts_with("Node"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("client002") && l.contains(" client ")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("s1") && l.contains(" server ")),
+        "{table}"
+    );
+    // The HTTP API of a client agent lists them too, with Consul's fields.
+    let c2 = format!("http://{}", clients[1].http_addr);
+    let (_, _, body) = get(&c2, "/v1/agent/members").await;
+    let members: Value = serde_json::from_str(&body).unwrap();
+    let c2m = members
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Name"] == "client002")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (c2m["Status"].clone(), c2m["Tags"]["role"].clone()),
+        (1.into(), "node".into())
+    );
+    assert_eq!(c2m["Addr"], "127.0.0.6");
+
+    // client002 holds a lock through a session of its own node.
+    let r = put(&c2, "/v1/session/create", r#"{"Name": "job"}"#)
+        .await
+        .unwrap();
+    let session: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let id = session["ID"].as_str().unwrap().to_string();
+    let r = put(&c2, &format!("/v1/kv/locks/job?acquire={id}"), "mine")
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "true");
+    let (_, _, body) = get(&s1_http, &format!("/v1/session/info/{id}")).await;
+    let info: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        info[0]["Node"], "client002",
+        "a client's session is its own node's"
+    );
+
+    // Killed: failed after (never before) the configured silence; its session ends and
+    // the lock is free; its web drops out of ?passing.
+    clients[1].kill();
+    let killed = std::time::Instant::now();
+    wait_until("client002 is failed", || async {
+        status_of(&ctl_members(&s1), "client002").as_deref() == Some("failed")
+    })
+    .await;
+    let took = killed.elapsed();
+    println!(
+        "client002 marked failed {took:?} after SIGKILL (member_failed_after {FAILED_AFTER:?})"
+    );
+    assert!(
+        took >= FAILED_AFTER - Duration::from_millis(1100),
+        "failed too early: {took:?}"
+    );
+    wait_until("the lock is released", || async {
+        let (_, _, body) = get(&s1_http, "/v1/kv/locks/job").await;
+        let kv: Value = serde_json::from_str(&body).unwrap_or_default();
+        kv[0]["Session"].is_null() && kv[0]["Value"] == "bWluZQ=="
+    })
+    .await;
+    let (_, _, body) = get(&s1_http, "/v1/health/service/web?passing").await;
+    let passing: Value = serde_json::from_str(&body).unwrap();
+    let nodes: Vec<&str> = passing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["Node"]["Node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["client001"], "only the live client's web passes");
+
+    // Restarted: alive again, with its service.
+    clients[1].restart();
+    wait_until("client002 is alive again", || async {
+        status_of(&ctl_members(&s1), "client002").as_deref() == Some("alive")
+    })
+    .await;
+    wait_until("both webs pass again", || async {
+        let (_, _, body) = get(&s1_http, "/v1/health/service/web?passing").await;
+        serde_json::from_str::<Value>(&body)
+            .map(|v| v.as_array().map_or(0, |a| a.len()) == 2)
+            .unwrap_or(false)
+    })
+    .await;
+
+    // SIGTERM: a client agent leaves.
+    assert!(clients[0].terminate());
+    assert_eq!(
+        status_of(&ctl_members(&s1), "client001").as_deref(),
+        Some("left")
+    );
+}

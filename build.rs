@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/rostra/v1/session.proto",
         "proto/rostra/v1/lock.proto",
         "proto/rostra/v1/event.proto",
+        "proto/rostra/v1/exec.proto",
         "proto/rostra/internal/v1/raft.proto",
         "proto/rostra/internal/v1/agent.proto",
     ];

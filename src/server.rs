@@ -161,6 +161,8 @@ impl FrontListeners {
                 enable_local_script_checks: config.enable_local_script_checks,
                 data_dir: data_dir.to_path_buf(),
                 watches: config.watches.clone(),
+                enable_remote_exec: config.enable_remote_exec,
+                api_addrs: Some((self.grpc_addr, self.http_addr)),
             },
             shutdown.clone(),
         )

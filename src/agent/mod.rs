@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod definition;
+pub mod exec;
 pub mod local;
 mod persist;
 mod sync;
@@ -68,6 +69,9 @@ pub struct Agent {
     state: Mutex<LocalState>,
     persist_path: PathBuf,
     enable_script_checks: bool,
+    /// Remote exec jobs may run here (Consul's `disable_remote_exec` false).
+    enable_remote_exec: bool,
+    api_addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     /// One task per running check; cancelling the token stops it.
     runners: Mutex<HashMap<String, CancellationToken>>,
     /// Wakes a TTL check's timer when it is updated.
@@ -87,6 +91,10 @@ pub struct AgentOptions {
     pub data_dir: PathBuf,
     /// Consul's `watches`.
     pub watches: Vec<watches::WatchDefinition>,
+    pub enable_remote_exec: bool,
+    /// This agent's own gRPC and HTTP addresses, given to exec'd commands
+    /// (`ROSTRA_ADDR`, `CONSUL_HTTP_ADDR`) so their `rostractl` talks to this agent.
+    pub api_addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -128,6 +136,8 @@ impl Agent {
             state: Mutex::new(state),
             persist_path,
             enable_script_checks: opts.enable_script_checks,
+            enable_remote_exec: opts.enable_remote_exec,
+            api_addrs: opts.api_addrs,
             runners: Mutex::default(),
             ttl_resets: Mutex::default(),
             critical_since: Mutex::default(),
@@ -140,6 +150,7 @@ impl Agent {
         }
         agent.service.spawn(Box::pin(sync::run(agent.clone())));
         agent.service.spawn(Box::pin(heartbeats(agent.clone())));
+        agent.service.spawn(Box::pin(exec::run(agent.clone())));
         agent.sync_needed.notify_one();
         watches::start(&agent, opts.watches, &opts.data_dir)?;
         Ok(agent)

@@ -216,6 +216,8 @@ pub enum CtlCommand {
     Event(EventArgs),
     /// List the cluster's servers and client agents with their status.
     Members(MembersArgs),
+    /// Run a command on the cluster's nodes (those with remote exec enabled).
+    Exec(ExecArgs),
     /// Measure throughput and latency against a running agent.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -354,6 +356,38 @@ pub struct WatchArgs {
     /// Handler command line; without one, the first result is printed and the watch ends.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub handler: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Regular expression for the nodes that should run it.
+    #[arg(long, default_value = "")]
+    pub node: String,
+    /// Regular expression for the services whose nodes should run it.
+    #[arg(long, default_value = "")]
+    pub service: String,
+    /// Regular expression for tags of those services (needs -service).
+    #[arg(long, default_value = "")]
+    pub tag: String,
+    /// KV prefix of the job (Consul's; only `_rexec` is used).
+    #[arg(long, default_value = "_rexec")]
+    pub prefix: String,
+    /// Run the command through `sh -c` (default) rather than as an argument vector.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true")]
+    pub shell: bool,
+    /// End after this long without any node saying anything (Go duration).
+    #[arg(long, default_value = "2s")]
+    pub wait: String,
+    /// Consul's replication pause before the event; accepted (the job is committed
+    /// before the event is fired, so nothing needs to wait).
+    #[arg(long = "wait-repl", default_value = "200ms")]
+    pub wait_repl: String,
+    /// Also print acknowledgements and timing.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub verbose: bool,
+    /// The command.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bench_catalog;
 pub mod consul_json;
 pub mod event;
+pub mod exec;
 pub mod goflags;
 pub mod kv;
 pub mod lock;
@@ -47,6 +48,13 @@ pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             event::run(&connect().await?, e, out).await
         }
         CtlCommand::Members(m) => members::run(&connect().await?, m, out).await,
+        CtlCommand::Exec(e) => {
+            let plan = exec::plan(&e)?;
+            match exec::run(&connect().await?, plan, e.verbose, out).await? {
+                exec::ExecExit::AllOk => Ok(()),
+                exec::ExecExit::SomeFailed => Err(ExitStatus(2).into()),
+            }
+        }
         CtlCommand::Lock(l) => {
             lock::check(&l)?;
             let ended = lock::run(&connect().await?, l).await?;

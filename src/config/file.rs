@@ -114,6 +114,8 @@ pub struct FileConfig {
     pub checks: Vec<(Origin, CheckDefinition)>,
     /// Consul's `watches`.
     pub watches: Vec<(Origin, WatchDefinition)>,
+    /// Consul's `disable_remote_exec`.
+    pub disable_remote_exec: Option<bool>,
     /// Non-fatal findings (skipped files), to log once logging is set up.
     pub warnings: Vec<String>,
 }
@@ -184,6 +186,7 @@ impl FileConfig {
         over(&mut self.watch_history_bytes, later.watch_history_bytes);
         over(&mut self.member_failed_after, later.member_failed_after);
         over(&mut self.reconnect_timeout, later.reconnect_timeout);
+        over(&mut self.disable_remote_exec, later.disable_remote_exec);
         over(
             &mut self.enable_local_script_checks,
             later.enable_local_script_checks,
@@ -264,6 +267,9 @@ impl FileConfig {
             &mut config.limits.reconnect_timeout,
             &self.reconnect_timeout,
         );
+        if let Some(disabled) = self.disable_remote_exec {
+            config.enable_remote_exec = !disabled;
+        }
         set(
             &mut config.enable_local_script_checks,
             &self.enable_local_script_checks,

@@ -59,6 +59,9 @@ pub struct AgentConfig {
     pub enable_local_script_checks: bool,
     /// Watches defined in config files (Consul's `watches`).
     pub watches: Vec<WatchDefinition>,
+    /// Remote exec jobs may run on this agent: Consul's `disable_remote_exec` false (it
+    /// is true by default, so exec is off unless asked for).
+    pub enable_remote_exec: bool,
 }
 
 /// Raft knobs that tests turn down to exercise snapshots quickly.
@@ -105,6 +108,7 @@ impl AgentConfig {
             enable_script_checks: false,
             enable_local_script_checks: false,
             watches: Vec::new(),
+            enable_remote_exec: false,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod catalog_convert;
 pub mod convert;
 pub mod error;
 pub mod event;
+pub mod exec;
 pub mod kv;
 pub mod lock;
 pub mod session;
@@ -62,6 +63,9 @@ pub async fn serve(
     let lock = crate::pb::lock_server::LockServer::new(lock::LockService {
         service: service.clone(),
     });
+    let exec = crate::pb::exec_server::ExecServer::new(exec::ExecService {
+        service: service.clone(),
+    });
     let event = crate::pb::event_server::EventServer::new(event::EventService {
         service: service.clone(),
     });
@@ -86,6 +90,7 @@ pub async fn serve(
         .add_service(session)
         .add_service(lock)
         .add_service(event)
+        .add_service(exec)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await
 }

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod catalog_watch;
 pub mod error;
 pub mod event;
+pub mod exec;
 pub mod follow;
 pub mod kv;
 pub mod leader;

@@ -35,6 +35,7 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
         ..FileConfig::default()
     };
     c.reconnect_timeout = nonzero(&mut root, "reconnect_timeout")?;
+    c.disable_remote_exec = root.bool(&["disable_remote_exec"])?;
     // The web UI is Consul's, not ours; example configs enable it, so accept and ignore.
     root.ignore(&["ui", "ui_config"]);
     if let Some(mut ports) = root.object(&["ports"])? {

@@ -228,3 +228,82 @@ async fn three_servers_survive_losing_the_leader() {
         .unwrap();
     assert_eq!(list.kvs.len(), acked.len());
 }
+
+/// A fourth server joins a running cluster under write load (as a learner, then a voter
+/// once caught up) and ends up with every acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_joins_a_running_cluster_under_write_load() {
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let args = |name: &str, ip: &str| -> Vec<String> {
+        ["-server", "-node", name, "-bind", ip, "-client", ip]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let expect = |mut v: Vec<String>| {
+        v.extend(["-bootstrap-expect".to_string(), "3".to_string()]);
+        v
+    };
+    let a = Agent::spawn(dirs[0].path(), &expect(args("a", "127.0.0.2")));
+    let join = |mut v: Vec<String>| {
+        v.extend(["-retry-join".to_string(), a.raft_addr.clone()]);
+        v
+    };
+    let b = Agent::spawn(dirs[1].path(), &join(expect(args("b", "127.0.0.3"))));
+    let c = Agent::spawn(dirs[2].path(), &join(expect(args("c", "127.0.0.4"))));
+    let three = [&a, &b, &c];
+    wait_until("a leader is elected", || async {
+        leader_of(&three).await.is_some()
+    })
+    .await;
+
+    // Load: one writer, each acknowledged key recorded.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writer = {
+        let (client, stop) = (b.client().await, stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0u64;
+            while !stop.is_cancelled() {
+                let k = format!("load/{i}");
+                if client
+                    .put(&k, i.to_string().into_bytes(), 0, None)
+                    .await
+                    .is_ok()
+                {
+                    acked.push((k, i.to_string().into_bytes()));
+                }
+                i += 1;
+            }
+            acked
+        })
+    };
+    let d = Agent::spawn(dirs[3].path(), &join(args("d", "127.0.0.5")));
+    wait_until("d is a voter", || async {
+        let c = a.client().await;
+        let conf = c
+            .status()
+            .raft_configuration(pb::RaftConfigurationRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        conf.servers.len() == 4 && conf.servers.iter().all(|s| s.voter)
+    })
+    .await;
+    // Some writes after the promotion too.
+    wait_until("writes go on", || async {
+        let c = a.client().await;
+        c.get("load/200", pb::Consistency::Stale)
+            .await
+            .is_ok_and(|r| r.kv.is_some())
+    })
+    .await;
+    stop.cancel();
+    let acked = writer.await.unwrap();
+    assert!(acked.len() > 200, "{} writes acknowledged", acked.len());
+    wait_until("d has every acknowledged write", || {
+        has_everything(&d, &acked)
+    })
+    .await;
+    println!("{} acknowledged writes, all on the new server", acked.len());
+}

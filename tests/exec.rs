@@ -201,7 +201,10 @@ async fn exec_on_servers_and_client_agents() {
     // The leader marks it failed only after 10 s of silence (the default); until then
     // it is a live member, targeted, and cannot answer.
     assert!(out.contains("==> client001: did not answer"), "{out}");
-    assert!(out.ends_with("0 / 0 node(s) completed / acknowledged\n"), "{out}");
+    assert!(
+        out.ends_with("0 / 0 node(s) completed / acknowledged\n"),
+        "{out}"
+    );
     assert_eq!(o.status.code(), Some(2));
 
     // Bad input.

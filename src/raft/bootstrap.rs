@@ -32,8 +32,10 @@ pub(super) async fn run(
         tracing::info!("raft state found on disk; rejoining the existing cluster");
         return Ok(());
     }
-    if expect == 0 {
-        tracing::info!("no -bootstrap-expect; waiting to be added to a cluster");
+    if expect == 0 && join.is_empty() {
+        tracing::info!(
+            "no -bootstrap-expect and nothing to join; waiting to be added to a cluster"
+        );
         return Ok(());
     }
     let me = PeerIntro {
@@ -60,9 +62,21 @@ pub(super) async fn run(
             }
             match describe(node, addr, &me).await {
                 Ok(peer) => {
-                    if peer.initialized && !warned_existing {
-                        warned_existing = true;
-                        tracing::warn!(peer = %peer.node, "peer already belongs to a cluster; adding servers to a running cluster is not supported yet");
+                    if peer.initialized {
+                        // A running cluster: ask to be added (as a learner, then a voter
+                        // once caught up); raft initializes this server when the leader
+                        // first replicates to it.
+                        if !warned_existing {
+                            warned_existing = true;
+                            tracing::info!(peer = %peer.node, "joining a running cluster");
+                        }
+                        match add_me(node, addr).await {
+                            Ok(()) => {
+                                tracing::info!("joined the running cluster");
+                                return Ok(());
+                            }
+                            Err(e) => tracing::warn!(error = %e, "asking to join the cluster"),
+                        }
                     }
                     known.insert(peer.id, peer.node);
                     let mut discovered = node.discovered.lock().unwrap_or_else(|p| p.into_inner());
@@ -78,7 +92,7 @@ pub(super) async fn run(
                 }
             }
         }
-        if known.len() >= expect {
+        if expect > 0 && known.len() >= expect {
             let lowest = *known.keys().next().expect("known contains this server");
             if lowest == node.id {
                 tracing::info!(servers = known.len(), "bootstrapping the cluster");
@@ -103,6 +117,24 @@ pub(super) async fn run(
             _ = tokio::time::sleep(RETRY_INTERVAL) => {}
         }
     }
+}
+
+/// Asks the cluster `addr` belongs to to add this server; returns once it is a voter.
+async fn add_me(node: &RaftNode, addr: &str) -> Result<(), String> {
+    let mut client = node
+        .channels
+        .client(addr)
+        .map_err(|e| e.message().to_string())?;
+    // Catching up may take a while on a big state: the leader answers once it has.
+    let mut request = tonic::Request::new(wire::encode(&(node.id, node.node.clone())));
+    request.set_timeout(Duration::from_secs(600));
+    let reply = client
+        .add_server(request)
+        .await
+        .map_err(|e| e.message().to_string())?;
+    let reply: wire::AddServerReply =
+        wire::decode(reply.get_ref()).map_err(|e| e.message().to_string())?;
+    reply
 }
 
 async fn describe(node: &RaftNode, addr: &str, me: &PeerIntro) -> Result<PeerIntro, tonic::Status> {

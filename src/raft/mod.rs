@@ -223,6 +223,7 @@ impl RaftNode {
             node: self.node.clone(),
             discovered: self.discovered.clone(),
             last_contact: self.last_contact.clone(),
+            channels: self.channels.clone(),
         })
         .max_decoding_message_size(MAX_PEER_MESSAGE)
     }

@@ -23,6 +23,7 @@ pub struct TransportService {
     /// Servers that introduced themselves (bootstrap discovery works in both directions).
     pub(super) discovered: Arc<Mutex<BTreeMap<NodeId, NodeInfo>>>,
     pub(super) last_contact: Arc<LastContact>,
+    pub(super) channels: super::network::PeerChannels,
 }
 
 /// Maps "this server is not the leader" to a retryable answer.
@@ -114,6 +115,53 @@ impl RaftTransport for TransportService {
         let reply: ReadIndexReply = match self.raft.get_read_log_id().await {
             Ok((read, _applied)) => Ok(read.map(|id| id.index).unwrap_or(0)),
             Err(e) => Err(not_leader(&e).unwrap_or_else(|| ForwardError::Failed(e.to_string()))),
+        };
+        Ok(Response::new(wire::encode(&reply)))
+    }
+
+    async fn add_server(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let (id, node): wire::AddServerRequest = wire::decode(request.get_ref())?;
+        let leader = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            m.current_leader.and_then(|l| {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .cloned()
+                    .map(|n| (l, n))
+            })
+        };
+        let reply: wire::AddServerReply = match leader {
+            None => Err("No cluster leader".into()),
+            Some((l, _)) if l == self.id => {
+                tracing::info!(id, node = %node, "adding a server: learner first");
+                match self.raft.add_learner(id, node.clone(), true).await {
+                    Err(e) => Err(e.to_string()),
+                    Ok(_) => {
+                        let voters = std::collections::BTreeSet::from([id]);
+                        match self
+                            .raft
+                            .change_membership(openraft::ChangeMembers::AddVoterIds(voters), false)
+                            .await
+                        {
+                            Ok(_) => {
+                                tracing::info!(id, node = %node, "server caught up: now a voter");
+                                Ok(())
+                            }
+                            Err(e) => Err(e.to_string()),
+                        }
+                    }
+                }
+            }
+            Some((_, leader)) => {
+                let mut client = self.channels.client(&leader.raft_addr)?;
+                let reply = client.add_server(wire::encode(&(id, node))).await?;
+                wire::decode(reply.get_ref())?
+            }
         };
         Ok(Response::new(wire::encode(&reply)))
     }

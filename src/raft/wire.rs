@@ -20,6 +20,9 @@ pub enum ForwardError {
 
 pub type ForwardWriteReply = Result<(u64, CommandResult), ForwardError>;
 pub type ReadIndexReply = Result<u64, ForwardError>;
+/// A server asking to join: its id and address.
+pub type AddServerRequest = (NodeId, NodeInfo);
+pub type AddServerReply = Result<(), String>;
 
 /// A server introducing itself during bootstrap discovery.
 #[derive(Debug, Clone, Serialize, Deserialize)]

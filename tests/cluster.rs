@@ -306,4 +306,38 @@ async fn a_server_joins_a_running_cluster_under_write_load() {
     })
     .await;
     println!("{} acknowledged writes, all on the new server", acked.len());
+
+    // The operator's view, and taking the new server out again.
+    let ctl = |args: &[&str]| {
+        std::process::Command::new(common::rostractl_bin())
+            .args(args)
+            .env("ROSTRA_ADDR", &a.grpc_addr)
+            .output()
+            .unwrap()
+    };
+    let o = ctl(&["operator", "raft", "list-peers"]);
+    let peers = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(peers.starts_with("Node"), "{peers}");
+    assert_eq!(peers.lines().count(), 5, "{peers}");
+    assert!(
+        peers
+            .lines()
+            .any(|l| l.starts_with("d ") && l.contains(&d.raft_addr)),
+        "{peers}"
+    );
+    assert_eq!(peers.matches(" leader ").count(), 1, "{peers}");
+    let o = ctl(&["operator", "raft", "remove-peer", "-address", &d.raft_addr]);
+    assert!(o.status.success(), "{o:?}");
+    let conf = a
+        .client()
+        .await
+        .status()
+        .raft_configuration(pb::RaftConfigurationRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(conf.servers.len(), 3);
+    let o = ctl(&["operator", "raft", "remove-peer", "-address", "127.0.0.9:1"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("was not found in the Raft configuration"));
 }

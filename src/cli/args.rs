@@ -218,6 +218,9 @@ pub enum CtlCommand {
     Members(MembersArgs),
     /// Run a command on the cluster's nodes (those with remote exec enabled).
     Exec(ExecArgs),
+    /// Cluster operations (Consul's `operator raft list-peers` / `remove-peer`).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Measure throughput and latency against a running agent.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -451,6 +454,31 @@ pub struct LockArgs {
     /// The KV prefix, then the child command.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// The raft configuration.
+    #[command(subcommand)]
+    Raft(RaftCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RaftCommand {
+    /// List the raft servers: node, id, address, state, voter.
+    ListPeers,
+    /// Remove a server from the raft configuration, by -id or -address.
+    RemovePeer(RemovePeerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemovePeerArgs {
+    /// The server's raft ID (as list-peers shows it).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The server's address (host:port of its server port).
+    #[arg(long)]
+    pub address: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,11 +1,12 @@
 //! `rostractl members`: Consul's `consul members` table (Node, Address, Status, Type,
-//! Build, Protocol, DC, Partition, Segment), from the leader's view of liveness.
+//! Build, Protocol, DC, Partition, Segment), from the leader's view of liveness; and
+//! `rostractl operator raft list-peers|remove-peer`, the raft side of membership.
 
 use std::io::Write;
 
 use anyhow::anyhow;
 
-use super::args::MembersArgs;
+use super::args::{MembersArgs, RaftCommand};
 use crate::client::Client;
 use crate::pb;
 
@@ -60,7 +61,12 @@ pub async fn run(
             if m.server { "<all>" } else { "<default>" }.to_string(),
         ]);
     }
-    let widths: Vec<usize> = (0..9)
+    table(&rows, out)
+}
+
+/// Writes rows as Consul's CLI does: columns padded to their widest cell, two spaces apart.
+fn table<const N: usize>(rows: &[[String; N]], out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let widths: Vec<usize> = (0..N)
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
     for row in rows {
@@ -72,4 +78,74 @@ pub async fn run(
         writeln!(out, "{}", line.join("  ").trim_end())?;
     }
     Ok(())
+}
+
+pub async fn raft(
+    client: &Client,
+    cmd: RaftCommand,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
+    let mut status = pb::status_client::StatusClient::new(client.channel());
+    match cmd {
+        RaftCommand::ListPeers => {
+            let conf = status
+                .raft_configuration(pb::RaftConfigurationRequest {})
+                .await
+                .map_err(|e| anyhow!("Failed to retrieve raft configuration: {}", e.message()))?
+                .into_inner();
+            let mut rows =
+                vec![["Node", "ID", "Address", "State", "Voter", "RaftProtocol"].map(String::from)];
+            for s in conf.servers {
+                rows.push([
+                    s.node,
+                    crate::agent::node_uuid(s.id),
+                    s.address,
+                    if s.leader { "leader" } else { "follower" }.to_string(),
+                    s.voter.to_string(),
+                    "3".to_string(),
+                ]);
+            }
+            table(&rows, out)
+        }
+        RaftCommand::RemovePeer(a) => {
+            let (id, address) = match (a.id, a.address) {
+                (Some(_), Some(_)) | (None, None) => {
+                    anyhow::bail!("Must specify either -id or -address, but not both")
+                }
+                (Some(id), None) => {
+                    let conf = status
+                        .raft_configuration(pb::RaftConfigurationRequest {})
+                        .await
+                        .map_err(|e| {
+                            anyhow!("Failed to retrieve raft configuration: {}", e.message())
+                        })?
+                        .into_inner();
+                    let found = conf
+                        .servers
+                        .iter()
+                        .find(|s| crate::agent::node_uuid(s.id) == id || s.id.to_string() == id)
+                        .ok_or_else(|| anyhow!("Error removing peer: id {id:?} was not found in the Raft configuration"))?;
+                    (found.id, String::new())
+                }
+                (None, Some(address)) => (0, address),
+            };
+            status
+                .remove_peer(pb::RemovePeerRequest {
+                    id,
+                    address: address.clone(),
+                })
+                .await
+                .map_err(|e| anyhow!("Error removing peer: {}", e.message()))?;
+            if address.is_empty() {
+                writeln!(
+                    out,
+                    "Removed peer with id {:?}",
+                    crate::agent::node_uuid(id)
+                )?;
+            } else {
+                writeln!(out, "Removed peer with address {address:?}")?;
+            }
+            Ok(())
+        }
+    }
 }

@@ -48,6 +48,9 @@ pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             event::run(&connect().await?, e, out).await
         }
         CtlCommand::Members(m) => members::run(&connect().await?, m, out).await,
+        CtlCommand::Operator(args::OperatorCommand::Raft(r)) => {
+            members::raft(&connect().await?, r, out).await
+        }
         CtlCommand::Exec(e) => {
             let plan = exec::plan(&e)?;
             match exec::run(&connect().await?, plan, e.verbose, out).await? {

@@ -54,6 +54,19 @@ impl StatusApi for StatusService {
         }))
     }
 
+    async fn remove_peer(
+        &self,
+        request: Request<pb::RemovePeerRequest>,
+    ) -> Result<Response<pb::RemovePeerResponse>, Status> {
+        let r = request.into_inner();
+        let id = (r.id != 0).then_some(r.id);
+        let address = (!r.address.is_empty()).then_some(r.address);
+        self.service.raft_remove_peer(id, address).await?;
+        Ok(Response::new(pb::RemovePeerResponse {
+            header: Some(convert::header(&self.service.meta(0))),
+        }))
+    }
+
     async fn peers(
         &self,
         _: Request<pb::PeersRequest>,

@@ -23,6 +23,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/status/leader", get(leader))
         .route("/v1/status/peers", get(peers))
         .route("/v1/operator/raft/configuration", get(raft_configuration))
+        .route("/v1/operator/raft/peer", axum::routing::delete(remove_peer))
         .route("/v1/agent/self", get(agent_self))
         .route("/v1/catalog/datacenters", get(datacenters))
 }
@@ -49,6 +50,38 @@ async fn peers(State(state): State<HttpState>, params: Params) -> Result<Respons
         .map(|(_, node, _)| node.raft_addr)
         .collect();
     Ok(reply::json(&state, &params, StatusCode::OK, &voters))
+}
+
+/// Consul's `DELETE /v1/operator/raft/peer?id=|address=`: 200 with an empty body.
+async fn remove_peer(
+    State(state): State<HttpState>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    // Consul's raft ids are node UUIDs; Rostra's map to one (see `node_uuid`).
+    let id = match params.get("id").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => Some(
+            state
+                .service
+                .cluster_status()
+                .servers
+                .iter()
+                .map(|(id, _, _)| *id)
+                .find(|id| node_uuid(*id) == v || id.to_string() == v)
+                .ok_or_else(|| {
+                    HttpError::from(crate::service::ServiceError::NotFound(format!(
+                        "id {v:?} was not found in the Raft configuration"
+                    )))
+                })?,
+        ),
+    };
+    let address = params
+        .get("address")
+        .filter(|v| !v.is_empty())
+        .map(String::from);
+    state.service.raft_remove_peer(id, address).await?;
+    Ok(axum::response::IntoResponse::into_response(StatusCode::OK))
 }
 
 async fn raft_configuration(

@@ -250,6 +250,21 @@ impl RaftNode {
         (m.current_term, m.current_leader.is_some(), last_contact)
     }
 
+    /// Removes server `id` from the raft configuration (through the leader).
+    pub async fn remove_server(&self, id: NodeId) -> Result<(), ConsensusError> {
+        let mut client = self
+            .channels
+            .client(&self.node.raft_addr)
+            .map_err(|e| ConsensusError::Fatal(e.message().to_string()))?;
+        let reply = client
+            .remove_server(wire::encode(&id))
+            .await
+            .map_err(|e| ConsensusError::Fatal(e.message().to_string()))?;
+        let reply: wire::AddServerReply = wire::decode(reply.get_ref())
+            .map_err(|e| ConsensusError::Fatal(e.message().to_string()))?;
+        reply.map_err(ConsensusError::Fatal)
+    }
+
     /// Whether this server is the leader right now.
     pub fn is_leader(&self) -> bool {
         let m = self.raft.metrics();

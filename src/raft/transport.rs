@@ -166,6 +166,50 @@ impl RaftTransport for TransportService {
         Ok(Response::new(wire::encode(&reply)))
     }
 
+    async fn remove_server(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let id: NodeId = wire::decode(request.get_ref())?;
+        let leader = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            m.current_leader.and_then(|l| {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .cloned()
+                    .map(|n| (l, n))
+            })
+        };
+        let reply: wire::AddServerReply = match leader {
+            None => Err("No cluster leader".into()),
+            Some((l, _)) if l == self.id => {
+                tracing::info!(id, "removing a server from the raft configuration");
+                let ids = std::collections::BTreeSet::from([id]);
+                let voters = self
+                    .raft
+                    .change_membership(openraft::ChangeMembers::RemoveVoters(ids.clone()), false)
+                    .await;
+                match voters {
+                    Err(e) => Err(e.to_string()),
+                    Ok(_) => self
+                        .raft
+                        .change_membership(openraft::ChangeMembers::RemoveNodes(ids), false)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                }
+            }
+            Some((_, leader)) => {
+                let mut client = self.channels.client(&leader.raft_addr)?;
+                let reply = client.remove_server(wire::encode(&id)).await?;
+                wire::decode(reply.get_ref())?
+            }
+        };
+        Ok(Response::new(wire::encode(&reply)))
+    }
+
     async fn describe(
         &self,
         request: Request<RaftPayload>,

@@ -153,6 +153,12 @@ pub trait ControlPlane: Send + Sync + 'static {
     async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError>;
     /// Every server and agent, with its status.
     async fn members(&self) -> Result<Vec<Member>, ServiceError>;
+    /// Removes a server (by raft id or server-port address) from the raft configuration.
+    async fn raft_remove_peer(
+        &self,
+        id: Option<u64>,
+        address: Option<String>,
+    ) -> Result<(), ServiceError>;
 
     // --- the server itself ---
     /// The response header for an answer reflecting `index`.
@@ -321,6 +327,13 @@ impl ControlPlane for Service {
     }
     async fn members(&self) -> Result<Vec<Member>, ServiceError> {
         Service::members(self).await
+    }
+    async fn raft_remove_peer(
+        &self,
+        id: Option<u64>,
+        address: Option<String>,
+    ) -> Result<(), ServiceError> {
+        Service::raft_remove_peer(self, id, address).await
     }
     fn meta(&self, index: u64) -> ResponseMeta {
         Service::meta(self, index)

@@ -67,6 +67,7 @@ pub enum Call {
     /// An agent leaves the cluster.
     Leave(super::membership::Heartbeat),
     Members,
+    RemovePeer(Option<u64>, Option<String>),
 }
 
 impl Call {
@@ -84,6 +85,7 @@ impl Call {
                 | Call::SessionRenew(_)
                 | Call::EventFire(_)
                 | Call::Leave(_)
+                | Call::RemovePeer(..)
         )
     }
 }
@@ -218,6 +220,7 @@ pub async fn dispatch(s: &Arc<Service>, call: Call) -> Answer {
         Call::Heartbeat(hb) => s.heartbeat(hb).await.map(|()| Reply::Done)?,
         Call::Leave(hb) => s.leave(hb).await.map(|()| Reply::Done)?,
         Call::Members => Reply::Members(s.members().await?),
+        Call::RemovePeer(id, addr) => s.raft_remove_peer(id, addr).await.map(|()| Reply::Done)?,
         Call::Status => Reply::Status(Box::new(StatusReply {
             cluster: s.cluster_status(),
             metrics: s.metrics(),

@@ -230,6 +230,35 @@ impl Service {
         Ok(members)
     }
 
+    /// Consul's `DELETE /v1/operator/raft/peer`: removes the server with raft `id` or at
+    /// (server-port) `address` from the raft configuration.
+    pub async fn raft_remove_peer(
+        &self,
+        id: Option<u64>,
+        address: Option<String>,
+    ) -> Result<(), ServiceError> {
+        let servers = self.cluster_status().servers;
+        let found = match (&id, &address) {
+            (Some(id), _) => servers.iter().find(|(i, _, _)| i == id),
+            (None, Some(a)) => servers.iter().find(|(_, n, _)| &n.raft_addr == a),
+            (None, None) => {
+                return Err(ServiceError::InvalidArgument(
+                    "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove".into(),
+                ))
+            }
+        };
+        let Some((id, _, _)) = found else {
+            let what = match (id, address) {
+                (Some(id), _) => format!("id {id:?}"),
+                (_, a) => format!("address {:?}", a.unwrap_or_default()),
+            };
+            return Err(ServiceError::NotFound(format!(
+                "{what} was not found in the Raft configuration"
+            )));
+        };
+        Ok(self.raft.remove_server(*id).await?)
+    }
+
     async fn forward_to_leader(&self, call: super::call::Call) -> Result<(), ServiceError> {
         let Some((_, leader)) = self.cluster_status().leader else {
             return Err(ServiceError::Unavailable("No cluster leader".into()));

@@ -591,6 +591,16 @@ impl ControlPlane for Remote {
         let r = self.call(Call::Members, Duration::ZERO).await;
         expect!(r, Reply::Members(m) => m)
     }
+    async fn raft_remove_peer(
+        &self,
+        id: Option<u64>,
+        address: Option<String>,
+    ) -> Result<(), ServiceError> {
+        let r = self
+            .call(Call::RemovePeer(id, address), Duration::ZERO)
+            .await;
+        expect!(r, Reply::Done => ())
+    }
 
     fn meta(&self, index: u64) -> ResponseMeta {
         let meta = self.cached(|s| s.meta.clone()).unwrap_or(ResponseMeta {

@@ -382,4 +382,15 @@ async fn a_killed_client_is_failed_its_lock_released_and_it_rejoins() {
         status_of(&ctl_members(&s1), "client001").as_deref(),
         Some("left")
     );
+
+    // force-leave: unknown nodes are Consul's 404; ?prune removes a member at once.
+    let r = put(&s1_http, "/v1/agent/force-leave/nosuch", "")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let r = put(&s1_http, "/v1/agent/force-leave/client001?prune", "")
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    assert_eq!(status_of(&ctl_members(&s1), "client001"), None);
 }

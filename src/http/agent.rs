@@ -33,6 +33,10 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/agent/check/fail/{id}", put(fail))
         .route("/v1/agent/check/update/{id}", put(update))
         .route("/v1/agent/members", get(members))
+        .route(
+            "/v1/agent/force-leave/{node}",
+            axum::routing::put(force_leave),
+        )
 }
 
 impl From<AgentError> for HttpError {
@@ -209,6 +213,19 @@ async fn update(
         .unwrap_or_default();
     state.local.update_ttl(&id, status, output)?;
     Ok(empty_ok())
+}
+
+/// Consul's `PUT /v1/agent/force-leave/<node>[?prune]`.
+async fn force_leave(
+    State(state): State<HttpState>,
+    axum::extract::Path(node): axum::extract::Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    state
+        .service
+        .force_leave(&node, params.has("prune"))
+        .await?;
+    Ok(axum::response::IntoResponse::into_response(StatusCode::OK))
 }
 
 async fn members(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {

@@ -153,6 +153,8 @@ pub trait ControlPlane: Send + Sync + 'static {
     async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError>;
     /// Every server and agent, with its status.
     async fn members(&self) -> Result<Vec<Member>, ServiceError>;
+    /// Marks a member left (`prune`: deregisters it at once).
+    async fn force_leave(&self, node: &str, prune: bool) -> Result<(), ServiceError>;
     /// Removes a server (by raft id or server-port address) from the raft configuration.
     async fn raft_remove_peer(
         &self,
@@ -334,6 +336,9 @@ impl ControlPlane for Service {
         address: Option<String>,
     ) -> Result<(), ServiceError> {
         Service::raft_remove_peer(self, id, address).await
+    }
+    async fn force_leave(&self, node: &str, prune: bool) -> Result<(), ServiceError> {
+        Service::force_leave(self, node, prune).await
     }
     fn meta(&self, index: u64) -> ResponseMeta {
         Service::meta(self, index)

@@ -68,6 +68,7 @@ pub enum Call {
     Leave(super::membership::Heartbeat),
     Members,
     RemovePeer(Option<u64>, Option<String>),
+    ForceLeave(String, bool),
 }
 
 impl Call {
@@ -86,6 +87,7 @@ impl Call {
                 | Call::EventFire(_)
                 | Call::Leave(_)
                 | Call::RemovePeer(..)
+                | Call::ForceLeave(..)
         )
     }
 }
@@ -221,6 +223,7 @@ pub async fn dispatch(s: &Arc<Service>, call: Call) -> Answer {
         Call::Leave(hb) => s.leave(hb).await.map(|()| Reply::Done)?,
         Call::Members => Reply::Members(s.members().await?),
         Call::RemovePeer(id, addr) => s.raft_remove_peer(id, addr).await.map(|()| Reply::Done)?,
+        Call::ForceLeave(node, prune) => s.force_leave(&node, prune).await.map(|()| Reply::Done)?,
         Call::Status => Reply::Status(Box::new(StatusReply {
             cluster: s.cluster_status(),
             metrics: s.metrics(),

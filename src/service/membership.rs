@@ -230,6 +230,44 @@ impl Service {
         Ok(members)
     }
 
+    /// Consul's `PUT /v1/agent/force-leave/<node>`: marks a (failed) member left, or
+    /// with `prune` deregisters it at once. An agent still running comes back alive with
+    /// its next heartbeat, as in Consul.
+    pub async fn force_leave(&self, node: &str, prune: bool) -> Result<(), ServiceError> {
+        let name = node.to_string();
+        let found = self
+            .blocking_read(move |s| {
+                let v = s.view();
+                Ok((v.catalog().node(&name)?, v.catalog().node_checks(&name)?))
+            })
+            .await?;
+        let (Some(n), checks) = found else {
+            return Err(ServiceError::NotFound(format!(
+                "agent: No node found with name '{node}'"
+            )));
+        };
+        if !checks.iter().any(|c| c.check_id == SERF_HEALTH) {
+            return Err(ServiceError::NotFound(format!(
+                "agent: No node found with name '{node}'"
+            )));
+        }
+        lock(&self.liveness.heard).remove(node);
+        if prune {
+            let d = Deregistration {
+                node: node.to_string(),
+                service_id: None,
+                check_id: None,
+            };
+            return self.catalog_deregister(d).await.map(|_| ());
+        }
+        let hb = Heartbeat {
+            node: n.name,
+            id: n.id,
+            address: n.address,
+        };
+        self.mark(&hb, CheckStatus::Critical, LEFT).await
+    }
+
     /// Consul's `DELETE /v1/operator/raft/peer`: removes the server with raft `id` or at
     /// (server-port) `address` from the raft configuration.
     pub async fn raft_remove_peer(

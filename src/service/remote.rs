@@ -601,6 +601,12 @@ impl ControlPlane for Remote {
             .await;
         expect!(r, Reply::Done => ())
     }
+    async fn force_leave(&self, node: &str, prune: bool) -> Result<(), ServiceError> {
+        let r = self
+            .call(Call::ForceLeave(node.into(), prune), Duration::ZERO)
+            .await;
+        expect!(r, Reply::Done => ())
+    }
 
     fn meta(&self, index: u64) -> ResponseMeta {
         let meta = self.cached(|s| s.meta.clone()).unwrap_or(ResponseMeta {

@@ -28,6 +28,12 @@
 //!   [`config`] reads Consul-format config files. [`watch`] is Consul's watches as both
 //!   the agent and `rostractl watch` run them: plans, handler payloads and firing rules,
 //!   script and HTTP handlers.
+//! - A client agent ([`client_agent`]) has no raft and no tables: its front ends and its
+//!   agent use `service::remote`, the seam over the network (`service::call` messages to
+//!   `grpc::agent_transport` on a server). Membership (`service::membership`: heartbeats
+//!   to the leader, which owns every node's `serfHealth`) and remote exec
+//!   (`service::exec`, `agent::exec`) are built from seam calls, so they work the same
+//!   on servers and client agents.
 //! - [`server`] wires one process together and shuts it down in order; [`client`] is
 //!   the Rust client used by `rostractl` ([`cli`]) and the tests, whose `Watcher`
 //!   follows any watch RPC and resumes it after a disconnect.

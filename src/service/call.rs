@@ -39,7 +39,7 @@ pub enum Call {
     KvPut(PutArgs),
     KvDelete(String, bool, Option<u64>),
     KvTxn(Vec<KvTxnOp>, Consistency),
-    CatalogRegister(Registration),
+    CatalogRegister(Box<Registration>),
     CatalogDeregister(Deregistration),
     CatalogNodes(QueryOptions),
     CatalogServices(QueryOptions),
@@ -170,7 +170,7 @@ pub async fn dispatch(s: &Arc<Service>, call: Call) -> Answer {
             .await
             .map(|(m, ok)| Reply::Written(m, ok))?,
         Call::KvTxn(ops, c) => Reply::Txn(s.kv_txn(ops, c).await?),
-        Call::CatalogRegister(r) => Reply::Index(s.catalog_register(r).await?),
+        Call::CatalogRegister(r) => Reply::Index(s.catalog_register(*r).await?),
         Call::CatalogDeregister(d) => Reply::Index(s.catalog_deregister(d).await?),
         Call::CatalogNodes(o) => s.catalog_nodes(&o).await.map(|(m, n)| Reply::Nodes(m, n))?,
         Call::CatalogServices(o) => s

@@ -63,25 +63,7 @@ async fn dns_a(server: &str, name: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_agents_serve_through_the_servers_and_survive_losing_theirs() {
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut servers: Vec<Agent> = Vec::new();
-    for (i, name) in ["s1", "s2", "s3"].iter().enumerate() {
-        let ip = format!("127.0.0.{}", i + 2);
-        let mut args = strings(&[
-            "-server",
-            "-bootstrap-expect",
-            "3",
-            "-node",
-            name,
-            "-bind",
-            &ip,
-            "-client",
-            &ip,
-        ]);
-        if let Some(first) = servers.first() {
-            args.extend(["-retry-join".to_string(), first.raft_addr.clone()]);
-        }
-        servers.push(Agent::spawn(dirs[i].path(), &args));
-    }
+    let mut servers = common::spawn_servers(&dirs, &["s1", "s2", "s3"], |_| Vec::new());
     // The client knows every server; it starts on the first.
     let config = dirs[3].path().join("client.json");
     std::fs::write(
@@ -240,29 +222,12 @@ async fn a_killed_client_is_failed_its_lock_released_and_it_rejoins() {
         r#"{"limits": {"member_failed_after": "3s"}}"#,
     )
     .unwrap();
-    let mut servers: Vec<Agent> = Vec::new();
-    for (i, name) in ["s1", "s2", "s3"].iter().enumerate() {
-        let ip = format!("127.0.0.{}", i + 2);
-        let mut args = strings(&[
-            "-server",
-            "-bootstrap-expect",
-            "3",
-            "-node",
-            name,
-            "-bind",
-            &ip,
-            "-client",
-            &ip,
-        ]);
-        args.extend([
+    let servers = common::spawn_servers(&dirs, &["s1", "s2", "s3"], |_| {
+        vec![
             "-config-file".to_string(),
             server_config.display().to_string(),
-        ]);
-        if let Some(first) = servers.first() {
-            args.extend(["-retry-join".to_string(), first.raft_addr.clone()]);
-        }
-        servers.push(Agent::spawn(dirs[i].path(), &args));
-    }
+        ]
+    });
     let web = dirs[3].path().join("web.json");
     std::fs::write(&web, r#"{"service": {"name": "web", "port": 80}}"#).unwrap();
     let mut clients: Vec<Agent> = Vec::new();

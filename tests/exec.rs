@@ -62,26 +62,9 @@ async fn exec_on_servers_and_client_agents() {
         r#"{"disable_remote_exec": false, "service": {"name": "web", "port": 80}}"#,
     )
     .unwrap();
-    let mut servers: Vec<Agent> = Vec::new();
-    for (i, name) in ["s1", "s2", "s3"].iter().enumerate() {
-        let ip = format!("127.0.0.{}", i + 2);
-        let mut args = strings(&[
-            "-server",
-            "-bootstrap-expect",
-            "3",
-            "-node",
-            name,
-            "-bind",
-            &ip,
-            "-client",
-            &ip,
-        ]);
-        args.extend(["-config-file".to_string(), on.display().to_string()]);
-        if let Some(first) = servers.first() {
-            args.extend(["-retry-join".to_string(), first.raft_addr.clone()]);
-        }
-        servers.push(Agent::spawn(dirs[i].path(), &args));
-    }
+    let servers = common::spawn_servers(&dirs, &["s1", "s2", "s3"], |_| {
+        vec!["-config-file".to_string(), on.display().to_string()]
+    });
     let mut clients: Vec<Agent> = Vec::new();
     for (i, (name, config)) in [
         ("client001", Some(&on)),

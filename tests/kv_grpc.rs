@@ -403,7 +403,8 @@ async fn thousands_of_watchers_all_see_one_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_streams_are_capped_and_freed_when_clients_leave() {
-    let (server, _dir) = common::dev_server_with(|config| config.limits.max_streams = 2).await;
+    // Three: the agent's own exec-event watch holds one permit.
+    let (server, _dir) = common::dev_server_with(|config| config.limits.max_streams = 3).await;
     let c = Client::connect(&server.grpc_addr.to_string())
         .await
         .unwrap();

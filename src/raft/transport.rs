@@ -26,6 +26,17 @@ pub struct TransportService {
     pub(super) channels: super::network::PeerChannels,
 }
 
+impl TransportService {
+    /// The leader this server knows of, with its address.
+    fn leader(&self) -> Option<(NodeId, NodeInfo)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let l = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&l).cloned()?;
+        Some((l, node))
+    }
+}
+
 /// Maps "this server is not the leader" to a retryable answer.
 fn not_leader<E>(err: &RaftError<NodeId, E>) -> Option<ForwardError>
 where
@@ -124,17 +135,7 @@ impl RaftTransport for TransportService {
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
         let (id, node): wire::AddServerRequest = wire::decode(request.get_ref())?;
-        let leader = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            m.current_leader.and_then(|l| {
-                m.membership_config
-                    .membership()
-                    .get_node(&l)
-                    .cloned()
-                    .map(|n| (l, n))
-            })
-        };
+        let leader = self.leader();
         let reply: wire::AddServerReply = match leader {
             None => Err("No cluster leader".into()),
             Some((l, _)) if l == self.id => {
@@ -171,17 +172,7 @@ impl RaftTransport for TransportService {
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
         let id: NodeId = wire::decode(request.get_ref())?;
-        let leader = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            m.current_leader.and_then(|l| {
-                m.membership_config
-                    .membership()
-                    .get_node(&l)
-                    .cloned()
-                    .map(|n| (l, n))
-            })
-        };
+        let leader = self.leader();
         let reply: wire::AddServerReply = match leader {
             None => Err("No cluster leader".into()),
             Some((l, _)) if l == self.id => {

@@ -431,7 +431,9 @@ impl ControlPlane for Remote {
     }
 
     async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError> {
-        let r = self.call(Call::CatalogRegister(Box::new(reg)), Duration::ZERO).await;
+        let r = self
+            .call(Call::CatalogRegister(Box::new(reg)), Duration::ZERO)
+            .await;
         expect!(r, Reply::Index(i) => i)
     }
     async fn catalog_deregister(&self, d: Deregistration) -> Result<u64, ServiceError> {

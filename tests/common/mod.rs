@@ -52,6 +52,12 @@ pub async fn dev_server_with(
             .is_ok_and(|(_, checks)| checks.iter().any(|c| c.check.check_id == "serfHealth"))
     })
     .await;
+    // The agent follows exec events with a watch of its own; tests that wait for their
+    // own watchers count from here.
+    wait_until("the agent's exec watch is up", || async {
+        server.service.watcher_count() >= 1
+    })
+    .await;
     (server, dir)
 }
 
@@ -290,4 +296,39 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `names.len()` servers bootstrapping one cluster, each on its own loopback address
+/// (127.0.0.2, .3, ...) as separate machines would be, with data in `dirs[i]` and
+/// `extra(i)` added to each command line; the later ones join the first.
+pub fn spawn_servers(
+    dirs: &[tempfile::TempDir],
+    names: &[&str],
+    extra: impl Fn(usize) -> Vec<String>,
+) -> Vec<Agent> {
+    let mut servers: Vec<Agent> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let ip = format!("127.0.0.{}", i + 2);
+        let expect = names.len().to_string();
+        let mut args: Vec<String> = [
+            "-server",
+            "-bootstrap-expect",
+            &expect,
+            "-node",
+            name,
+            "-bind",
+            &ip,
+            "-client",
+            &ip,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra(i));
+        if let Some(first) = servers.first() {
+            args.extend(["-retry-join".to_string(), first.raft_addr.clone()]);
+        }
+        servers.push(Agent::spawn(dirs[i].path(), &args));
+    }
+    servers
 }

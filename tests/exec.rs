@@ -214,3 +214,87 @@ async fn exec_on_servers_and_client_agents() {
         );
     }
 }
+
+/// Whether a process with this pid exists.
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the pid exists; nothing is delivered.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_output_is_capped_and_ctrl_c_stops_the_remote_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let on = work.path().join("on.json");
+    std::fs::write(&on, r#"{"disable_remote_exec": false}"#).unwrap();
+    let agent = Agent::spawn(
+        dir.path(),
+        &strings(&[
+            "-dev",
+            "-node",
+            "solo",
+            "-config-file",
+            &on.display().to_string(),
+        ]),
+    );
+    let c = agent.client().await;
+    wait_until("the node is alive", || {
+        let c = c.clone();
+        async move {
+            rostra::pb::status_client::StatusClient::new(c.channel())
+                .members(rostra::pb::MembersRequest {})
+                .await
+                .is_ok_and(|r| r.into_inner().members.iter().any(|m| m.name == "solo"))
+        }
+    })
+    .await;
+
+    // 300,000 bytes of output: the first 256 KiB, then the notice, never more.
+    let o = exec(&agent.grpc_addr, &["head -c 300000 /dev/zero | tr '\\0' x"]);
+    let out = text(&o);
+    assert!(
+        o.status.success(),
+        "{}",
+        &out[out.len().saturating_sub(300)..]
+    );
+    let xs: usize = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("    solo: "))
+        .map(|l| l.bytes().filter(|b| *b == b'x').count())
+        .sum();
+    assert_eq!(xs, rostra::agent::exec::OUTPUT_CAP);
+    assert!(out.contains("[output truncated after 262144 bytes]"));
+
+    // Ctrl-C on rostractl ends the run; the remote command is killed.
+    let pidfile = work.path().join("pid");
+    let mut ctl = Command::new(common::rostractl_bin())
+        .args([
+            "exec",
+            &format!("echo $$ > {}; exec sleep 60", pidfile.display()),
+        ])
+        .env("ROSTRA_ADDR", &agent.grpc_addr)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the remote command runs", || async {
+        std::fs::read_to_string(&pidfile).is_ok_and(|p| p.trim().parse::<i32>().is_ok())
+    })
+    .await;
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(pid));
+    // SAFETY: our own child, not yet reaped.
+    unsafe { libc::kill(ctl.id() as i32, libc::SIGINT) };
+    let _ = ctl.wait();
+    wait_until("the remote command is killed", || async {
+        // A killed child stays a zombie until the agent reaps it; either way it is not
+        // sleeping any more.
+        !alive(pid)
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
+    })
+    .await;
+}

@@ -145,12 +145,6 @@ impl FrontListeners {
         shutdown: &CancellationToken,
     ) -> Result<(Arc<crate::agent::Agent>, Vec<JoinHandle<()>>), StartError> {
         let mut tasks = Vec::new();
-        let (token, grpc_api, grpc) = (shutdown.clone(), api.clone(), self.grpc);
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::grpc::serve(grpc, grpc_api, token.cancelled_owned()).await {
-                tracing::error!(error = %e, "gRPC server failed");
-            }
-        }));
         let local = crate::agent::Agent::start(
             api.clone(),
             identity,
@@ -167,6 +161,15 @@ impl FrontListeners {
             shutdown.clone(),
         )
         .map_err(|e| StartError::Config(e.to_string()))?;
+        let (token, grpc_api, grpc) = (shutdown.clone(), api.clone(), self.grpc);
+        let grpc_agent = local.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) =
+                crate::grpc::serve(grpc, grpc_api, grpc_agent, token.cancelled_owned()).await
+            {
+                tracing::error!(error = %e, "gRPC server failed");
+            }
+        }));
         let http_state = crate::http::HttpState {
             local: local.clone(),
             service: api.clone(),

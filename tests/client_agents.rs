@@ -358,4 +358,40 @@ async fn a_killed_client_is_failed_its_lock_released_and_it_rejoins() {
         .unwrap();
     assert!(r.status().is_success());
     assert_eq!(status_of(&ctl_members(&s1), "client001"), None);
+
+    // `rostractl leave` against an agent: it leaves and its process exits cleanly.
+    let o = std::process::Command::new(common::rostractl_bin())
+        .arg("leave")
+        .env("ROSTRA_ADDR", &clients[1].grpc_addr)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Graceful leave complete\n"
+    );
+    let exited = tokio::task::spawn_blocking({
+        let start = std::time::Instant::now();
+        let mut child = std::mem::replace(
+            &mut clients[1].child,
+            std::process::Command::new("true").spawn().unwrap(),
+        );
+        move || loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            if start.elapsed() > common::DEADLINE {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+    assert_eq!(
+        status_of(&ctl_members(&s1), "client002").as_deref(),
+        Some("left")
+    );
 }

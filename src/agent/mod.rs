@@ -80,6 +80,8 @@ pub struct Agent {
     critical_since: Mutex<HashMap<String, Instant>>,
     sync_needed: Notify,
     shutdown: CancellationToken,
+    /// Fired by `rostractl leave` / `PUT /v1/agent/leave`: the process should stop.
+    leave_requested: CancellationToken,
 }
 
 /// Options from the agent configuration.
@@ -143,6 +145,7 @@ impl Agent {
             critical_since: Mutex::default(),
             sync_needed: Notify::new(),
             shutdown,
+            leave_requested: CancellationToken::new(),
         });
         let ids: Vec<String> = lock(&agent.state).checks.keys().cloned().collect();
         for id in ids {
@@ -169,6 +172,25 @@ impl Agent {
     /// node left rather than waiting to find it failed.
     pub async fn leave(&self) -> Result<(), crate::service::ServiceError> {
         self.service.leave(self.heartbeat()).await
+    }
+
+    /// Consul's `consul leave`: leaves the cluster (a server also leaves the raft
+    /// configuration), then asks the process to stop (see [`Self::leave_requested`]).
+    pub async fn graceful_leave(&self) -> Result<(), crate::service::ServiceError> {
+        if let Some(port) = self.node.server_port {
+            let me = format!("{}:{port}", self.node.address);
+            if let Err(e) = self.service.raft_remove_peer(None, Some(me)).await {
+                tracing::warn!(error = %e, "leaving the raft configuration");
+            }
+        }
+        let left = self.leave().await;
+        self.leave_requested.cancel();
+        left
+    }
+
+    /// Fires when a graceful leave asked the process to stop.
+    pub fn leave_requested(&self) -> CancellationToken {
+        self.leave_requested.clone()
     }
 
     pub fn services(&self) -> Vec<ServiceDefinition> {

@@ -134,6 +134,10 @@ pub async fn run(setup: AgentSetup) -> anyhow::Result<()> {
                 .context("starting the agent")?,
         )
     };
+    let leave = match &running {
+        Running::Server(s) => s.agent.leave_requested(),
+        Running::Client(c) => c.agent.leave_requested(),
+    };
     let (http, grpc, dns, server_port, data) = match &running {
         Running::Server(s) => (
             s.http_addr,
@@ -156,10 +160,10 @@ pub async fn run(setup: AgentSetup) -> anyhow::Result<()> {
         data.display()
     );
     tokio::select! {
-        _ = term.recv() => {}
-        _ = interrupt.recv() => {}
+        _ = term.recv() => tracing::info!("shutdown signal received"),
+        _ = interrupt.recv() => tracing::info!("shutdown signal received"),
+        _ = leave.cancelled() => tracing::info!("left the cluster; stopping"),
     }
-    tracing::info!("shutdown signal received");
     // Shutdown is bounded stage by stage (HTTP grace, storage close deadline); this outer
     // bound only guards against a bug there keeping the process alive forever
     // (everything acknowledged is already durable).

@@ -218,6 +218,8 @@ pub enum CtlCommand {
     Members(MembersArgs),
     /// Run a command on the cluster's nodes (those with remote exec enabled).
     Exec(ExecArgs),
+    /// Make the agent leave the cluster gracefully and stop (Consul's `consul leave`).
+    Leave,
     /// Cluster operations (Consul's `operator raft list-peers` / `remove-peer`).
     #[command(subcommand)]
     Operator(OperatorCommand),

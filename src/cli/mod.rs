@@ -48,6 +48,14 @@ pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             event::run(&connect().await?, e, out).await
         }
         CtlCommand::Members(m) => members::run(&connect().await?, m, out).await,
+        CtlCommand::Leave => {
+            crate::pb::status_client::StatusClient::new(connect().await?.channel())
+                .leave(crate::pb::LeaveRequest {})
+                .await
+                .map_err(|e| anyhow::anyhow!("Error leaving: {}", e.message()))?;
+            writeln!(out, "Graceful leave complete")?;
+            Ok(())
+        }
         CtlCommand::Operator(args::OperatorCommand::Raft(r)) => {
             members::raft(&connect().await?, r, out).await
         }

@@ -44,6 +44,7 @@ pub const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 pub async fn serve(
     listener: TcpListener,
     service: Api,
+    agent: std::sync::Arc<crate::agent::Agent>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let kv = KvServer::new(kv::KvService {
@@ -74,7 +75,7 @@ pub async fn serve(
         too_many_requests,
         |_| false,
     );
-    let status = StatusServer::new(status::StatusService { service });
+    let status = StatusServer::new(status::StatusService { service, agent });
     tonic::transport::Server::builder()
         .tcp_nodelay(true)
         // A client that vanished without closing its connection (a dead machine, a cut

@@ -9,6 +9,8 @@ use crate::service::Api;
 
 pub struct StatusService {
     pub service: Api,
+    /// The local agent, for `Leave`.
+    pub agent: std::sync::Arc<crate::agent::Agent>,
 }
 
 #[tonic::async_trait]
@@ -51,6 +53,16 @@ impl StatusApi for StatusService {
                     id: m.node.id,
                 })
                 .collect(),
+        }))
+    }
+
+    async fn leave(
+        &self,
+        _: Request<pb::LeaveRequest>,
+    ) -> Result<Response<pb::LeaveResponse>, Status> {
+        self.agent.graceful_leave().await?;
+        Ok(Response::new(pb::LeaveResponse {
+            header: Some(convert::header(&self.service.meta(0))),
         }))
     }
 

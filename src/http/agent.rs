@@ -37,6 +37,7 @@ pub fn routes() -> Router<HttpState> {
             "/v1/agent/force-leave/{node}",
             axum::routing::put(force_leave),
         )
+        .route("/v1/agent/leave", axum::routing::put(leave))
 }
 
 impl From<AgentError> for HttpError {
@@ -213,6 +214,12 @@ async fn update(
         .unwrap_or_default();
     state.local.update_ttl(&id, status, output)?;
     Ok(empty_ok())
+}
+
+/// Consul's `PUT /v1/agent/leave`: this agent leaves gracefully and stops.
+async fn leave(State(state): State<HttpState>) -> Result<Response, HttpError> {
+    state.local.graceful_leave().await?;
+    Ok(axum::response::IntoResponse::into_response(StatusCode::OK))
 }
 
 /// Consul's `PUT /v1/agent/force-leave/<node>[?prune]`.

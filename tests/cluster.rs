@@ -22,16 +22,21 @@ async fn leader_of(agents: &[&Agent]) -> Option<u64> {
     None
 }
 
-/// The raft id of each agent, from the cluster configuration.
-async fn ids(agent: &Agent) -> Vec<(u64, String)> {
+/// The raft configuration as `agent` sees it.
+async fn raft_servers(agent: &Agent) -> Vec<pb::RaftServer> {
     let c = agent.client().await;
-    let conf = c
-        .status()
+    c.status()
         .raft_configuration(pb::RaftConfigurationRequest {})
         .await
         .unwrap()
-        .into_inner();
-    conf.servers
+        .into_inner()
+        .servers
+}
+
+/// The raft id of each agent, from the cluster configuration.
+async fn ids(agent: &Agent) -> Vec<(u64, String)> {
+    raft_servers(agent)
+        .await
         .into_iter()
         .map(|s| (s.id, s.grpc_address))
         .collect()
@@ -280,14 +285,8 @@ async fn a_server_joins_a_running_cluster_under_write_load() {
     };
     let d = Agent::spawn(dirs[3].path(), &join(args("d", "127.0.0.5")));
     wait_until("d is a voter", || async {
-        let c = a.client().await;
-        let conf = c
-            .status()
-            .raft_configuration(pb::RaftConfigurationRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        conf.servers.len() == 4 && conf.servers.iter().all(|s| s.voter)
+        let servers = raft_servers(&a).await;
+        servers.len() == 4 && servers.iter().all(|s| s.voter)
     })
     .await;
     // Some writes after the promotion too.
@@ -328,15 +327,7 @@ async fn a_server_joins_a_running_cluster_under_write_load() {
     assert_eq!(peers.matches(" leader ").count(), 1, "{peers}");
     let o = ctl(&["operator", "raft", "remove-peer", "-address", &d.raft_addr]);
     assert!(o.status.success(), "{o:?}");
-    let conf = a
-        .client()
-        .await
-        .status()
-        .raft_configuration(pb::RaftConfigurationRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(conf.servers.len(), 3);
+    assert_eq!(raft_servers(&a).await.len(), 3);
     let o = ctl(&["operator", "raft", "remove-peer", "-address", "127.0.0.9:1"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("was not found in the Raft configuration"));

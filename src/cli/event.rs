@@ -9,20 +9,26 @@ use super::args::EventArgs;
 use crate::client::Client;
 use crate::pb;
 
-/// Checks the flags with Consul's messages, before anything touches the network.
-pub fn check(a: &EventArgs) -> anyhow::Result<()> {
-    if a.name.as_deref().is_none_or(str::is_empty) {
-        bail!("Event name must be specified");
-    }
-    for (kind, re) in [("node", &a.node), ("service", &a.service), ("tag", &a.tag)] {
+/// The node/service/tag filters `event` and `exec` share, with Consul's messages.
+pub fn check_filters(node: &str, service: &str, tag: &str) -> anyhow::Result<()> {
+    for (kind, re) in [("node", node), ("service", service), ("tag", tag)] {
         if !re.is_empty() {
             regex::Regex::new(re)
                 .map_err(|e| anyhow!("Failed to compile {kind} filter regexp: {e}"))?;
         }
     }
-    if !a.tag.is_empty() && a.service.is_empty() {
+    if !tag.is_empty() && service.is_empty() {
         bail!("Cannot provide tag filter without service filter.");
     }
+    Ok(())
+}
+
+/// Checks the flags with Consul's messages, before anything touches the network.
+pub fn check(a: &EventArgs) -> anyhow::Result<()> {
+    if a.name.as_deref().is_none_or(str::is_empty) {
+        bail!("Event name must be specified");
+    }
+    check_filters(&a.node, &a.service, &a.tag)?;
     if a.payload.len() > 1 {
         bail!("Too many command line arguments.");
     }

@@ -37,15 +37,7 @@ pub fn plan(a: &ExecArgs) -> anyhow::Result<pb::ExecRunRequest> {
             crate::service::exec::PREFIX
         );
     }
-    for (kind, re) in [("node", &a.node), ("service", &a.service), ("tag", &a.tag)] {
-        if !re.is_empty() {
-            regex::Regex::new(re)
-                .map_err(|e| anyhow!("Failed to compile {kind} filter regexp: {e}"))?;
-        }
-    }
-    if !a.tag.is_empty() && a.service.is_empty() {
-        bail!("Cannot provide tag filter without service filter.");
-    }
+    super::event::check_filters(&a.node, &a.service, &a.tag)?;
     let wait = crate::http::params::parse_go_duration(&a.wait)
         .ok_or_else(|| anyhow!("invalid value {:?} for flag -wait: parse error", a.wait))?;
     crate::http::params::parse_go_duration(&a.wait_repl).ok_or_else(|| {

@@ -335,4 +335,17 @@ async fn a_server_joins_a_running_cluster_under_write_load() {
     let o = ctl(&["operator", "raft", "remove-peer", "-address", "127.0.0.9:1"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("was not found in the Raft configuration"));
+    let o = ctl(&["operator", "raft", "remove-peer"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Must specify either -id or -address"));
+    let o = ctl(&["members", "-status", "("]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Failed to compile status regexp"));
+    // d left raft but its agent still runs: all four alive, none failed.
+    let o = ctl(&["members", "-status", "^alive$"]);
+    let lines = String::from_utf8_lossy(&o.stdout).lines().count();
+    assert_eq!(lines, 5, "a header and four nodes");
+    let o = ctl(&["members", "-status", "^failed$"]);
+    let lines = String::from_utf8_lossy(&o.stdout).lines().count();
+    assert_eq!(lines, 1, "only the header");
 }

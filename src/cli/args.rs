@@ -363,17 +363,24 @@ pub struct WatchArgs {
     pub handler: Vec<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct ExecArgs {
-    /// Regular expression for the nodes that should run it.
+/// Which nodes an event or an exec job is for (Consul's `-node`, `-service`, `-tag`).
+#[derive(Debug, Clone, Args)]
+pub struct FilterArgs {
+    /// Regular expression for the node names it is for.
     #[arg(long, default_value = "")]
     pub node: String,
-    /// Regular expression for the services whose nodes should run it.
+    /// Regular expression for the services whose nodes it is for.
     #[arg(long, default_value = "")]
     pub service: String,
     /// Regular expression for tags of those services (needs -service).
     #[arg(long, default_value = "")]
     pub tag: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// KV prefix of the job (Consul's; only `_rexec` is used).
     #[arg(long, default_value = "_rexec")]
     pub prefix: String,
@@ -407,15 +414,8 @@ pub struct EventArgs {
     /// The event's name.
     #[arg(long)]
     pub name: Option<String>,
-    /// Regular expression for the nodes that should act on it.
-    #[arg(long, default_value = "")]
-    pub node: String,
-    /// Regular expression for the services that should act on it.
-    #[arg(long, default_value = "")]
-    pub service: String,
-    /// Regular expression for tags of those services (needs -service).
-    #[arg(long, default_value = "")]
-    pub tag: String,
+    #[command(flatten)]
+    pub filters: FilterArgs,
     /// The payload (at most one argument).
     pub payload: Vec<String>,
 }

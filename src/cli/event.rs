@@ -5,12 +5,13 @@ use std::io::Write;
 
 use anyhow::{anyhow, bail};
 
-use super::args::EventArgs;
+use super::args::{EventArgs, FilterArgs};
 use crate::client::Client;
 use crate::pb;
 
 /// The node/service/tag filters `event` and `exec` share, with Consul's messages.
-pub fn check_filters(node: &str, service: &str, tag: &str) -> anyhow::Result<()> {
+pub fn check_filters(f: &FilterArgs) -> anyhow::Result<()> {
+    let (node, service, tag) = (&f.node, &f.service, &f.tag);
     for (kind, re) in [("node", node), ("service", service), ("tag", tag)] {
         if !re.is_empty() {
             regex::Regex::new(re)
@@ -28,7 +29,7 @@ pub fn check(a: &EventArgs) -> anyhow::Result<()> {
     if a.name.as_deref().is_none_or(str::is_empty) {
         bail!("Event name must be specified");
     }
-    check_filters(&a.node, &a.service, &a.tag)?;
+    check_filters(&a.filters)?;
     if a.payload.len() > 1 {
         bail!("Too many command line arguments.");
     }
@@ -49,9 +50,9 @@ pub async fn run(
             .next()
             .unwrap_or_default()
             .into_bytes(),
-        node_filter: a.node,
-        service_filter: a.service,
-        tag_filter: a.tag,
+        node_filter: a.filters.node,
+        service_filter: a.filters.service,
+        tag_filter: a.filters.tag,
     };
     let fired = pb::event_client::EventClient::new(client.channel())
         .fire(req)

@@ -37,7 +37,7 @@ pub fn plan(a: &ExecArgs) -> anyhow::Result<pb::ExecRunRequest> {
             crate::service::exec::PREFIX
         );
     }
-    super::event::check_filters(&a.node, &a.service, &a.tag)?;
+    super::event::check_filters(&a.filters)?;
     let wait = crate::http::params::parse_go_duration(&a.wait)
         .ok_or_else(|| anyhow!("invalid value {:?} for flag -wait: parse error", a.wait))?;
     crate::http::params::parse_go_duration(&a.wait_repl).ok_or_else(|| {
@@ -54,9 +54,9 @@ pub fn plan(a: &ExecArgs) -> anyhow::Result<pb::ExecRunRequest> {
     Ok(pb::ExecRunRequest {
         command,
         args,
-        node_filter: a.node.clone(),
-        service_filter: a.service.clone(),
-        tag_filter: a.tag.clone(),
+        node_filter: a.filters.node.clone(),
+        service_filter: a.filters.service.clone(),
+        tag_filter: a.filters.tag.clone(),
         wait_ms: wait.as_millis() as u64,
     })
 }

@@ -250,6 +250,11 @@ impl RaftNode {
         (m.current_term, m.current_leader.is_some(), last_contact)
     }
 
+    /// The channel to another server's server port (shared with raft's own traffic).
+    pub fn peer_channel(&self, addr: &str) -> Result<tonic::transport::Channel, tonic::Status> {
+        self.channels.channel(addr)
+    }
+
     /// Removes server `id` from the raft configuration (through the leader).
     pub async fn remove_server(&self, id: NodeId) -> Result<(), ConsensusError> {
         let mut client = self

@@ -30,9 +30,16 @@ pub struct PeerChannels {
 impl PeerChannels {
     /// A client for `addr`; never dials here (openraft requires `new_client` not to block).
     pub fn client(&self, addr: &str) -> Result<RaftTransportClient<Channel>, tonic::Status> {
+        let ch = self.channel(addr)?;
+        Ok(RaftTransportClient::new(ch).max_decoding_message_size(usize::MAX))
+    }
+
+    /// The lazily connected channel to `addr`'s server port (every internal service on
+    /// that port shares it).
+    pub fn channel(&self, addr: &str) -> Result<Channel, tonic::Status> {
         let mut map = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(ch) = map.get(addr) {
-            return Ok(RaftTransportClient::new(ch.clone()).max_decoding_message_size(usize::MAX));
+            return Ok(ch.clone());
         }
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| tonic::Status::invalid_argument(format!("bad peer address {addr}: {e}")))?
@@ -40,7 +47,7 @@ impl PeerChannels {
             .tcp_nodelay(true);
         let ch = endpoint.connect_lazy();
         map.insert(addr.to_string(), ch.clone());
-        Ok(RaftTransportClient::new(ch).max_decoding_message_size(usize::MAX))
+        Ok(ch)
     }
 }
 

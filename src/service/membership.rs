@@ -301,7 +301,10 @@ impl Service {
         let Some((_, leader)) = self.cluster_status().leader else {
             return Err(ServiceError::Unavailable("No cluster leader".into()));
         };
-        let channel = self.peer_channel(&leader.raft_addr)?;
+        let channel = self
+            .raft
+            .peer_channel(&leader.raft_addr)
+            .map_err(|e| ServiceError::Internal(e.message().to_string()))?;
         let mut client =
             crate::pb_internal::agent_transport_client::AgentTransportClient::new(channel);
         let mut request = tonic::Request::new(crate::raft::wire::encode(&call));

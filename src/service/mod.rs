@@ -161,8 +161,6 @@ pub struct Service {
     query_wakeups: std::sync::atomic::AtomicU64,
     /// When the leader last heard from each member.
     liveness: membership::Liveness,
-    /// Channels to other servers' server ports (heartbeats handed to the leader).
-    peers: std::sync::Mutex<std::collections::HashMap<String, tonic::transport::Channel>>,
     /// Every task the service layer (and the agent on top of it) spawns: watch streams,
     /// storage reads, check runners. The server joins them all at shutdown, before it
     /// closes storage, so no task outlives the database it reads.
@@ -190,7 +188,6 @@ impl Service {
             shutdown,
             query_wakeups: Default::default(),
             liveness: Default::default(),
-            peers: Default::default(),
             tasks: TaskTracker::new(),
         })
     }
@@ -240,20 +237,6 @@ impl Service {
                     self.limits.max_streams
                 ))
             })
-    }
-
-    /// A lazily connected channel to another server's server port.
-    fn peer_channel(&self, addr: &str) -> Result<tonic::transport::Channel, ServiceError> {
-        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(ch) = peers.get(addr) {
-            return Ok(ch.clone());
-        }
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ServiceError::Internal(format!("bad server address {addr}: {e}")))?
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .connect_lazy();
-        peers.insert(addr.to_string(), ch.clone());
-        Ok(ch)
     }
 
     /// True once the server began shutting down (streams should end).

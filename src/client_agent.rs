@@ -69,13 +69,6 @@ impl ClientAgent {
         let (grpc_addr, http_addr, dns_addr) =
             (fronts.grpc_addr, fronts.http_addr, fronts.dns_addr);
         let shutdown = CancellationToken::new();
-        let remote = Remote::start(
-            config.retry_join.clone(),
-            config.node_name.clone(),
-            config.datacenter.clone(),
-            config.limits.clone(),
-            shutdown.clone(),
-        );
         let identity = crate::agent::NodeIdentity {
             name: config.node_name.clone(),
             id: node_id(&data_dir)?,
@@ -83,6 +76,13 @@ impl ClientAgent {
             datacenter: config.datacenter.clone(),
             server_port: None,
         };
+        let remote = Remote::start(
+            config.retry_join.clone(),
+            identity.heartbeat(),
+            config.datacenter.clone(),
+            config.limits.clone(),
+            shutdown.clone(),
+        );
         let (agent, tasks) =
             fronts.serve(config, remote.clone(), identity, &data_dir, &shutdown)?;
         tracing::info!(

@@ -358,6 +358,23 @@ async fn a_killed_client_is_failed_its_lock_released_and_it_rejoins() {
         .unwrap();
     assert!(r.status().is_success());
     assert_eq!(status_of(&ctl_members(&s1), "client001"), None);
+    // The same from the CLI (Consul's `force-leave [-prune] <node>`).
+    let ctl = |args: &[&str]| {
+        std::process::Command::new(common::rostractl_bin())
+            .args(args)
+            .env("ROSTRA_ADDR", &s1)
+            .output()
+            .unwrap()
+    };
+    let o = ctl(&["force-leave"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("A node name must be specified"));
+    let o = ctl(&["force-leave", "nosuch"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Error force leaving"),
+        "{o:?}"
+    );
 
     // `rostractl leave` against an agent: it leaves and its process exits cleanly.
     let o = std::process::Command::new(common::rostractl_bin())
@@ -370,28 +387,108 @@ async fn a_killed_client_is_failed_its_lock_released_and_it_rejoins() {
         String::from_utf8_lossy(&o.stdout),
         "Graceful leave complete\n"
     );
-    let exited = tokio::task::spawn_blocking({
-        let start = std::time::Instant::now();
-        let mut child = std::mem::replace(
-            &mut clients[1].child,
-            std::process::Command::new("true").spawn().unwrap(),
-        );
-        move || loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(status);
-            }
-            if start.elapsed() > common::DEADLINE {
-                let _ = child.kill();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap();
-    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+    let exited = clients[1].wait_exit();
+    assert!(exited.success(), "{exited:?}");
     assert_eq!(
         status_of(&ctl_members(&s1), "client002").as_deref(),
         Some("left")
     );
+}
+
+/// Client agents get their events on their attachment, aimed by the server: each one's
+/// event watch sees exactly the events for its node and services; when the server both
+/// are attached to is killed they attach to another (learned from its status pushes,
+/// since they were told of one server only) and the events go on, none missed, none
+/// repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_agents_get_exactly_their_events_across_a_failover() {
+    use common::handlers::{appender, names, runs};
+    let out = tempfile::tempdir().unwrap();
+    let o = out.path();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = common::spawn_servers(&dirs, &["s1", "s2", "s3"], |_| Vec::new());
+    let services = [
+        serde_json::json!([{"name": "web", "tags": ["v1"], "port": 80}]),
+        serde_json::json!([{"name": "db", "port": 5432}]),
+    ];
+    let client_dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut clients = Vec::new();
+    for (i, name) in ["client001", "client002"].iter().enumerate() {
+        let config = o.join(format!("{name}.json"));
+        let body = serde_json::json!({
+            "services": services[i],
+            "watches": [{"type": "event", "args": appender(o, name)}],
+        });
+        std::fs::write(&config, body.to_string()).unwrap();
+        let ip = format!("127.0.0.{}", i + 5);
+        let mut args = strings(&["-node", name, "-bind", &ip, "-client", &ip]);
+        args.extend(["-join".to_string(), servers[0].raft_addr.clone()]);
+        args.extend(["-config-file".to_string(), config.display().to_string()]);
+        clients.push(Agent::spawn(client_dirs[i].path(), &args));
+    }
+    for name in ["client001", "client002"] {
+        wait_until(&format!("{name}'s event watch ran at start"), || async {
+            !runs(o, name).is_empty()
+        })
+        .await;
+    }
+    // Service filters are matched against the catalog: wait for both registrations.
+    let s2 = format!("http://{}", servers[1].http_addr);
+    wait_until("web and db are registered", || async {
+        let (_, _, body) = get(&s2, "/v1/catalog/services").await;
+        let v: Value = serde_json::from_str(&body).unwrap_or_default();
+        v.get("web").is_some() && v.get("db").is_some()
+    })
+    .await;
+    let fire = |base: String, path: &'static str| async move {
+        let r = put(&base, path, "").await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    };
+    fire(s2.clone(), "/v1/event/fire/e1").await;
+    fire(s2.clone(), "/v1/event/fire/e2?node=^client001$").await;
+    fire(s2.clone(), "/v1/event/fire/e3?service=db").await;
+    fire(s2.clone(), "/v1/event/fire/e4?service=web&tag=v1").await;
+    fire(s2.clone(), "/v1/event/fire/e5?node=^s").await;
+    fire(s2.clone(), "/v1/event/fire/e6?service=db&tag=v9").await;
+    for (name, last) in [("client001", "e4"), ("client002", "e3")] {
+        wait_until(&format!("{name} has {last}"), || async {
+            names(&runs(o, name)).contains(&last.to_string())
+        })
+        .await;
+    }
+
+    // The server both are attached to goes away, once they have learned the others
+    // from its status pushes (their /v1/status/peers is that view).
+    for c in &clients {
+        let base = format!("http://{}", c.http_addr);
+        wait_until("the client knows all three servers", || async {
+            let (_, _, body) = get(&base, "/v1/status/peers").await;
+            serde_json::from_str::<Vec<String>>(&body).is_ok_and(|p| p.len() == 3)
+        })
+        .await;
+    }
+    servers[0].kill();
+    wait_until("the cluster takes writes again", || async {
+        put(&s2, "/v1/kv/after-failover", "1")
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await;
+    fire(s2.clone(), "/v1/event/fire/after").await;
+    fire(s2.clone(), "/v1/event/fire/after-db?service=db").await;
+    let expect = [
+        ("client001", vec!["e1", "e2", "e4", "after"]),
+        ("client002", vec!["e1", "e3", "after", "after-db"]),
+    ];
+    for (name, want) in expect {
+        let last = want.last().unwrap().to_string();
+        wait_until(&format!("{name} has {last}"), || async {
+            names(&runs(o, name)).last() == Some(&last)
+        })
+        .await;
+        assert_eq!(names(&runs(o, name)), want, "events delivered to {name}");
+    }
+    for c in &mut clients {
+        assert!(c.terminate(), "SIGTERM stops a client agent cleanly");
+    }
 }

@@ -253,13 +253,13 @@ async fn a_server_joins_a_running_cluster_under_write_load() {
         v.extend(["-bootstrap-expect".to_string(), "3".to_string()]);
         v
     };
-    let a = Agent::spawn(dirs[0].path(), &expect(args("a", "127.0.0.2")));
+    let mut a = Agent::spawn(dirs[0].path(), &expect(args("a", "127.0.0.2")));
     let join = |mut v: Vec<String>| {
         v.extend(["-retry-join".to_string(), a.raft_addr.clone()]);
         v
     };
-    let b = Agent::spawn(dirs[1].path(), &join(expect(args("b", "127.0.0.3"))));
-    let c = Agent::spawn(dirs[2].path(), &join(expect(args("c", "127.0.0.4"))));
+    let mut b = Agent::spawn(dirs[1].path(), &join(expect(args("b", "127.0.0.3"))));
+    let mut c = Agent::spawn(dirs[2].path(), &join(expect(args("c", "127.0.0.4"))));
     let three = [&a, &b, &c];
     wait_until("a leader is elected", || async {
         leader_of(&three).await.is_some()
@@ -348,4 +348,54 @@ async fn a_server_joins_a_running_cluster_under_write_load() {
     let o = ctl(&["members", "-status", "^failed$"]);
     let lines = String::from_utf8_lossy(&o.stdout).lines().count();
     assert_eq!(lines, 1, "only the header");
+
+    // The leader leaves gracefully: it leaves the raft configuration too (in one
+    // membership change, which is what a leader removing itself needs), and stops.
+    let leader = leader_of(&[&a, &b, &c]).await.expect("a leader");
+    let name = raft_servers(&a)
+        .await
+        .into_iter()
+        .find(|s| s.id == leader)
+        .map(|s| s.node)
+        .unwrap();
+    let (leaving, survivor) = match name.as_str() {
+        "a" => (&mut a, &b),
+        "b" => (&mut b, &c),
+        _ => (&mut c, &a),
+    };
+    let o = std::process::Command::new(common::rostractl_bin())
+        .arg("leave")
+        .env("ROSTRA_ADDR", &leaving.grpc_addr)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let exited = leaving.wait_exit();
+    assert!(exited.success(), "{exited:?}");
+    wait_until(
+        "the other two elect a leader and list only themselves",
+        || async {
+            let servers = raft_servers(survivor).await;
+            leader_of(&[survivor]).await.is_some_and(|l| l != leader)
+                && servers.len() == 2
+                && servers.iter().all(|s| s.node != name)
+        },
+    )
+    .await;
+    let o = std::process::Command::new(common::rostractl_bin())
+        .args(["members", "-status", "^left$"])
+        .env("ROSTRA_ADDR", &survivor.grpc_addr)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.lines().any(|l| l.starts_with(&format!("{name} "))),
+        "{out}"
+    );
+    // The two left still take writes.
+    survivor
+        .client()
+        .await
+        .put("after-leave", b"1".to_vec(), 0, None)
+        .await
+        .expect("a write after the leader left");
 }

@@ -12,30 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method};
+use common::handlers::{appender, names, runs, wait_runs};
 use common::{wait_until, Agent};
 use serde_json::{json, Value};
-
-/// A handler appending its stdin (one JSON line per run) to `out/<name>`.
-fn appender(out: &Path, name: &str) -> Value {
-    json!(["sh", "-c", format!("cat >> {}", out.join(name).display())])
-}
-
-/// Every JSON line a handler wrote so far.
-fn runs(out: &Path, name: &str) -> Vec<Value> {
-    std::fs::read_to_string(out.join(name))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: {l:?}: {e}")))
-        .collect()
-}
-
-async fn wait_runs(out: &Path, name: &str, n: usize) -> Vec<Value> {
-    let what = format!("{name} handler has run {n} times");
-    wait_until(&what, || async { runs(out, name).len() >= n }).await;
-    let got = runs(out, name);
-    assert_eq!(got.len(), n, "{name} ran more often than expected: {got:?}");
-    got
-}
 
 /// What an HTTP handler received.
 #[derive(Debug, Clone)]
@@ -94,13 +73,6 @@ async fn http(base: &str, method: reqwest::Method, path: &str, body: &str) -> St
         .unwrap();
     assert!(r.status().is_success(), "{path}: {}", r.status());
     r.text().await.unwrap()
-}
-
-fn names(runs: &[Value]) -> Vec<String> {
-    runs.iter()
-        .flat_map(|r| r.as_array().unwrap().clone())
-        .map(|e| e["Name"].as_str().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
-//! Remote exec, the agent's half (spec §12): the agent follows `_rexec` user events (only
-//! those fired after it started, and only those whose filters match its node and
-//! services), and for each runs the job under `sh -c` (or its argument vector), writing
+//! Remote exec, the agent's half (spec §12): the agent takes the `_rexec` user events
+//! aimed at its node (`agent::events`: the server matched their filters against the node
+//! and its services) that were fired after it started, and for each runs the job under `sh -c` (or its argument vector), writing
 //! `ack`, output chunks and `exit` under `_rexec/<session>/<node>/` with the run's
 //! session. An agent with exec disabled (the default, Consul's `disable_remote_exec`)
 //! writes `declined` instead of staying silent. When a write fails because the session
@@ -18,11 +18,9 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::Agent;
-use crate::service::event::event_matches;
 use crate::service::exec::{ExecEventPayload, JobSpec, EVENT};
-use crate::service::follow::{self, Follower};
 use crate::service::kv::PutArgs;
-use crate::service::{CatalogItem, CatalogWatch, QueryOptions};
+use crate::service::QueryOptions;
 use crate::state::kv::LockOp;
 
 const CHUNK: usize = 4096;
@@ -34,73 +32,42 @@ const CONCURRENT_JOBS: usize = 8;
 /// Why an agent will not run a job.
 pub const DISABLED: &str = "remote exec is disabled on this agent (disable_remote_exec is true)";
 
-/// Follows `_rexec` events for the agent's lifetime.
+/// Runs the `_rexec` events aimed at this node that are fired while the agent runs.
 pub(super) async fn run(agent: Arc<Agent>) {
     let slots = Arc::new(Semaphore::new(CONCURRENT_JOBS));
-    let watch = CatalogWatch::Events {
-        name: Some(EVENT.into()),
-    };
+    let mut events = agent.node_events.subscribe();
     // Events up to this Lamport time were fired before this agent started (or were
     // handled): never run them.
     let mut handled: Option<u64> = None;
     loop {
-        let rx = match agent.service.watch_catalog(watch.clone(), 0) {
-            Ok(rx) => rx,
-            Err(e) => {
-                tracing::warn!(error = %e, "following exec events");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let mut events = Follower::<follow::Catalog>::new(rx);
-        while events.next().await.is_some() {
-            let newest = events
-                .state()
-                .values()
-                .filter_map(|i| match i {
-                    CatalogItem::Event(e) => Some(e.ltime),
-                    _ => None,
-                })
-                .max()
-                .unwrap_or(0);
-            let Some(after) = handled else {
-                handled = Some(newest);
-                continue;
-            };
-            let services = agent.services();
-            for item in events.state().values() {
-                let CatalogItem::Event(e) = item else {
-                    continue;
-                };
-                if e.ltime <= after {
-                    continue;
-                }
-                let pairs = services.iter().map(|s| (s.name.as_str(), &s.tags[..]));
-                if !event_matches(e, &agent.node.name, pairs) {
-                    continue;
-                }
-                let Ok(p) = serde_json::from_slice::<ExecEventPayload>(&e.payload) else {
-                    tracing::warn!(event = %e.id, "an exec event without a valid payload");
-                    continue;
-                };
-                let (agent, slots) = (agent.clone(), slots.clone());
-                let owner = agent.service.clone();
-                owner.spawn(Box::pin(async move {
-                    let Ok(_slot) = slots.acquire_owned().await else {
-                        return;
+        let view = events.borrow_and_update().clone();
+        if let Some(view) = view {
+            let newest = view.events().map(|e| e.ltime).max().unwrap_or(0);
+            if let Some(after) = handled {
+                for e in view.events().filter(|e| e.name == EVENT && e.ltime > after) {
+                    let Ok(p) = serde_json::from_slice::<ExecEventPayload>(&e.payload) else {
+                        tracing::warn!(event = %e.id, "an exec event without a valid payload");
+                        continue;
                     };
-                    tokio::select! {
-                        _ = agent.shutdown.cancelled() => {}
-                        _ = job(&agent, p) => {}
-                    }
-                }));
+                    let (agent, slots) = (agent.clone(), slots.clone());
+                    let owner = agent.service.clone();
+                    owner.spawn(Box::pin(async move {
+                        let Ok(_slot) = slots.acquire_owned().await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = agent.shutdown.cancelled() => {}
+                            _ = job(&agent, p) => {}
+                        }
+                    }));
+                }
             }
-            handled = Some(newest.max(after));
+            handled = Some(newest.max(handled.unwrap_or(0)));
         }
-        if agent.service.is_shutting_down() {
-            return;
+        tokio::select! {
+            _ = agent.shutdown.cancelled() => return,
+            changed = events.changed() => if changed.is_err() { return },
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 

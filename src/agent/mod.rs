@@ -5,6 +5,7 @@
 
 pub mod checks;
 pub mod definition;
+pub mod events;
 pub mod exec;
 pub mod local;
 mod persist;
@@ -49,6 +50,17 @@ pub struct NodeIdentity {
     pub server_port: Option<u16>,
 }
 
+impl NodeIdentity {
+    /// This node as its heartbeats name it.
+    pub fn heartbeat(&self) -> crate::service::membership::Heartbeat {
+        crate::service::membership::Heartbeat {
+            node: self.name.clone(),
+            id: self.id.clone(),
+            address: self.address.clone(),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error("{0}")]
@@ -82,6 +94,8 @@ pub struct Agent {
     shutdown: CancellationToken,
     /// Fired by `rostractl leave` / `PUT /v1/agent/leave`: the process should stop.
     leave_requested: CancellationToken,
+    /// The events aimed at this node (`events`), for exec and event watches.
+    node_events: tokio::sync::watch::Sender<events::View>,
 }
 
 /// Options from the agent configuration.
@@ -146,6 +160,7 @@ impl Agent {
             sync_needed: Notify::new(),
             shutdown,
             leave_requested: CancellationToken::new(),
+            node_events: events::channel(),
         });
         let ids: Vec<String> = lock(&agent.state).checks.keys().cloned().collect();
         for id in ids {
@@ -153,19 +168,15 @@ impl Agent {
         }
         agent.service.spawn(Box::pin(sync::run(agent.clone())));
         agent.service.spawn(Box::pin(heartbeats(agent.clone())));
+        agent.service.spawn(Box::pin(events::run(agent.clone())));
         agent.service.spawn(Box::pin(exec::run(agent.clone())));
         agent.sync_needed.notify_one();
         watches::start(&agent, opts.watches, &opts.data_dir)?;
         Ok(agent)
     }
 
-    /// This agent as its heartbeats name it.
     fn heartbeat(&self) -> crate::service::membership::Heartbeat {
-        crate::service::membership::Heartbeat {
-            node: self.node.name.clone(),
-            id: self.node.id.clone(),
-            address: self.node.address.clone(),
-        }
+        self.node.heartbeat()
     }
 
     /// Leaves the cluster gracefully (a client agent on SIGTERM): the leader marks the

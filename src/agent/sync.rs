@@ -1,18 +1,17 @@
 //! Anti-entropy: make the catalog entry of this node match the agent's local state.
-//! Each round reads the node's catalog entry (local, stale is fine) and writes only what
-//! differs; it runs after every local change and every 30 s, which also repairs
-//! anything a failed write or a `/v1/catalog` call left behind.
+//! Each round hands the node's whole state to the control plane
+//! (`ControlPlane::sync_node`: a client agent's goes up its attachment), which writes
+//! only what differs; it runs after every local change and every 30 s, which also
+//! repairs anything a failed write or a `/v1/catalog` call left behind.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{lock, Agent};
-use crate::service::membership::SERF_HEALTH;
-use crate::service::{Consistency, QueryOptions, ServiceError};
-use crate::state::catalog::{
-    CheckSpec, Deregistration, HealthCheck, Node, Registration, ServiceInstance,
-};
+use crate::service::attach::NodeState;
+use crate::service::ServiceError;
+use crate::state::catalog::{CheckSpec, HealthCheck, Node, ServiceInstance};
 
 /// Full resync period (also the reaper's period, as in Consul).
 const SYNC_INTERVAL: Duration = Duration::from_secs(30);
@@ -170,129 +169,12 @@ fn desired(
     (node, services, checks)
 }
 
-fn same_service(a: &ServiceInstance, b: &ServiceInstance) -> bool {
-    ServiceInstance {
-        create_index: 0,
-        modify_index: 0,
-        ..a.clone()
-    } == ServiceInstance {
-        create_index: 0,
-        modify_index: 0,
-        ..b.clone()
-    }
-}
-
-fn same_check(a: &HealthCheck, b: &HealthCheck) -> bool {
-    HealthCheck {
-        create_index: 0,
-        modify_index: 0,
-        ..a.clone()
-    } == HealthCheck {
-        create_index: 0,
-        modify_index: 0,
-        ..b.clone()
-    }
-}
-
 async fn sync_once(agent: &Agent) -> Result<(), ServiceError> {
     let (node, services, checks) = desired(agent);
-    let service = &agent.service;
-    let opts = QueryOptions::with_consistency(Consistency::Stale);
-    let (_, current) = service.catalog_node(&node.name, &opts).await?;
-    let (_, current_checks) = service.health_node(&node.name, &opts).await?;
-    let (current_node, current_services) = match current {
-        Some((n, s)) => (Some(n), s),
-        None => (None, Vec::new()),
+    let state = NodeState {
+        node,
+        services: services.into_values().collect(),
+        checks: checks.into_values().collect(),
     };
-    let current_services: BTreeMap<String, ServiceInstance> = current_services
-        .into_iter()
-        .map(|s| (s.id.clone(), s))
-        .collect();
-    let current_checks: BTreeMap<String, HealthCheck> = current_checks
-        .into_iter()
-        .map(|c| (c.check.check_id.clone(), c.check))
-        .collect();
-
-    let node_differs = current_node.as_ref().is_none_or(|c| {
-        c.address != node.address
-            || c.id != node.id
-            || c.datacenter != node.datacenter
-            || c.tagged_addresses != node.tagged_addresses
-    });
-    let registration =
-        |service: Option<ServiceInstance>, checks: Vec<HealthCheck>, skip: bool| Registration {
-            node: node.clone(),
-            skip_node_update: skip,
-            service,
-            checks,
-        };
-    if node_differs {
-        service
-            .catalog_register(registration(None, Vec::new(), false))
-            .await?;
-    }
-    // Services that differ, each with all of its checks.
-    for (id, svc) in &services {
-        if current_services
-            .get(id)
-            .is_some_and(|c| same_service(c, svc))
-        {
-            continue;
-        }
-        let own: Vec<HealthCheck> = checks
-            .values()
-            .filter(|c| &c.service_id == id)
-            .cloned()
-            .collect();
-        service
-            .catalog_register(registration(Some(svc.clone()), own, true))
-            .await?;
-    }
-    // Checks that differ (status, output, definition).
-    for (id, check) in &checks {
-        if current_checks.get(id).is_some_and(|c| same_check(c, check)) {
-            continue;
-        }
-        if !check.service_id.is_empty()
-            && current_services
-                .get(&check.service_id)
-                .is_none_or(|c| !same_service(c, &services[&check.service_id]))
-        {
-            continue; // written above together with its service
-        }
-        let svc = services.get(&check.service_id).cloned();
-        service
-            .catalog_register(registration(svc, vec![check.clone()], true))
-            .await?;
-    }
-    // What the catalog has for this node but the agent does not.
-    for id in current_services
-        .keys()
-        .filter(|id| !services.contains_key(*id))
-    {
-        service
-            .catalog_deregister(Deregistration {
-                node: node.name.clone(),
-                service_id: Some(id.clone()),
-                check_id: None,
-            })
-            .await?;
-    }
-    for (id, c) in &current_checks {
-        // serfHealth is the leader's (`service::membership`), not this agent's.
-        if checks.contains_key(id)
-            || id == SERF_HEALTH
-            || (!c.service_id.is_empty() && !services.contains_key(&c.service_id))
-        {
-            continue;
-        }
-        service
-            .catalog_deregister(Deregistration {
-                node: node.name.clone(),
-                service_id: None,
-                check_id: Some(id.clone()),
-            })
-            .await?;
-    }
-    Ok(())
+    agent.service.sync_node(state).await
 }

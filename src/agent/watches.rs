@@ -7,8 +7,8 @@
 //! handlers for changes they already saw (Consul's #571) and a delivery is made at most
 //! once. And an event watch delivers, after the agent was down, the matching events
 //! fired meanwhile that are still retained: events are raft entries, not gossip, and
-//! the cursor is their Lamport time. Event watches see only the events whose filters
-//! match this agent's node and services, as Consul's do.
+//! the cursor is their Lamport time. Event watches see only the events aimed at this
+//! agent's node and services (`agent::events`), as Consul's do.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,9 +20,8 @@ use tokio::sync::mpsc;
 
 use super::Agent;
 use crate::config::consul_json::{DecodeError, Obj};
-use crate::service::event::event_matches;
 use crate::service::follow::{self, Followed, Follower};
-use crate::service::{Api, CatalogItem, ServiceError, WatchMessage};
+use crate::service::{Api, CatalogItem, CatalogWatch, ServiceError, WatchMessage};
 use crate::watch::handler::DEFAULT_HTTP_TIMEOUT;
 use crate::watch::{
     catalog_payload, kv_payload, Cursor, Firing, Handler, HttpHandler, Output, Source, WatchParams,
@@ -347,26 +346,37 @@ impl Run {
                 )
                 .await
             }
+            // Events come from the node's own event view (`agent::events`): only those
+            // aimed at this node, as Consul's agent sees them.
+            Source::Catalog(CatalogWatch::Events { name }) => self.follow_events(name).await,
             Source::Catalog(watch) => {
                 let plan = self.def.plan.clone();
-                let agent = self.agent.clone();
                 self.follow::<follow::Catalog>(
                     |start| api.watch_catalog(watch.clone(), start),
-                    |state| {
-                        let services = agent.services();
-                        let node = &agent.node.name;
-                        let aimed_here = |item: &&CatalogItem| match item {
-                            CatalogItem::Event(e) => event_matches(
-                                e,
-                                node,
-                                services.iter().map(|s| (s.name.as_str(), &s.tags[..])),
-                            ),
-                            _ => true,
-                        };
-                        catalog_payload(&plan, state.values().filter(aimed_here))
-                    },
+                    |state| catalog_payload(&plan, state.values()),
                 )
                 .await
+            }
+        }
+    }
+
+    /// Delivers each view of the node's events named `name` (all events without one).
+    async fn follow_events(&mut self, name: Option<String>) {
+        let mut events = self.agent.node_events.subscribe();
+        loop {
+            let view = events.borrow_and_update().clone();
+            if let Some(view) = view {
+                let named = view.items.values().filter(|i| match (i, &name) {
+                    (CatalogItem::Event(e), Some(n)) => &e.name == n,
+                    (CatalogItem::Event(_), None) => true,
+                    _ => false,
+                });
+                let payload = catalog_payload(&self.def.plan, named);
+                self.deliver(view.index, payload).await;
+            }
+            tokio::select! {
+                _ = self.agent.shutdown.cancelled() => return,
+                changed = events.changed() => if changed.is_err() { return },
             }
         }
     }

@@ -220,6 +220,8 @@ pub enum CtlCommand {
     Exec(ExecArgs),
     /// Make the agent leave the cluster gracefully and stop (Consul's `consul leave`).
     Leave,
+    /// Mark a member left without waiting for it (Consul's `consul force-leave`).
+    ForceLeave(ForceLeaveArgs),
     /// Cluster operations (Consul's `operator raft list-peers` / `remove-peer`).
     #[command(subcommand)]
     Operator(OperatorCommand),
@@ -403,6 +405,15 @@ pub struct ExecArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ForceLeaveArgs {
+    /// Remove the member from the member list and the catalog now.
+    #[arg(long)]
+    pub prune: bool,
+    /// The member's node name.
+    pub node: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct MembersArgs {
     /// Only members whose status matches this regular expression (alive, failed, left).
     #[arg(long)]

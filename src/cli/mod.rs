@@ -56,6 +56,20 @@ pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             writeln!(out, "Graceful leave complete")?;
             Ok(())
         }
+        CtlCommand::ForceLeave(f) => {
+            // Consul's messages.
+            let node = f
+                .node
+                .ok_or_else(|| anyhow::anyhow!("A node name must be specified to force leave."))?;
+            crate::pb::status_client::StatusClient::new(connect().await?.channel())
+                .force_leave(crate::pb::ForceLeaveRequest {
+                    node,
+                    prune: f.prune,
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("Error force leaving: {}", e.message()))?;
+            Ok(())
+        }
         CtlCommand::Operator(args::OperatorCommand::Raft(r)) => {
             members::raft(&connect().await?, r, out).await
         }

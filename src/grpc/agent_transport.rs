@@ -1,19 +1,20 @@
 //! The server half of `rostra.internal.v1.AgentTransport`: client agents' seam calls
 //! (`service::call`), answered by this server's service layer. Served on the server port
-//! next to the raft transport.
+//! next to the raft transport, with each client agent's attachment (`service::attach`).
 
 use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::pb_internal::agent_transport_server::{AgentTransport, AgentTransportServer};
 use crate::pb_internal::RaftPayload;
 use crate::raft::wire;
+use crate::service::attach::{self, Up};
 use crate::service::call::{self, Answer, Call, WatchCall, WireWatch};
-use crate::service::Service;
+use crate::service::{Service, ServiceError};
 
 /// Seam calls carry at most one write's worth of data; replies may hold a large list.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -52,5 +53,23 @@ impl AgentTransport for AgentTransportService {
             ))])),
         };
         Ok(Response::new(stream))
+    }
+
+    type AttachStream = PayloadStream;
+
+    async fn attach(
+        &self,
+        request: Request<Streaming<RaftPayload>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
+        let up = request.into_inner().map(|m| match m {
+            Ok(payload) => wire::decode::<Up>(&payload)
+                .map_err(|e| ServiceError::InvalidArgument(e.message().to_string())),
+            // The agent went away (or its stream broke): the attachment ends.
+            Err(status) => Err(ServiceError::Unavailable(status.message().to_string())),
+        });
+        let down = attach::serve(self.service.clone(), up);
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(down).map(|m| Ok(wire::encode(&m))),
+        )))
     }
 }

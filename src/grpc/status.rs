@@ -66,6 +66,17 @@ impl StatusApi for StatusService {
         }))
     }
 
+    async fn force_leave(
+        &self,
+        request: Request<pb::ForceLeaveRequest>,
+    ) -> Result<Response<pb::ForceLeaveResponse>, Status> {
+        let r = request.into_inner();
+        self.service.force_leave(&r.node, r.prune).await?;
+        Ok(Response::new(pb::ForceLeaveResponse {
+            header: Some(convert::header(&self.service.meta(0))),
+        }))
+    }
+
     async fn remove_peer(
         &self,
         request: Request<pb::RemovePeerRequest>,

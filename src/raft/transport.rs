@@ -178,19 +178,28 @@ impl RaftTransport for TransportService {
             Some((l, _)) if l == self.id => {
                 tracing::info!(id, "removing a server from the raft configuration");
                 let ids = std::collections::BTreeSet::from([id]);
-                let voters = self
+                let voter = self
                     .raft
-                    .change_membership(openraft::ChangeMembers::RemoveVoters(ids.clone()), false)
-                    .await;
-                match voters {
-                    Err(e) => Err(e.to_string()),
-                    Ok(_) => self
-                        .raft
-                        .change_membership(openraft::ChangeMembers::RemoveNodes(ids), false)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                }
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .any(|v| v == id);
+                // One change either way: a voter leaves with `retain` false (not kept
+                // as a learner), a learner is removed as a node. Never two: when the
+                // leader removes itself, it is no longer leader for a second change
+                // (openraft 0.9 asserts on that).
+                let change = if voter {
+                    openraft::ChangeMembers::RemoveVoters(ids)
+                } else {
+                    openraft::ChangeMembers::RemoveNodes(ids)
+                };
+                self.raft
+                    .change_membership(change, false)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }
             Some((_, leader)) => {
                 let mut client = self.channels.client(&leader.raft_addr)?;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::attach::NodeState;
 use super::catalog::{CheckView, ServiceEntry};
 use super::catalog_watch::CatalogWatch;
 use super::event::FireArgs;
@@ -149,6 +150,15 @@ pub trait ControlPlane: Send + Sync + 'static {
     // --- membership ---
     /// An agent is alive; the leader marks a node failed without these.
     async fn heartbeat(&self, hb: Heartbeat) -> Result<(), ServiceError>;
+    /// Anti-entropy for an agent's own node (`service::attach`): writes only what
+    /// differs from `state`.
+    async fn sync_node(&self, state: NodeState) -> Result<(), ServiceError>;
+    /// The events aimed at `node` (its filters decided by the server), as a watch.
+    fn watch_node_events(
+        &self,
+        node: &str,
+        start: u64,
+    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError>;
     /// An agent leaves the cluster gracefully.
     async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError>;
     /// Every server and agent, with its status.
@@ -323,6 +333,16 @@ impl ControlPlane for Service {
     }
     async fn heartbeat(&self, hb: Heartbeat) -> Result<(), ServiceError> {
         Service::heartbeat(self, hb).await
+    }
+    async fn sync_node(&self, state: NodeState) -> Result<(), ServiceError> {
+        Service::sync_node(self, state).await
+    }
+    fn watch_node_events(
+        &self,
+        node: &str,
+        start: u64,
+    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
+        Service::watch_node_events(self, node, start)
     }
     async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError> {
         Service::leave(self, hb).await

@@ -20,10 +20,8 @@ use super::query::{QueryMeta, QueryOptions};
 use super::session::{SessionArgs, SessionFilter};
 use super::txn::TxnReply;
 use super::{
-    CatalogDelta, CatalogItem, Consistency, Metrics, ResponseMeta, Service, ServiceError,
-    WatchMessage,
+    CatalogDelta, CatalogItem, Consistency, ResponseMeta, Service, ServiceError, WatchMessage,
 };
-use crate::raft::ClusterStatus;
 use crate::state::catalog::{CheckStatus, Deregistration, Node, Registration, ServiceInstance};
 use crate::state::event::Event;
 use crate::state::session::Session;
@@ -60,8 +58,6 @@ pub enum Call {
         node: String,
         opts: QueryOptions,
     },
-    /// The answering server's view of the cluster, its counters and datacenter.
-    Status,
     /// An agent is alive (handed to the leader).
     Heartbeat(super::membership::Heartbeat),
     /// An agent leaves the cluster.
@@ -112,19 +108,8 @@ pub enum Reply {
     Sessions(QueryMeta, Vec<Session>),
     Fired(ResponseMeta, Event),
     Events(u64, Vec<Event>),
-    Status(Box<StatusReply>),
     Members(Vec<super::membership::Member>),
     Done,
-}
-
-/// A server's view of the cluster, for a client agent's `/v1/status/*` and headers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StatusReply {
-    pub cluster: ClusterStatus,
-    pub metrics: Metrics,
-    pub datacenter: String,
-    /// The answering server's response header fields (index 0).
-    pub meta: ResponseMeta,
 }
 
 /// The envelope of every answer.
@@ -224,12 +209,6 @@ pub async fn dispatch(s: &Arc<Service>, call: Call) -> Answer {
         Call::Members => Reply::Members(s.members().await?),
         Call::RemovePeer(id, addr) => s.raft_remove_peer(id, addr).await.map(|()| Reply::Done)?,
         Call::ForceLeave(node, prune) => s.force_leave(&node, prune).await.map(|()| Reply::Done)?,
-        Call::Status => Reply::Status(Box::new(StatusReply {
-            cluster: s.cluster_status(),
-            metrics: s.metrics(),
-            datacenter: super::ControlPlane::datacenter(s.as_ref()).to_string(),
-            meta: s.meta(0),
-        })),
     })
 }
 

@@ -7,6 +7,7 @@
 //! It sees no tonic or axum types and no openraft types.
 
 pub mod api;
+pub mod attach;
 pub mod call;
 pub mod catalog;
 pub mod catalog_watch;

@@ -10,20 +10,26 @@
 //! the same way and resumes on the new server from the last index it delivered, so its
 //! subscriber sees neither a gap nor a repeat.
 //!
-//! What the seam must answer without a round trip (response headers, `/v1/status/*`) is
-//! served from the last status answer, refreshed every second by a task that is also
-//! the agent's check on its server.
+//! The agent's own traffic (heartbeats, anti-entropy, the node's events and exec jobs)
+//! travels on one long-lived stream, the attachment (`service::attach`). Its server
+//! pushes its status every second; what the seam must answer without a round trip
+//! (response headers, `/v1/status/*`) is served from the last one, and a server silent
+//! for `SERVER_SILENT` is given up for the next. On the new server the agent says hello
+//! (a heartbeat) and resumes its node's events from the last index it delivered.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tonic::transport::{Channel, Endpoint};
 
-use super::call::{self, Call, Reply, StatusReply, WatchCall, WireWatch};
+use super::attach::{Down, NodeState, Request, StatusReply, Up};
+use super::call::{self, Call, Reply, WatchCall, WireWatch};
 use super::catalog::{CheckView, ServiceEntry};
 use super::catalog_watch::CatalogWatch;
 use super::event::FireArgs;
@@ -44,8 +50,11 @@ use crate::state::session::Session;
 use crate::state::txn::KvTxnOp;
 use crate::state::{KvEntry, WatchTarget};
 
-/// How often the agent asks its server for the cluster's status.
-const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// A server that has pushed no status for this long (it pushes one every second) is
+/// given up for the next.
+const SERVER_SILENT: Duration = Duration::from_secs(5);
+/// Messages queued towards the server on the attachment.
+const UP_BUFFER: usize = 16;
 /// How long a call may take beyond the blocking wait it carries.
 const CALL_SLACK: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -64,10 +73,41 @@ struct Servers {
     channel: Option<Channel>,
 }
 
+/// Where the node's events resume on a new attachment, if anyone follows them.
+fn events_resume(a: &mut Attachment) -> Option<u64> {
+    if a.events.as_ref().is_some_and(|s| s.tx.is_closed()) {
+        a.events = None;
+    }
+    a.events
+        .as_ref()
+        .map(|s| if s.synced { s.index } else { 0 })
+}
+
+/// The client half of the attachment.
+#[derive(Default)]
+struct Attachment {
+    /// The current stream's sender, while attached.
+    up: Option<mpsc::Sender<Up>>,
+    /// Requests sent and not answered yet; dropped (so failed) when the stream breaks.
+    pending: HashMap<u64, oneshot::Sender<Result<(), ServiceError>>>,
+    next_seq: u64,
+    /// Whoever follows the node's events, and where it stands.
+    events: Option<EventsSubscriber>,
+}
+
+struct EventsSubscriber {
+    tx: mpsc::Sender<CatalogWatchMessage>,
+    synced: bool,
+    index: u64,
+}
+
 pub struct Remote {
     servers: Mutex<Servers>,
     /// This agent's node: the default node of its sessions, the filter of its events.
     node_name: String,
+    /// What the agent says when it attaches.
+    hello: Heartbeat,
+    attachment: Mutex<Attachment>,
     datacenter: String,
     /// This agent's own limits (its listeners'); request limits are the servers'.
     limits: Limits,
@@ -87,11 +127,12 @@ fn unavailable(what: impl std::fmt::Display) -> ServiceError {
 }
 
 impl Remote {
-    /// A seam over the servers at `join` (server-port addresses). Does not wait for
-    /// them: calls fail with `Unavailable` until one answers.
+    /// A seam over the servers at `join` (server-port addresses), for the agent that
+    /// `hello` names. Does not wait for them: calls fail with `Unavailable` until one
+    /// answers.
     pub fn start(
         join: Vec<String>,
-        node_name: String,
+        hello: Heartbeat,
         datacenter: String,
         limits: Limits,
         shutdown: CancellationToken,
@@ -101,7 +142,9 @@ impl Remote {
                 known: join,
                 ..Servers::default()
             }),
-            node_name,
+            node_name: hello.node.clone(),
+            hello,
+            attachment: Mutex::new(Attachment::default()),
             datacenter,
             limits,
             status: Mutex::new(None),
@@ -111,11 +154,14 @@ impl Remote {
         });
         let me = remote.clone();
         remote.tasks.spawn(async move {
-            loop {
-                me.refresh_status().await;
+            while !me.shutdown.is_cancelled() {
+                if let Err(e) = me.attach().await {
+                    tracing::debug!(error = %e, "attachment ended");
+                }
+                me.detached();
                 tokio::select! {
                     _ = me.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(STATUS_EVERY) => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 }
             }
         });
@@ -133,26 +179,140 @@ impl Remote {
         lock(&self.status).is_some()
     }
 
-    async fn refresh_status(&self) {
-        match self.call(Call::Status, Duration::ZERO).await {
-            Ok(Reply::Status(s)) => {
-                if s.datacenter != self.datacenter {
-                    tracing::error!(
-                        server = %s.datacenter, agent = %self.datacenter,
-                        "the servers are in another datacenter"
-                    );
-                }
-                let mut servers = lock(&self.servers);
-                for (_, node, _) in &s.cluster.servers {
-                    if !servers.known.contains(&node.raft_addr) {
-                        servers.known.push(node.raft_addr.clone());
+    /// What a server's status push teaches: the cluster as it sees it, and the servers
+    /// to fail over to.
+    fn learn(&self, s: StatusReply) {
+        if s.datacenter != self.datacenter {
+            tracing::error!(
+                server = %s.datacenter, agent = %self.datacenter,
+                "the servers are in another datacenter"
+            );
+        }
+        let mut servers = lock(&self.servers);
+        for (_, node, _) in &s.cluster.servers {
+            if !servers.known.contains(&node.raft_addr) {
+                tracing::info!(server = %node.raft_addr, "learned a server");
+                servers.known.push(node.raft_addr.clone());
+            }
+        }
+        drop(servers);
+        *lock(&self.status) = Some(s);
+    }
+
+    /// One attachment to the current server, until it breaks or the agent stops.
+    async fn attach(&self) -> Result<(), String> {
+        let (addr, mut client) = self.client().await.map_err(|e| e.to_string())?;
+        let (up, queued) = mpsc::channel::<Up>(UP_BUFFER);
+        {
+            // Under the lock, so that a subscriber arriving now either is in this hello
+            // or sends its own follow on `up`. Room for both: the channel is new.
+            let mut a = lock(&self.attachment);
+            let _ = up.try_send(Up::Hello(self.hello.clone()));
+            if let Some(from) = events_resume(&mut a) {
+                let _ = up.try_send(Up::FollowEvents { from });
+            }
+            // Requests sent from here wait in the channel until the stream is open.
+            a.up = Some(up);
+        }
+        let outbound = ReceiverStream::new(queued).map(|m| wire::encode(&m));
+        let mut stream = match client.attach(outbound).await {
+            Ok(s) => s.into_inner(),
+            Err(e) => {
+                self.fail_over(&addr);
+                return Err(format!("{addr}: {}", e.message()));
+            }
+        };
+        tracing::debug!(server = %addr, "attached");
+        loop {
+            let next = tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(()),
+                m = tokio::time::timeout(SERVER_SILENT, stream.message()) => m,
+            };
+            let payload = match next {
+                Ok(Ok(Some(p))) => Ok(p),
+                Ok(Ok(None)) => Err(format!("{addr} ended the attachment")),
+                Ok(Err(status)) => Err(format!("{addr}: {}", status.message())),
+                Err(_) => Err(format!("{addr} silent for {SERVER_SILENT:?}")),
+            }
+            .inspect_err(|_| self.fail_over(&addr))?;
+            let down: Result<Down, ServiceError> =
+                wire::decode(&payload).map_err(|e| e.message().to_string())?;
+            match down.map_err(|e| format!("{addr} refused the attachment: {e}"))? {
+                Down::Status(s) => self.learn(*s),
+                Down::Done { seq, result } => {
+                    if let Some(waiter) = lock(&self.attachment).pending.remove(&seq) {
+                        let _ = waiter.send(result);
                     }
                 }
-                drop(servers);
-                *lock(&self.status) = Some(*s);
+                Down::Events(m) => self.deliver_event(m).await,
             }
-            Ok(other) => tracing::warn!(?other, "unexpected status reply"),
-            Err(e) => tracing::debug!(error = %e, "asking a server for status"),
+        }
+    }
+
+    /// The attachment broke: requests in flight fail (their callers retry), and an events
+    /// subscriber caught mid-snapshot starts over.
+    fn detached(&self) {
+        let mut a = lock(&self.attachment);
+        a.up = None;
+        a.pending.clear();
+        if let Some(sub) = a.events.as_mut().filter(|s| !s.synced) {
+            let reset = WatchMessage::Reset {
+                index: sub.index,
+                reason: "lost the server".into(),
+            };
+            if sub.tx.try_send(reset).is_err() {
+                a.events = None;
+            }
+        }
+    }
+
+    async fn deliver_event(&self, m: CatalogWatchMessage) {
+        let Some(tx) = lock(&self.attachment).events.as_ref().map(|s| s.tx.clone()) else {
+            return;
+        };
+        let (synced, index) = match &m {
+            WatchMessage::Synced { index } => (Some(true), Some(*index)),
+            WatchMessage::Changes { index, .. } => (None, Some(*index)),
+            WatchMessage::Reset { .. } => (Some(false), None),
+            WatchMessage::Snapshot { .. } => (None, None),
+        };
+        let sent = tx.send(m).await.is_ok();
+        let mut a = lock(&self.attachment);
+        match a.events.as_mut() {
+            Some(sub) if sent => {
+                sub.synced = synced.unwrap_or(sub.synced);
+                sub.index = index.unwrap_or(sub.index);
+            }
+            _ => a.events = None,
+        }
+    }
+
+    /// Sends `request` on the attachment and waits for its answer.
+    async fn request(&self, request: Request) -> Result<(), ServiceError> {
+        let (done, answer) = oneshot::channel();
+        let (up, seq) = {
+            let mut a = lock(&self.attachment);
+            let Some(up) = a.up.clone() else {
+                return Err(unavailable("not attached to a server yet"));
+            };
+            a.next_seq += 1;
+            let seq = a.next_seq;
+            a.pending.insert(seq, done);
+            (up, seq)
+        };
+        let lost = || unavailable("lost the server before it answered");
+        if up.send(Up::Request { seq, request }).await.is_err() {
+            return Err(lost());
+        }
+        match tokio::time::timeout(CALL_SLACK, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(lost()),
+            Err(_) => {
+                lock(&self.attachment).pending.remove(&seq);
+                Err(ServiceError::Unavailable(format!(
+                    "the server did not answer within {CALL_SLACK:?}"
+                )))
+            }
         }
     }
 
@@ -582,8 +742,40 @@ impl ControlPlane for Remote {
     }
 
     async fn heartbeat(&self, hb: Heartbeat) -> Result<(), ServiceError> {
-        let r = self.call(Call::Heartbeat(hb), Duration::ZERO).await;
-        expect!(r, Reply::Done => ())
+        self.request(Request::Heartbeat(hb)).await
+    }
+    async fn sync_node(&self, state: NodeState) -> Result<(), ServiceError> {
+        self.request(Request::Sync(Box::new(state))).await
+    }
+    fn watch_node_events(
+        &self,
+        node: &str,
+        start: u64,
+    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
+        if node != self.node_name {
+            return Err(ServiceError::InvalidArgument(format!(
+                "a client agent follows its own node's events ({}), not {node}'s",
+                self.node_name
+            )));
+        }
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let mut a = lock(&self.attachment);
+        if a.events.as_ref().is_some_and(|s| !s.tx.is_closed()) {
+            return Err(ServiceError::InvalidArgument(
+                "the node's events are already followed".into(),
+            ));
+        }
+        a.events = Some(EventsSubscriber {
+            tx,
+            synced: start > 0,
+            index: start,
+        });
+        if let Some(up) = &a.up {
+            // A full queue means the attachment is stuck: it will break, and the next
+            // hello carries the follow.
+            let _ = up.try_send(Up::FollowEvents { from: start });
+        }
+        Ok(rx)
     }
     async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError> {
         let r = self.call(Call::Leave(hb), Duration::ZERO).await;

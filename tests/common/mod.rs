@@ -2,6 +2,8 @@
 //! processes that report their bound addresses through the "agent ready" log line.
 #![allow(dead_code)]
 
+pub mod handlers;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -191,6 +193,14 @@ impl Agent {
         ]);
         full.extend(args.iter().cloned());
         let mut command = Command::new(rostra_bin());
+        // As on a machine where Rostra is installed: what the agent runs (exec jobs,
+        // handlers) finds `rostractl` on its PATH.
+        let bin_dir = Path::new(rostractl_bin()).parent().unwrap().to_path_buf();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path =
+            std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(&path)))
+                .unwrap();
+        command.env("PATH", path);
         if let Some(dir) = cwd {
             command.current_dir(dir);
         }
@@ -264,15 +274,17 @@ impl Agent {
             "sending signal {signal}: {}",
             std::io::Error::last_os_error()
         );
+        self.wait_exit()
+    }
+
+    /// Waits (with the deadline) for the process to exit on its own account.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let start = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "agent did not exit after signal {signal}"
-            );
+            assert!(start.elapsed() < DEADLINE, "the agent did not exit");
             std::thread::sleep(Duration::from_millis(20));
         }
     }

@@ -4,7 +4,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     // prost-build finds protoc through this variable.
     std::env::set_var("PROTOC", protoc);
-    let protos = [
+    let public = [
         "proto/rostra/v1/common.proto",
         "proto/rostra/v1/kv.proto",
         "proto/rostra/v1/status.proto",
@@ -13,11 +13,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/rostra/v1/lock.proto",
         "proto/rostra/v1/event.proto",
         "proto/rostra/v1/exec.proto",
+    ];
+    let internal = [
         "proto/rostra/internal/v1/raft.proto",
         "proto/rostra/internal/v1/agent.proto",
     ];
-    tonic_prost_build::configure().compile_protos(&protos, &["proto"])?;
-    for p in protos {
+    // The public contract's descriptors, for server reflection (internal services are
+    // not served on the public port, so not described there).
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("rostra_v1_descriptor.bin"))
+        .compile_protos(&public, &["proto"])?;
+    tonic_prost_build::configure().compile_protos(&internal, &["proto"])?;
+    for p in public.iter().chain(&internal) {
         println!("cargo:rerun-if-changed={p}");
     }
     Ok(())

@@ -58,6 +58,10 @@ pub mod watch;
 /// Code generated from `proto/rostra/v1`: the public contract.
 pub mod pb {
     tonic::include_proto!("rostra.v1");
+
+    /// The public contract's file descriptors, served by gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("rostra_v1_descriptor");
 }
 
 /// Code generated from `proto/rostra/internal/v1`: the server-to-server raft transport,

@@ -75,8 +75,15 @@ pub async fn serve(
         too_many_requests,
         |_| false,
     );
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled-in descriptors are valid");
+    let (reporter, grpc_health) = tonic_health::server::health_reporter();
+    let health_of = report_health(service.clone(), reporter);
     let status = StatusServer::new(status::StatusService { service, agent });
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         // A client that vanished without closing its connection (a dead machine, a cut
         // cable) is noticed within KEEPALIVE + KEEPALIVE_TIMEOUT, which ends its watch
@@ -92,6 +99,54 @@ pub async fn serve(
         .add_service(lock)
         .add_service(event)
         .add_service(exec)
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await
+        .add_service(reflection)
+        .add_service(grpc_health)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown);
+    // The health reporter lives as long as the server it reports on.
+    tokio::select! {
+        r = server => r,
+        never = health_of => match never {},
+    }
+}
+
+/// How often the node's leader knowledge is read for `grpc.health.v1` (a local read).
+const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The services `grpc.health.v1` reports on: the whole server ("") and each public one.
+const HEALTH_SERVICES: [&str; 9] = [
+    "",
+    "rostra.v1.KV",
+    "rostra.v1.Status",
+    "rostra.v1.Catalog",
+    "rostra.v1.Health",
+    "rostra.v1.Session",
+    "rostra.v1.Lock",
+    "rostra.v1.Event",
+    "rostra.v1.Exec",
+];
+
+/// Keeps `grpc.health.v1` at SERVING while this node knows a leader (it can answer
+/// consistent reads and take writes), NOT_SERVING otherwise. Never returns.
+async fn report_health(
+    service: Api,
+    reporter: tonic_health::server::HealthReporter,
+) -> std::convert::Infallible {
+    use tonic_health::ServingStatus;
+    let mut reported = None;
+    loop {
+        let serving = service.cluster_status().leader.is_some();
+        if reported != Some(serving) {
+            let status = if serving {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            for name in HEALTH_SERVICES {
+                reporter.set_service_status(name, status).await;
+            }
+            tracing::info!(serving, "gRPC health");
+            reported = Some(serving);
+        }
+        tokio::time::sleep(HEALTH_EVERY).await;
+    }
 }

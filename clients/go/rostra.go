@@ -8,6 +8,7 @@ package rostra
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,12 +20,13 @@ import (
 
 // Client is a connection to a Rostra agent's gRPC API.
 type Client struct {
-	conn    *grpc.ClientConn
-	KV      *KV
-	Events  *Events
-	Catalog *Catalog
-	Health  *Health
-	locks   pb.LockClient
+	conn     *grpc.ClientConn
+	KV       *KV
+	Events   *Events
+	Catalog  *Catalog
+	Health   *Health
+	Sessions *Sessions
+	locks    pb.LockClient
 }
 
 // Dial connects to addr (host:port of the agent's gRPC port, 127.0.0.1:8502 by default
@@ -36,12 +38,13 @@ func Dial(ctx context.Context, addr string, opts ...grpc.DialOption) (*Client, e
 		return nil, err
 	}
 	return &Client{
-		conn:    conn,
-		KV:      &KV{pb.NewKVClient(conn)},
-		Events:  &Events{pb.NewEventClient(conn)},
-		Catalog: &Catalog{pb.NewCatalogClient(conn)},
-		Health:  &Health{pb.NewHealthClient(conn)},
-		locks:   pb.NewLockClient(conn),
+		conn:     conn,
+		KV:       &KV{pb.NewKVClient(conn)},
+		Events:   &Events{pb.NewEventClient(conn)},
+		Catalog:  &Catalog{pb.NewCatalogClient(conn)},
+		Health:   &Health{pb.NewHealthClient(conn)},
+		Sessions: &Sessions{pb.NewSessionClient(conn)},
+		locks:    pb.NewLockClient(conn),
 	}, nil
 }
 
@@ -77,6 +80,19 @@ func (k *KV) Put(ctx context.Context, key string, value []byte) (bool, error) {
 // CAS writes key only if its modify index is index (0: only if absent).
 func (k *KV) CAS(ctx context.Context, key string, value []byte, index uint64) (bool, error) {
 	r, err := k.stub.Put(ctx, &pb.PutRequest{Key: key, Value: value, Cas: &index})
+	return r.GetSucceeded(), err
+}
+
+// Acquire writes key as Consul's KV lock held by session; it reports whether the lock
+// was acquired.
+func (k *KV) Acquire(ctx context.Context, key string, value []byte, session string) (bool, error) {
+	r, err := k.stub.Put(ctx, &pb.PutRequest{Key: key, Value: value, Lock: &pb.PutRequest_Acquire{Acquire: session}})
+	return r.GetSucceeded(), err
+}
+
+// Release releases session's KV lock on key.
+func (k *KV) Release(ctx context.Context, key string, value []byte, session string) (bool, error) {
+	r, err := k.stub.Put(ctx, &pb.PutRequest{Key: key, Value: value, Lock: &pb.PutRequest_Release{Release: session}})
 	return r.GetSucceeded(), err
 }
 
@@ -179,6 +195,45 @@ func (h *Health) WatchService(ctx context.Context, service string, passingOnly b
 		return f
 	}
 	return follow(ctx, open, toFrame, sameMessage[*pb.ServiceEntry], startIndex)
+}
+
+// Sessions are Consul's sessions: what KV locks are held with.
+type Sessions struct{ stub pb.SessionClient }
+
+// Create creates a session with ttl (Consul's, e.g. "30s"; "" for none) and lockDelay
+// (nil: Consul's 15 s) on the agent's node; it returns the session's id.
+func (s *Sessions) Create(ctx context.Context, name, ttl string, lockDelay *time.Duration) (string, error) {
+	req := &pb.SessionCreateRequest{Name: name, Ttl: ttl, Behavior: pb.SessionBehavior_SESSION_BEHAVIOR_RELEASE}
+	if lockDelay != nil {
+		ns := uint64(lockDelay.Nanoseconds())
+		req.LockDelayNs = &ns
+	}
+	r, err := s.stub.Create(ctx, req)
+	return r.GetId(), err
+}
+
+// Renew renews a session's TTL.
+func (s *Sessions) Renew(ctx context.Context, id string) (*pb.SessionInfo, error) {
+	r, err := s.stub.Renew(ctx, &pb.SessionRenewRequest{Id: id})
+	return r.GetSession(), err
+}
+
+// Info returns the session, or nil when there is none.
+func (s *Sessions) Info(ctx context.Context, id string) (*pb.SessionInfo, error) {
+	r, err := s.stub.Info(ctx, &pb.SessionInfoRequest{Id: id})
+	return r.GetSession(), err
+}
+
+// List returns every session.
+func (s *Sessions) List(ctx context.Context) ([]*pb.SessionInfo, error) {
+	r, err := s.stub.List(ctx, &pb.SessionListRequest{})
+	return r.GetSessions(), err
+}
+
+// Destroy ends a session, releasing its locks.
+func (s *Sessions) Destroy(ctx context.Context, id string) error {
+	_, err := s.stub.Destroy(ctx, &pb.SessionDestroyRequest{Id: id})
+	return err
 }
 
 // Held is a lock held while its stream is open.

@@ -208,6 +208,43 @@ func TestPutGetCASDelete(t *testing.T) {
 	}
 }
 
+func TestSessionsHoldKVLocks(t *testing.T) {
+	a := startAgent(t)
+	c := dial(t, a.grpcAddr)
+	defer c.Close()
+	ctx := context.Background()
+	none := time.Duration(0)
+	sid, err := c.Sessions.Create(ctx, "worker", "30s", &none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := c.Sessions.Info(ctx, sid); info.GetName() != "worker" {
+		t.Fatal(info)
+	}
+	if info, err := c.Sessions.Renew(ctx, sid); err != nil || info.GetId() != sid {
+		t.Fatal(info, err)
+	}
+	if ok, _ := c.KV.Acquire(ctx, "locks/a", []byte("me"), sid); !ok {
+		t.Fatal("not acquired")
+	}
+	other, _ := c.Sessions.Create(ctx, "", "", nil)
+	if ok, _ := c.KV.Acquire(ctx, "locks/a", []byte("them"), other); ok {
+		t.Fatal("acquired while held")
+	}
+	if err := c.Sessions.Destroy(ctx, sid); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := c.KV.Acquire(ctx, "locks/a", []byte("them"), other); !ok {
+		t.Fatal("not released by destroying its session")
+	}
+	if info, _ := c.Sessions.Info(ctx, sid); info != nil {
+		t.Fatal(info)
+	}
+	if _, err := c.Sessions.Create(ctx, "", "1x", nil); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("bad ttl: %v", err)
+	}
+}
+
 func TestPrefixWatchSurvivesAnAgentRestart(t *testing.T) {
 	a := startAgent(t)
 	c := dial(t, a.grpcAddr)

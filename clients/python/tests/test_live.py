@@ -36,6 +36,23 @@ def test_put_get_cas_delete(agent: Agent) -> None:
         assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_sessions_hold_kv_locks(agent: Agent) -> None:
+    with rostra.Client(agent.grpc_addr) as c:
+        sid = c.sessions.create(name="worker", ttl="30s", lock_delay=0)
+        assert c.sessions.info(sid).name == "worker"  # type: ignore[union-attr]
+        assert c.sessions.renew(sid).id == sid
+        assert sid in [s.id for s in c.sessions.list()]
+        assert c.kv.put("locks/a", "me", acquire=sid)
+        other = c.sessions.create()
+        assert not c.kv.put("locks/a", "them", acquire=other), "held by the first session"
+        c.sessions.destroy(sid)  # releases its lock (no lock-delay on this session)
+        assert c.kv.put("locks/a", "them", acquire=other)
+        assert c.sessions.info(sid) is None
+        with pytest.raises(rostra.RostraError) as e:
+            c.sessions.create(ttl="1x")
+        assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_prefix_watch_survives_an_agent_restart(agent: Agent) -> None:
     c = rostra.Client(agent.grpc_addr)
     c.kv.put("w/a", "1")
@@ -166,6 +183,10 @@ def test_the_asyncio_client(agent: Agent) -> None:
                 assert t1 > 0
             async with c.lock("jobs/a") as t2:
                 assert t2 > t1
+            sid = await c.sessions.create(ttl="30s")
+            assert (await c.sessions.renew(sid)).id == sid
+            await c.sessions.destroy(sid)
+            assert await c.sessions.info(sid) is None
             with pytest.raises(rostra.RostraError):
                 await c.kv.put("", b"x")
 

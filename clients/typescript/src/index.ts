@@ -17,6 +17,7 @@ import { Consistency } from "./gen/rostra/v1/common.js";
 import { EventClient, UserEvent } from "./gen/rostra/v1/event.js";
 import { KVClient, KvEvent_Type, KvPair, PutRequest, WatchResponse } from "./gen/rostra/v1/kv.js";
 import { LockClient, LockHoldResponse } from "./gen/rostra/v1/lock.js";
+import { SessionBehavior, SessionClient, SessionInfo } from "./gen/rostra/v1/session.js";
 import { RostraError, fromServiceError } from "./errors.js";
 import { Change, Frame, Watch } from "./watch.js";
 
@@ -67,9 +68,16 @@ export class KV {
     return r.kvs;
   }
 
-  /** Writes `key`; with `cas`, only if its modify index is `cas` (0: only if absent). */
-  async put(key: string, value: Bytes = "", opts?: CallOpts & { flags?: bigint; cas?: bigint }): Promise<boolean> {
-    const req: PutRequest = { key, value: bytes(value), flags: opts?.flags ?? 0n, cas: opts?.cas };
+  /**
+   * Writes `key`; with `cas`, only if its modify index is `cas` (0: only if absent);
+   * with `acquire`/`release` (a session id), as Consul's KV lock.
+   */
+  async put(
+    key: string,
+    value: Bytes = "",
+    opts?: CallOpts & { flags?: bigint; cas?: bigint; acquire?: string; release?: string },
+  ): Promise<boolean> {
+    const req: PutRequest = { key, value: bytes(value), flags: opts?.flags ?? 0n, cas: opts?.cas, acquire: opts?.acquire, release: opts?.release };
     return (await unary(this.stub.put.bind(this.stub), req, opts)).succeeded;
   }
 
@@ -176,6 +184,40 @@ export class Health {
   }
 }
 
+/** Consul's sessions: what KV locks (`acquire`/`release`) are held with. */
+export class Sessions {
+  constructor(private readonly stub: SessionClient) {}
+
+  /** Creates a session (`ttl` as Consul's, e.g. "30s"; `lockDelayNs` 15 s by default). */
+  async create(opts?: CallOpts & { name?: string; ttl?: string; node?: string; lockDelayNs?: bigint; behavior?: SessionBehavior }): Promise<string> {
+    const req = {
+      name: opts?.name ?? "",
+      node: opts?.node ?? "",
+      ttl: opts?.ttl ?? "",
+      lockDelayNs: opts?.lockDelayNs,
+      behavior: opts?.behavior ?? SessionBehavior.SESSION_BEHAVIOR_RELEASE,
+      serviceChecks: [],
+    };
+    return (await unary(this.stub.create.bind(this.stub), req, opts)).id;
+  }
+
+  async renew(id: string, opts?: CallOpts): Promise<SessionInfo | undefined> {
+    return (await unary(this.stub.renew.bind(this.stub), { id }, opts)).session;
+  }
+
+  async info(id: string, opts?: CallOpts): Promise<SessionInfo | undefined> {
+    return (await unary(this.stub.info.bind(this.stub), { id, consistency: Consistency.CONSISTENCY_DEFAULT }, opts)).session;
+  }
+
+  async list(opts?: CallOpts): Promise<SessionInfo[]> {
+    return (await unary(this.stub.list.bind(this.stub), { consistency: Consistency.CONSISTENCY_DEFAULT }, opts)).sessions;
+  }
+
+  async destroy(id: string, opts?: CallOpts): Promise<void> {
+    await unary(this.stub.destroy.bind(this.stub), { id }, opts);
+  }
+}
+
 /**
  * A held lock: released when disposed (`await using`) or by `release()`. `token` is its
  * fencing token, which only grows from one holder to the next; `lost` aborts if the
@@ -226,6 +268,7 @@ export class Client {
   readonly events: Events;
   readonly catalog: Catalog;
   readonly health: Health;
+  readonly sessions: Sessions;
   private readonly locks: LockClient;
   private readonly stubs: grpc.Client[];
 
@@ -234,8 +277,10 @@ export class Client {
     const events = new EventClient(address, credentials);
     const catalog = new CatalogClient(address, credentials);
     const health = new HealthClient(address, credentials);
+    const sessions = new SessionClient(address, credentials);
     this.locks = new LockClient(address, credentials);
-    this.stubs = [kv, events, catalog, health, this.locks];
+    this.stubs = [kv, events, catalog, health, sessions, this.locks];
+    this.sessions = new Sessions(sessions);
     this.kv = new KV(kv);
     this.events = new Events(events);
     this.catalog = new Catalog(catalog);

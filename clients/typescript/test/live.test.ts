@@ -31,6 +31,22 @@ test("put, get, CAS and delete", async () => {
   c.close();
 });
 
+test("sessions hold KV locks", async () => {
+  const c = new Client(agent.grpcAddr);
+  const sid = await c.sessions.create({ name: "worker", ttl: "30s", lockDelayNs: 0n });
+  assert.equal((await c.sessions.info(sid))?.name, "worker");
+  assert.equal((await c.sessions.renew(sid))?.id, sid);
+  assert.ok((await c.sessions.list()).some((s) => s.id === sid));
+  assert.equal(await c.kv.put("locks/a", "me", { acquire: sid }), true);
+  const other = await c.sessions.create();
+  assert.equal(await c.kv.put("locks/a", "them", { acquire: other }), false, "held by the first session");
+  await c.sessions.destroy(sid);
+  assert.equal(await c.kv.put("locks/a", "them", { acquire: other }), true);
+  assert.equal(await c.sessions.info(sid), undefined);
+  await assert.rejects(c.sessions.create({ ttl: "1x" }), (e: unknown) => e instanceof RostraError && e.code === grpc.status.INVALID_ARGUMENT);
+  c.close();
+});
+
 test("a prefix watch survives an agent restart, none missed, none repeated", async () => {
   const c = new Client(agent.grpcAddr);
   await c.kv.put("w/a", "1");

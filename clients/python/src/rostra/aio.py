@@ -27,6 +27,8 @@ from .v1 import (
     kv_pb2_grpc,
     lock_pb2,
     lock_pb2_grpc,
+    session_pb2,
+    session_pb2_grpc,
 )
 
 
@@ -239,6 +241,39 @@ class Health:
         return Watch(self._stub, spec, start_index)
 
 
+class Sessions:
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._stub = session_pb2_grpc.SessionStub(channel)
+
+    async def create(
+        self,
+        *,
+        name: str = "",
+        ttl: str = "",
+        node: str = "",
+        lock_delay: Optional[float] = None,
+        behavior: int = session_pb2.SESSION_BEHAVIOR_RELEASE,
+    ) -> str:
+        req = session_pb2.SessionCreateRequest(name=name, ttl=ttl, node=node, behavior=behavior)  # type: ignore[arg-type]
+        if lock_delay is not None:
+            req.lock_delay_ns = int(lock_delay * 1e9)
+        return str((await _unary(self._stub.Create, req)).id)
+
+    async def renew(self, session_id: str) -> session_pb2.SessionInfo:
+        info: session_pb2.SessionInfo = (await _unary(self._stub.Renew, session_pb2.SessionRenewRequest(id=session_id))).session
+        return info
+
+    async def info(self, session_id: str) -> Optional[session_pb2.SessionInfo]:
+        r = await _unary(self._stub.Info, session_pb2.SessionInfoRequest(id=session_id))
+        return r.session if r.HasField("session") else None
+
+    async def list(self) -> list[session_pb2.SessionInfo]:
+        return list((await _unary(self._stub.List, session_pb2.SessionListRequest())).sessions)
+
+    async def destroy(self, session_id: str) -> None:
+        await _unary(self._stub.Destroy, session_pb2.SessionDestroyRequest(id=session_id))
+
+
 class AsyncClient:
     """An asyncio connection to a Rostra agent's gRPC API."""
 
@@ -248,6 +283,7 @@ class AsyncClient:
         self.events = Events(self.channel)
         self.catalog = Catalog(self.channel)
         self.health = Health(self.channel)
+        self.sessions = Sessions(self.channel)
         self._locks = lock_pb2_grpc.LockStub(self.channel)
 
     def lock(self, name: str, *, limit: int = 1, session_name: str = "") -> Lock:

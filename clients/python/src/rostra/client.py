@@ -26,6 +26,8 @@ from .v1 import (
     kv_pb2_grpc,
     lock_pb2,
     lock_pb2_grpc,
+    session_pb2,
+    session_pb2_grpc,
 )
 
 Bytes = Union[bytes, str]
@@ -191,12 +193,26 @@ class KV:
         r = _unary(self._stub.List, kv_pb2.ListRequest(prefix=prefix, consistency=consistency))
         return list(r.kvs)
 
-    def put(self, key: str, value: Bytes = b"", *, flags: int = 0, cas: Optional[int] = None) -> bool:
+    def put(
+        self,
+        key: str,
+        value: Bytes = b"",
+        *,
+        flags: int = 0,
+        cas: Optional[int] = None,
+        acquire: Optional[str] = None,
+        release: Optional[str] = None,
+    ) -> bool:
         """Writes ``key``; with ``cas``, only if its modify index is ``cas`` (0: only
-        if absent). Returns whether it was written."""
+        if absent); with ``acquire``/``release`` (a session id), as Consul's KV lock.
+        Returns whether it was written."""
         req = kv_pb2.PutRequest(key=key, value=_bytes(value), flags=flags)
         if cas is not None:
             req.cas = cas
+        if acquire is not None:
+            req.acquire = acquire
+        if release is not None:
+            req.release = release
         return bool(_unary(self._stub.Put, req).succeeded)
 
     def delete(self, key: str, *, recurse: bool = False, cas: Optional[int] = None) -> bool:
@@ -286,6 +302,43 @@ class Health:
         return Watch(self._stub, spec, start_index)
 
 
+class Sessions:
+    """Consul's sessions: what KV locks (``acquire``/``release``) are held with."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self._stub = session_pb2_grpc.SessionStub(channel)
+
+    def create(
+        self,
+        *,
+        name: str = "",
+        ttl: str = "",
+        node: str = "",
+        lock_delay: Optional[float] = None,
+        behavior: int = session_pb2.SESSION_BEHAVIOR_RELEASE,
+    ) -> str:
+        """Creates a session (on the agent's node unless ``node``; ``ttl`` as Consul's,
+        e.g. "30s"; ``lock_delay`` in seconds, Consul's 15 s by default); returns its id."""
+        req = session_pb2.SessionCreateRequest(name=name, ttl=ttl, node=node, behavior=behavior)  # type: ignore[arg-type]
+        if lock_delay is not None:
+            req.lock_delay_ns = int(lock_delay * 1e9)
+        return str(_unary(self._stub.Create, req).id)
+
+    def renew(self, session_id: str) -> session_pb2.SessionInfo:
+        info: session_pb2.SessionInfo = _unary(self._stub.Renew, session_pb2.SessionRenewRequest(id=session_id)).session
+        return info
+
+    def info(self, session_id: str) -> Optional[session_pb2.SessionInfo]:
+        r = _unary(self._stub.Info, session_pb2.SessionInfoRequest(id=session_id))
+        return r.session if r.HasField("session") else None
+
+    def list(self) -> list[session_pb2.SessionInfo]:
+        return list(_unary(self._stub.List, session_pb2.SessionListRequest()).sessions)
+
+    def destroy(self, session_id: str) -> None:
+        _unary(self._stub.Destroy, session_pb2.SessionDestroyRequest(id=session_id))
+
+
 class Client:
     """A connection to a Rostra agent's gRPC API (``127.0.0.1:8502`` by default)."""
 
@@ -295,6 +348,7 @@ class Client:
         self.events = Events(self.channel)
         self.catalog = Catalog(self.channel)
         self.health = Health(self.channel)
+        self.sessions = Sessions(self.channel)
         self._locks = lock_pb2_grpc.LockStub(self.channel)
 
     def lock(self, name: str, *, limit: int = 1, session_name: str = "") -> Lock:
@@ -311,4 +365,4 @@ class Client:
         self.close()
 
 
-__all__ = ["Client", "Watch", "Lock", "KV", "Events", "Catalog", "Health", "RostraError", "LockLost", "Change"]
+__all__ = ["Client", "Watch", "Lock", "KV", "Events", "Catalog", "Health", "Sessions", "RostraError", "LockLost", "Change"]

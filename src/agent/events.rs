@@ -1,7 +1,8 @@
 //! The events aimed at this agent's node, followed once for the agent's life and shared
 //! by what consumes them: remote exec (`agent::exec`) and `event` watches
-//! (`agent::watches`). Which events are aimed here is the server's decision
-//! (`ControlPlane::watch_node_events`); a client agent receives them on its attachment.
+//! (`agent::watches`). Which events are aimed here is decided twice over: by the server
+//! by node filter (`ControlPlane::watch_node_events`; a client agent receives them on its
+//! attachment); by service and tag, here, against the agent's own services.
 //!
 //! Consumers see the whole retained list at each consistent point, through a watch
 //! channel that keeps only the newest view: a slow consumer skips views, never events,
@@ -14,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::Agent;
+use crate::service::event::event_matches;
 use crate::service::follow::{self, Follower};
 use crate::service::{CatalogItem, ItemKey};
 use crate::state::event::Event;
@@ -30,10 +32,22 @@ pub struct NodeEvents {
 }
 
 impl NodeEvents {
-    /// The events, oldest first.
-    pub fn events(&self) -> impl Iterator<Item = &Event> {
-        self.items.values().filter_map(|i| match i {
-            CatalogItem::Event(e) => Some(e),
+    /// The events aimed at `agent`, oldest first: the server dropped those for other
+    /// nodes; service and tag filters are matched here against the agent's own
+    /// services, which the catalog may not hold yet when an event fires.
+    pub fn aimed_at<'a>(&'a self, agent: &Agent) -> impl Iterator<Item = &'a Event> + 'a {
+        let services = agent.services();
+        let node = agent.node.name.clone();
+        self.items.values().filter_map(move |i| match i {
+            CatalogItem::Event(e)
+                if event_matches(
+                    e,
+                    &node,
+                    services.iter().map(|s| (s.name.as_str(), &s.tags[..])),
+                ) =>
+            {
+                Some(e)
+            }
             _ => None,
         })
     }

@@ -42,9 +42,16 @@ pub(super) async fn run(agent: Arc<Agent>) {
     loop {
         let view = events.borrow_and_update().clone();
         if let Some(view) = view {
-            let newest = view.events().map(|e| e.ltime).max().unwrap_or(0);
+            let newest = view.items.keys().filter_map(|k| match k {
+                crate::service::ItemKey::Event(ltime) => Some(*ltime),
+                _ => None,
+            });
+            let newest = newest.max().unwrap_or(0);
             if let Some(after) = handled {
-                for e in view.events().filter(|e| e.name == EVENT && e.ltime > after) {
+                for e in view
+                    .aimed_at(&agent)
+                    .filter(|e| e.name == EVENT && e.ltime > after)
+                {
                     let Ok(p) = serde_json::from_slice::<ExecEventPayload>(&e.payload) else {
                         tracing::warn!(event = %e.id, "an exec event without a valid payload");
                         continue;

@@ -366,12 +366,12 @@ impl Run {
         loop {
             let view = events.borrow_and_update().clone();
             if let Some(view) = view {
-                let named = view.items.values().filter(|i| match (i, &name) {
-                    (CatalogItem::Event(e), Some(n)) => &e.name == n,
-                    (CatalogItem::Event(_), None) => true,
-                    _ => false,
-                });
-                let payload = catalog_payload(&self.def.plan, named);
+                let named: Vec<CatalogItem> = view
+                    .aimed_at(&self.agent)
+                    .filter(|e| name.as_ref().is_none_or(|n| &e.name == n))
+                    .map(|e| CatalogItem::Event(e.clone()))
+                    .collect();
+                let payload = catalog_payload(&self.def.plan, named.iter());
                 self.deliver(view.index, payload).await;
             }
             tokio::select! {

@@ -6,9 +6,9 @@
 //!   [`NodeState`]; [`Service::sync_node`] compares it with the catalog and writes only
 //!   what differs;
 //! - **the node's events**: [`Service::watch_node_events`] follows the event table and
-//!   passes on only the events whose filters match the node and the services the catalog
-//!   holds for it (Consul's `shouldProcessUserEvent`, decided on the server), remote
-//!   exec's `_rexec` jobs among them.
+//!   passes on only the events whose node filter matches the node, remote exec's
+//!   `_rexec` jobs among them; the agent matches service and tag filters against its
+//!   own services (Consul's `shouldProcessUserEvent`).
 //!
 //! A server's agent calls these on its own service layer. A client agent carries them on
 //! one long-lived gRPC stream to a server (`AgentTransport.Attach`, [`serve`]): requests
@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::catalog_watch::CatalogWatch;
-use super::event::event_matches;
+use super::event::node_matches;
 use super::membership::{Heartbeat, SERF_HEALTH};
 use super::{
     CatalogDelta, CatalogItem, CatalogWatchMessage, Consistency, QueryOptions, Service,
@@ -36,9 +36,6 @@ use super::{
 use super::{Metrics, ResponseMeta};
 use crate::raft::ClusterStatus;
 use crate::state::catalog::{Deregistration, HealthCheck, Node, Registration, ServiceInstance};
-use crate::state::event::Event;
-use crate::state::StateStore;
-use tokio_util::task::TaskTracker;
 
 /// How often a server tells an attached agent its status.
 pub const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -67,47 +64,6 @@ pub struct StatusReply {
     pub datacenter: String,
     /// The answering server's response header fields (index 0).
     pub meta: ResponseMeta,
-}
-
-/// Which events are aimed at one node.
-struct AimedAt {
-    node: String,
-    state: Arc<StateStore>,
-    tasks: TaskTracker,
-}
-
-impl AimedAt {
-    /// The events among `items` whose filters match the node. An error ends the watch
-    /// (its subscriber resumes from the index it holds) rather than drop an event.
-    async fn filter(&self, items: Vec<CatalogItem>) -> Result<Vec<CatalogItem>, String> {
-        let needs_services = items
-            .iter()
-            .any(|i| matches!(i, CatalogItem::Event(e) if !e.service_filter.is_empty()));
-        let services = if needs_services {
-            let (state, node) = (self.state.clone(), self.node.clone());
-            self.tasks
-                .spawn_blocking(move || state.view().catalog().node_services(&node))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
-        } else {
-            Vec::new()
-        };
-        let matches = |e: &Event| {
-            event_matches(
-                e,
-                &self.node,
-                services.iter().map(|s| (s.name.as_str(), &s.tags[..])),
-            )
-        };
-        Ok(items
-            .into_iter()
-            .filter(|i| match i {
-                CatalogItem::Event(e) => matches(e),
-                _ => false,
-            })
-            .collect())
-    }
 }
 
 /// Agent to server.
@@ -281,9 +237,11 @@ impl Service {
         Ok(())
     }
 
-    /// The events aimed at `node`, as a watch (the retained ones, then each new one),
-    /// resumable from `start` like any catalog watch. An event with a service filter is
-    /// matched against the node's services in the catalog when it passes.
+    /// The events that may be aimed at `node`, as a watch (the retained ones, then
+    /// each new one), resumable from `start` like any catalog watch. Events whose node
+    /// filter excludes the node are dropped here; service and tag filters are the
+    /// agent's to match against its own services (`agent::events`), as Consul's agent
+    /// does: the catalog may not have them yet when an event fires.
     pub fn watch_node_events(
         &self,
         node: &str,
@@ -296,10 +254,12 @@ impl Service {
         }
         let mut events = self.watch_catalog(CatalogWatch::Events { name: None }, start)?;
         let (tx, rx) = mpsc::channel(EVENTS_BUFFER);
-        let aimed = AimedAt {
-            node: node.to_string(),
-            state: self.state.clone(),
-            tasks: self.tasks.clone(),
+        let node = node.to_string();
+        let for_node = move |items: Vec<CatalogItem>| -> Vec<CatalogItem> {
+            items
+                .into_iter()
+                .filter(|i| matches!(i, CatalogItem::Event(e) if node_matches(e, &node)))
+                .collect()
         };
         self.spawn(async move {
             loop {
@@ -311,24 +271,19 @@ impl Service {
                     },
                 };
                 let msg = match msg {
-                    WatchMessage::Snapshot { index, items } => {
-                        aimed.filter(items).await.map(|items| WatchMessage::Snapshot { index, items })
-                    }
-                    WatchMessage::Changes { index, delta } => {
-                        aimed.filter(delta.upserted).await.map(|upserted| WatchMessage::Changes {
-                            index,
+                    WatchMessage::Snapshot { index, items } => WatchMessage::Snapshot {
+                        index,
+                        items: for_node(items),
+                    },
+                    WatchMessage::Changes { index, delta } => WatchMessage::Changes {
+                        index,
+                        delta: CatalogDelta {
+                            upserted: for_node(delta.upserted),
                             // Removing an event the agent never got is harmless.
-                            delta: CatalogDelta { upserted, removed: delta.removed },
-                        })
-                    }
-                    other => Ok(other),
-                };
-                let msg = match msg {
-                    Ok(m) => m,
-                    Err(e) => {
-                        tracing::warn!(node = %aimed.node, error = %e, "reading a node's services for its events");
-                        return;
-                    }
+                            removed: delta.removed,
+                        },
+                    },
+                    other => other,
                 };
                 if tx.send(msg).await.is_err() {
                     return;

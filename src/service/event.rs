@@ -55,7 +55,7 @@ pub fn event_matches<'a>(
     services: impl IntoIterator<Item = (&'a str, &'a [String])>,
 ) -> bool {
     let re = |r: &str| regex::Regex::new(r).ok();
-    if !event.node_filter.is_empty() && !re(&event.node_filter).is_some_and(|r| r.is_match(node)) {
+    if !node_matches(event, node) {
         return false;
     }
     if event.service_filter.is_empty() {
@@ -73,6 +73,13 @@ pub fn event_matches<'a>(
             Some(Some(t)) => tags.iter().any(|x| t.is_match(x)),
             Some(None) => false,
         })
+}
+
+/// Whether `event`'s node filter (if any) matches `node`; the part of
+/// [`event_matches`] that needs no knowledge of the node's services.
+pub fn node_matches(event: &Event, node: &str) -> bool {
+    event.node_filter.is_empty()
+        || regex::Regex::new(&event.node_filter).is_ok_and(|r| r.is_match(node))
 }
 
 impl Service {

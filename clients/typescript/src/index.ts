@@ -12,8 +12,16 @@
  */
 import * as grpc from "@grpc/grpc-js";
 
-import { CatalogClient, HealthClient, ServiceInstance, ServiceEntry, ServiceSummary, CatalogServiceEntry } from "./gen/rostra/v1/catalog.js";
-import { Consistency } from "./gen/rostra/v1/common.js";
+import {
+  CatalogClient,
+  CatalogServiceEntry,
+  HealthClient,
+  InstanceRef,
+  ServiceEntry,
+  ServiceInstance,
+  ServiceSummary,
+} from "./gen/rostra/v1/catalog.js";
+import { Consistency, WatchKind } from "./gen/rostra/v1/common.js";
 import { EventClient, UserEvent } from "./gen/rostra/v1/event.js";
 import { KVClient, KvEvent_Type, KvPair, PutRequest, WatchResponse } from "./gen/rostra/v1/kv.js";
 import { LockClient, LockHoldResponse } from "./gen/rostra/v1/lock.js";
@@ -49,6 +57,21 @@ function unary<Req, Res>(f: Unary<Req, Res>, req: Req, opts?: CallOpts): Promise
     const call = f(req, new grpc.Metadata(), {}, (e, r) => (e ? reject(fromServiceError(e)) : resolve(r)));
     opts?.signal?.addEventListener("abort", () => call.cancel(), { once: true });
   });
+}
+
+/** A catalog or health watch of instances, keyed `node/serviceId`. */
+function instancesFrame<E extends { node?: { name: string }; service?: { id: string } }>(r: {
+  kind: WatchKind;
+  index: bigint;
+  upserted: E[];
+  removed: InstanceRef[];
+}): Frame<E> {
+  return {
+    kind: r.kind,
+    index: r.index,
+    upserted: r.upserted.map((e) => [`${e.node?.name}/${e.service?.id}`, e]),
+    removed: r.removed.map((i) => `${i.node}/${i.serviceId}`),
+  };
 }
 
 const samePair = (a: KvPair, b: KvPair) => a.modifyIndex === b.modifyIndex && a.key === b.key;
@@ -150,12 +173,7 @@ export class Catalog {
   watchService(name: string, opts?: CallOpts & { tags?: string[]; startIndex?: bigint }) {
     return new Watch(
       (start) => this.stub.watchService({ name, tags: opts?.tags ?? [], startIndex: start }),
-      (r): Frame<CatalogServiceEntry> => ({
-        kind: r.kind,
-        index: r.index,
-        upserted: r.upserted.map((e) => [`${e.node?.name}/${e.service?.id}`, e]),
-        removed: r.removed.map((i) => `${i.node}/${i.serviceId}`),
-      }),
+      instancesFrame<CatalogServiceEntry>,
       sameJson,
       opts?.startIndex ?? 0n,
       opts?.signal,
@@ -171,12 +189,7 @@ export class Health {
   watchService(name: string, opts?: CallOpts & { tags?: string[]; passingOnly?: boolean; startIndex?: bigint }) {
     return new Watch(
       (start) => this.stub.watchService({ service: name, tags: opts?.tags ?? [], passingOnly: opts?.passingOnly ?? false, startIndex: start }),
-      (r): Frame<ServiceEntry> => ({
-        kind: r.kind,
-        index: r.index,
-        upserted: r.upserted.map((e) => [`${e.node?.name}/${e.service?.id}`, e]),
-        removed: r.removed.map((i) => `${i.node}/${i.serviceId}`),
-      }),
+      instancesFrame<ServiceEntry>,
       sameJson,
       opts?.startIndex ?? 0n,
       opts?.signal,

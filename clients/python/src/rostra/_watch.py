@@ -60,6 +60,15 @@ class Follower(Generic[K, V]):
     building: dict[K, V] = field(default_factory=dict)
     first: bool = True
 
+    @classmethod
+    def starting_at(cls, start_index: int) -> Follower[K, V]:
+        """A follower for a watch opened at ``start_index`` (0: the full state first;
+        otherwise the caller holds the state as of that index)."""
+        f: Follower[K, V] = cls()
+        if start_index:
+            f.synced, f.index, f.first = True, start_index, False
+        return f
+
     def resume_index(self) -> int:
         """Where a reopened stream starts: the index held, or 0 for the full state."""
         return self.index if self.synced else 0

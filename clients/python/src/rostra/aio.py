@@ -13,10 +13,11 @@ from typing import Any, AsyncIterator, Generic, Optional, Sequence
 import grpc
 import grpc.aio
 
-from . import _watch
+from . import _requests, _watch
+from ._requests import Bytes
 from ._errors import RETRIABLE, LockLost, from_rpc
 from ._watch import Change, Follower, K, Spec, V
-from .client import MAX_BACKOFF, Bytes, _bytes
+from .client import MAX_BACKOFF
 from .v1 import (
     catalog_pb2,
     catalog_pb2_grpc,
@@ -41,10 +42,7 @@ class Watch(Generic[K, V], AsyncIterator[Change[K, V]]):
 
     def __init__(self, stub: Any, spec: Spec[K, V], start_index: int = 0) -> None:
         self._stub, self._spec = stub, spec
-        self._follower: Follower[K, V] = Follower()
-        if start_index:
-            self._follower.synced, self._follower.index = True, start_index
-            self._follower.first = False
+        self._follower: Follower[K, V] = Follower.starting_at(start_index)
         self._call: Any = None
         self._closed = False
         self._backoff = 0.05
@@ -178,17 +176,21 @@ class KV:
         r = await _unary(self._stub.List, kv_pb2.ListRequest(prefix=prefix, consistency=consistency))
         return list(r.kvs)
 
-    async def put(self, key: str, value: Bytes = b"", *, flags: int = 0, cas: Optional[int] = None) -> bool:
-        req = kv_pb2.PutRequest(key=key, value=_bytes(value), flags=flags)
-        if cas is not None:
-            req.cas = cas
+    async def put(
+        self,
+        key: str,
+        value: Bytes = b"",
+        *,
+        flags: int = 0,
+        cas: Optional[int] = None,
+        acquire: Optional[str] = None,
+        release: Optional[str] = None,
+    ) -> bool:
+        req = _requests.put(key, value, flags, cas, acquire, release)
         return bool((await _unary(self._stub.Put, req)).succeeded)
 
     async def delete(self, key: str, *, recurse: bool = False, cas: Optional[int] = None) -> bool:
-        req = kv_pb2.DeleteRequest(key=key, recurse=recurse)
-        if cas is not None:
-            req.cas = cas
-        return bool((await _unary(self._stub.Delete, req)).succeeded)
+        return bool((await _unary(self._stub.Delete, _requests.delete(key, recurse, cas))).succeeded)
 
     def watch(self, key: str, *, prefix: bool = False, start_index: int = 0) -> Watch[str, kv_pb2.KvPair]:
         spec = Spec("Watch", lambda i: kv_pb2.WatchRequest(key=key, prefix=prefix, start_index=i), _watch.kv_frame)
@@ -200,7 +202,7 @@ class Events:
         self._stub = event_pb2_grpc.EventStub(channel)
 
     async def fire(self, name: str, payload: Bytes = b"", *, node: str = "", service: str = "", tag: str = "") -> event_pb2.UserEvent:
-        req = event_pb2.EventFireRequest(name=name, payload=_bytes(payload), node_filter=node, service_filter=service, tag_filter=tag)
+        req = event_pb2.EventFireRequest(name=name, payload=_requests.to_bytes(payload), node_filter=node, service_filter=service, tag_filter=tag)
         event: event_pb2.UserEvent = (await _unary(self._stub.Fire, req)).event
         return event
 
@@ -254,9 +256,7 @@ class Sessions:
         lock_delay: Optional[float] = None,
         behavior: int = session_pb2.SESSION_BEHAVIOR_RELEASE,
     ) -> str:
-        req = session_pb2.SessionCreateRequest(name=name, ttl=ttl, node=node, behavior=behavior)  # type: ignore[arg-type]
-        if lock_delay is not None:
-            req.lock_delay_ns = int(lock_delay * 1e9)
+        req = _requests.session_create(name, ttl, node, lock_delay, behavior)
         return str((await _unary(self._stub.Create, req)).id)
 
     async def renew(self, session_id: str) -> session_pb2.SessionInfo:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Generic, Iterator, Optional, Sequence, Union
+from typing import Any, Generic, Iterator, Optional, Sequence
 
 import grpc
 
-from . import _watch
+from . import _requests, _watch
+from ._requests import Bytes
 from ._errors import RETRIABLE, LockLost, RostraError, from_rpc
 from ._watch import Change, Follower, K, Spec, V
 from .v1 import (
@@ -30,14 +31,8 @@ from .v1 import (
     session_pb2_grpc,
 )
 
-Bytes = Union[bytes, str]
-
 #: How long a watch waits before reopening after a failure, at most.
 MAX_BACKOFF = 1.0
-
-
-def _bytes(v: Bytes) -> bytes:
-    return v.encode() if isinstance(v, str) else v
 
 
 class Watch(Generic[K, V], Iterator[Change[K, V]]):
@@ -47,10 +42,7 @@ class Watch(Generic[K, V], Iterator[Change[K, V]]):
 
     def __init__(self, stub: Any, spec: Spec[K, V], start_index: int = 0) -> None:
         self._stub, self._spec = stub, spec
-        self._follower: Follower[K, V] = Follower()
-        if start_index:
-            self._follower.synced, self._follower.index = True, start_index
-            self._follower.first = False
+        self._follower: Follower[K, V] = Follower.starting_at(start_index)
         self._call: Any = None
         self._closed = False
         self._backoff = 0.05
@@ -206,20 +198,10 @@ class KV:
         """Writes ``key``; with ``cas``, only if its modify index is ``cas`` (0: only
         if absent); with ``acquire``/``release`` (a session id), as Consul's KV lock.
         Returns whether it was written."""
-        req = kv_pb2.PutRequest(key=key, value=_bytes(value), flags=flags)
-        if cas is not None:
-            req.cas = cas
-        if acquire is not None:
-            req.acquire = acquire
-        if release is not None:
-            req.release = release
-        return bool(_unary(self._stub.Put, req).succeeded)
+        return bool(_unary(self._stub.Put, _requests.put(key, value, flags, cas, acquire, release)).succeeded)
 
     def delete(self, key: str, *, recurse: bool = False, cas: Optional[int] = None) -> bool:
-        req = kv_pb2.DeleteRequest(key=key, recurse=recurse)
-        if cas is not None:
-            req.cas = cas
-        return bool(_unary(self._stub.Delete, req).succeeded)
+        return bool(_unary(self._stub.Delete, _requests.delete(key, recurse, cas)).succeeded)
 
     def watch(self, key: str, *, prefix: bool = False, start_index: int = 0) -> Watch[str, kv_pb2.KvPair]:
         """The pairs at ``key`` (or under it, with ``prefix``), changes keyed by key."""
@@ -234,7 +216,7 @@ class Events:
         self._stub = event_pb2_grpc.EventStub(channel)
 
     def fire(self, name: str, payload: Bytes = b"", *, node: str = "", service: str = "", tag: str = "") -> event_pb2.UserEvent:
-        req = event_pb2.EventFireRequest(name=name, payload=_bytes(payload), node_filter=node, service_filter=service, tag_filter=tag)
+        req = event_pb2.EventFireRequest(name=name, payload=_requests.to_bytes(payload), node_filter=node, service_filter=service, tag_filter=tag)
         event: event_pb2.UserEvent = _unary(self._stub.Fire, req).event
         return event
 
@@ -319,9 +301,7 @@ class Sessions:
     ) -> str:
         """Creates a session (on the agent's node unless ``node``; ``ttl`` as Consul's,
         e.g. "30s"; ``lock_delay`` in seconds, Consul's 15 s by default); returns its id."""
-        req = session_pb2.SessionCreateRequest(name=name, ttl=ttl, node=node, behavior=behavior)  # type: ignore[arg-type]
-        if lock_delay is not None:
-            req.lock_delay_ns = int(lock_delay * 1e9)
+        req = _requests.session_create(name, ttl, node, lock_delay, behavior)
         return str(_unary(self._stub.Create, req).id)
 
     def renew(self, session_id: str) -> session_pb2.SessionInfo:

@@ -237,14 +237,20 @@ async fn exec_output_is_capped_and_ctrl_c_stops_the_remote_command() {
             &on.display().to_string(),
         ]),
     );
-    let c = agent.client().await;
+    // Alive means registered with a passing serfHealth (sessions need it), not only
+    // listed: a raft server is a member before its first heartbeat lands.
+    let url = format!("http://{}/v1/health/node/solo", agent.http_addr);
     wait_until("the node is alive", || {
-        let c = c.clone();
+        let url = url.clone();
         async move {
-            rostra::pb::status_client::StatusClient::new(c.channel())
-                .members(rostra::pb::MembersRequest {})
-                .await
-                .is_ok_and(|r| r.into_inner().members.iter().any(|m| m.name == "solo"))
+            let Ok(r) = reqwest::get(&url).await else {
+                return false;
+            };
+            let checks: serde_json::Value = r.json().await.unwrap_or_default();
+            checks.as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["CheckID"] == "serfHealth" && c["Status"] == "passing")
+            })
         }
     })
     .await;
@@ -254,8 +260,9 @@ async fn exec_output_is_capped_and_ctrl_c_stops_the_remote_command() {
     let out = text(&o);
     assert!(
         o.status.success(),
-        "{}",
-        &out[out.len().saturating_sub(300)..]
+        "{}{}",
+        &out[out.len().saturating_sub(300)..],
+        String::from_utf8_lossy(&o.stderr)
     );
     let xs: usize = out
         .lines()

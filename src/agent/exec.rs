@@ -1,8 +1,8 @@
 //! Remote exec, the agent's half (spec §12): the agent takes the `_rexec` user events
-//! aimed at its node (`agent::events`: the server matched their filters against the node
-//! and its services) that were fired after it started, and for each runs the job under `sh -c` (or its argument vector), writing
-//! `ack`, output chunks and `exit` under `_rexec/<session>/<node>/` with the run's
-//! session. An agent with exec disabled (the default, Consul's `disable_remote_exec`)
+//! aimed at its node (`agent::events`) that it has not answered yet (a retained job
+//! whose run is over is skipped: its job key is gone), and for each runs the job under
+//! `sh -c` (or its argument vector), writing `ack`, output chunks and `exit` under
+//! `_rexec/<session>/<node>/` with the run's session. An agent with exec disabled (the default, Consul's `disable_remote_exec`)
 //! writes `declined` instead of staying silent. When a write fails because the session
 //! is gone (the run ended or its caller went away) the process is killed.
 //!
@@ -36,9 +36,12 @@ pub const DISABLED: &str = "remote exec is disabled on this agent (disable_remot
 pub(super) async fn run(agent: Arc<Agent>) {
     let slots = Arc::new(Semaphore::new(CONCURRENT_JOBS));
     let mut events = agent.node_events.subscribe();
-    // Events up to this Lamport time were fired before this agent started (or were
-    // handled): never run them.
-    let mut handled: Option<u64> = None;
+    // Events up to this Lamport time were taken up by this process. The retained ones
+    // seen at start are taken up too: a job still running when this agent (re)started
+    // is answered, and one that is over (its job key gone) or that this node already
+    // answered (`job` checks) costs a read. There is no first-view baseline to race
+    // against a job fired as the agent starts.
+    let mut handled: u64 = 0;
     loop {
         let view = events.borrow_and_update().clone();
         if let Some(view) = view {
@@ -47,7 +50,8 @@ pub(super) async fn run(agent: Arc<Agent>) {
                 _ => None,
             });
             let newest = newest.max().unwrap_or(0);
-            if let Some(after) = handled {
+            {
+                let after = handled;
                 for e in view
                     .aimed_at(&agent)
                     .filter(|e| e.name == EVENT && e.ltime > after)
@@ -69,7 +73,7 @@ pub(super) async fn run(agent: Arc<Agent>) {
                     }));
                 }
             }
-            handled = Some(newest.max(handled.unwrap_or(0)));
+            handled = newest.max(handled);
         }
         tokio::select! {
             _ = agent.shutdown.cancelled() => return,
@@ -98,6 +102,15 @@ async fn write(agent: &Agent, base: &str, what: &str, value: Vec<u8>, session: &
 
 async fn job(agent: &Agent, p: ExecEventPayload) {
     let base = format!("{}/{}/{}/", p.prefix, p.session, agent.node.name);
+    // Answered already (by this agent before a restart): never run a job twice.
+    match agent.service.kv_list(&base, &QueryOptions::default()).await {
+        Ok((_, answered)) if !answered.is_empty() => return,
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "reading this node's exec answer");
+            return;
+        }
+    }
     if !agent.enable_remote_exec {
         write(agent, &base, "declined", DISABLED.into(), &p.session).await;
         return;

@@ -281,11 +281,13 @@ func TestPrefixWatchSurvivesAnAgentRestart(t *testing.T) {
 	}
 }
 
-// proxy is a TCP proxy whose connections can be cut, as a network failure would.
+// proxy is a TCP proxy whose connections can be cut, as a network failure would, and
+// that can refuse new ones for a while (the network stays down).
 type proxy struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
+	ln      net.Listener
+	mu      sync.Mutex
+	conns   []net.Conn
+	refused bool
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -299,6 +301,13 @@ func newProxy(t *testing.T, target string) *proxy {
 			in, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			p.mu.Lock()
+			refused := p.refused
+			p.mu.Unlock()
+			if refused {
+				in.Close()
+				continue
 			}
 			out, err := net.Dial("tcp", target)
 			if err != nil {
@@ -325,6 +334,20 @@ func (p *proxy) cut() {
 	p.conns = nil
 }
 
+// down cuts every connection and refuses new ones until up.
+func (p *proxy) down() {
+	p.mu.Lock()
+	p.refused = true
+	p.mu.Unlock()
+	p.cut()
+}
+
+func (p *proxy) up() {
+	p.mu.Lock()
+	p.refused = false
+	p.mu.Unlock()
+}
+
 func TestAResetAfterCompactionIsHandledByAResync(t *testing.T) {
 	a := startAgent(t)
 	p := newProxy(t, a.grpcAddr)
@@ -340,12 +363,14 @@ func TestAResetAfterCompactionIsHandledByAResync(t *testing.T) {
 	if got := keys(next(t, w).State); strings.Join(got, ",") != "r/gone,r/keep" {
 		t.Fatal(got)
 	}
-	// The connection breaks; meanwhile more happens than the server keeps history of.
-	p.cut()
+	// The network goes down (the watch keeps trying to reconnect); meanwhile more
+	// happens than the server keeps history of.
+	p.down()
 	for i := 0; i < 40; i++ {
 		_, _ = direct.KV.Put(ctx, fmt.Sprintf("r/%d", i%4), []byte(strconv.Itoa(i)+strings.Repeat("x", 1024)))
 	}
 	_, _ = direct.KV.Delete(ctx, "r/gone", false)
+	p.up()
 	ch := next(t, w)
 	if !ch.Resynced {
 		t.Fatal("expected a resync after RESET")

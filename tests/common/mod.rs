@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod handlers;
+pub mod linearizability;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -99,10 +99,26 @@ async fn health_is_serving_only_with_a_leader() {
         health(&addr, "").await.ok() == Some(ServingStatus::Serving)
     })
     .await;
-    assert_eq!(
-        health(&addr, "rostra.v1.KV").await.unwrap(),
-        ServingStatus::Serving
-    );
+    // Every public service the server reflects has a health status of its own.
+    let MessageResponse::ListServicesResponse(list) =
+        reflect(&addr, MessageRequest::ListServices(String::new())).await
+    else {
+        panic!("not a service list");
+    };
+    let public: Vec<String> = list
+        .service
+        .into_iter()
+        .map(|s| s.name)
+        .filter(|n| n.starts_with("rostra.v1."))
+        .collect();
+    assert!(public.len() >= 8, "{public:?}");
+    for name in &public {
+        assert_eq!(
+            health(&addr, name).await.ok(),
+            Some(ServingStatus::Serving),
+            "{name}"
+        );
+    }
     let unknown = health(&addr, "no.such.Service").await.unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
     server.shutdown().await.expect("clean shutdown");

@@ -240,36 +240,23 @@ async fn events_reach_exactly_the_agents_they_aim_at_even_one_that_was_down() {
         json!([]),
     ];
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut agents: Vec<Agent> = Vec::new();
-    for (i, name) in ["a", "b", "c"].iter().enumerate() {
-        let config = json!({
-            "services": services[i],
-            "watches": [{"type": "event", "args": appender(o, name)}],
-        });
-        let file = o.join(format!("{name}.json"));
-        std::fs::write(&file, config.to_string()).unwrap();
-        let ip = format!("127.0.0.{}", i + 2);
-        let mut args: Vec<String> = [
-            "-server",
-            "-bootstrap-expect",
-            "3",
-            "-node",
-            name,
-            "-bind",
-            &ip,
-            "-client",
-            &ip,
-            "-config-file",
-        ]
+    let nodes = ["a", "b", "c"];
+    let configs: Vec<String> = nodes
         .iter()
-        .map(|s| s.to_string())
+        .enumerate()
+        .map(|(i, name)| {
+            let config = json!({
+                "services": services[i],
+                "watches": [{"type": "event", "args": appender(o, name)}],
+            });
+            let file = o.join(format!("{name}.json"));
+            std::fs::write(&file, config.to_string()).unwrap();
+            file.display().to_string()
+        })
         .collect();
-        args.push(file.display().to_string());
-        if let Some(first) = agents.first() {
-            args.extend(["-retry-join".to_string(), first.raft_addr.clone()]);
-        }
-        agents.push(Agent::spawn(dirs[i].path(), &args));
-    }
+    let mut agents = common::spawn_servers(&dirs, &nodes, |i| {
+        vec!["-config-file".to_string(), configs[i].clone()]
+    });
     let base = format!("http://{}", agents[0].http_addr);
     // Each agent's watch runs once at start, once the cluster is up.
     for name in ["a", "b", "c"] {

@@ -26,6 +26,131 @@ pub fn parse_go_bool(text: &str) -> Option<bool> {
     }
 }
 
+/// Go's `time.ParseDuration`, byte for byte: a possibly signed sequence of decimal
+/// numbers, each with an optional fraction and a unit (`ns`, `us`, `µs`, `μs`, `ms`,
+/// `s`, `m`, `h`), such as `300ms`, `-1.5h` or `2h45m`; a bare `0` is zero; a number
+/// without a unit is an error. Returns nanoseconds (negative for a negative duration).
+///
+/// Written out here rather than taken from the `go-parse-duration` crate, which loops
+/// forever on a fraction of more than 18 digits (`?wait=1.1111111111111111111s`),
+/// panics on a multi-byte unit (`1µs`) and overflows on long sums.
+pub fn parse_go_duration_ns(text: &str) -> Result<i64, String> {
+    const MAX: u64 = 1 << 63;
+    let invalid = || format!("time: invalid duration {text:?}");
+    let mut s = text.as_bytes();
+    let mut neg = false;
+    if let Some((&c, rest)) = s.split_first() {
+        if c == b'-' || c == b'+' {
+            neg = c == b'-';
+            s = rest;
+        }
+    }
+    if s == b"0" {
+        return Ok(0);
+    }
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: u64 = 0;
+    while !s.is_empty() {
+        if !(s[0] == b'.' || s[0].is_ascii_digit()) {
+            return Err(invalid());
+        }
+        // The integer part; Go gives up past 2^63.
+        let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
+        let mut v: u64 = 0;
+        for &c in &s[..digits] {
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(c - b'0')))
+                .filter(|v| *v <= MAX)
+                .ok_or_else(invalid)?;
+        }
+        let pre = digits > 0;
+        s = &s[digits..];
+        // The fraction: digits past what fits are ignored (precision, not an error).
+        let (mut f, mut scale, mut post) = (0u64, 1f64, false);
+        if s.first() == Some(&b'.') {
+            s = &s[1..];
+            let digits = s.iter().take_while(|c| c.is_ascii_digit()).count();
+            let mut overflow = false;
+            for &c in &s[..digits] {
+                if overflow {
+                    continue;
+                }
+                match f
+                    .checked_mul(10)
+                    .and_then(|x| x.checked_add(u64::from(c - b'0')))
+                    .filter(|x| *x <= MAX)
+                {
+                    Some(x) => {
+                        f = x;
+                        scale *= 10.0;
+                    }
+                    None => overflow = true,
+                }
+            }
+            post = digits > 0;
+            s = &s[digits..];
+        }
+        if !pre && !post {
+            return Err(invalid());
+        }
+        let unit_len = s
+            .iter()
+            .take_while(|c| !(**c == b'.' || c.is_ascii_digit()))
+            .count();
+        if unit_len == 0 {
+            return Err(format!("time: missing unit in duration {text:?}"));
+        }
+        let unit: u64 = match &s[..unit_len] {
+            b"ns" => 1,
+            // `µs` (U+00B5 micro sign) and `μs` (U+03BC Greek mu), as Go accepts both.
+            b"us" | b"\xc2\xb5s" | b"\xce\xbcs" => 1_000,
+            b"ms" => 1_000_000,
+            b"s" => 1_000_000_000,
+            b"m" => 60_000_000_000,
+            b"h" => 3_600_000_000_000,
+            other => {
+                return Err(format!(
+                    "time: unknown unit {:?} in duration {text:?}",
+                    String::from_utf8_lossy(other)
+                ))
+            }
+        };
+        s = &s[unit_len..];
+        if v > MAX / unit {
+            return Err(invalid());
+        }
+        v *= unit;
+        if f > 0 {
+            // f64 is nanosecond-accurate for fractions of the largest unit (hours).
+            v = v
+                .checked_add((f as f64 * (unit as f64 / scale)) as u64)
+                .filter(|v| *v <= MAX)
+                .ok_or_else(invalid)?;
+        }
+        total = total
+            .checked_add(v)
+            .filter(|t| *t <= MAX)
+            .ok_or_else(invalid)?;
+    }
+    match (neg, total) {
+        (true, MAX) => Ok(i64::MIN),
+        (true, t) => Ok(-(t as i64)),
+        (false, MAX) => Err(invalid()),
+        (false, t) => Ok(t as i64),
+    }
+}
+
+/// A Go duration that must not be negative, as Consul's fields and parameters take it.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let ns = parse_go_duration_ns(text)?;
+    u64::try_from(ns)
+        .map(Duration::from_nanos)
+        .map_err(|_| format!("time: negative duration {text:?}"))
+}
+
 fn normalize(key: &str) -> String {
     key.chars()
         .filter(|c| *c != '_' && *c != '-')
@@ -142,9 +267,9 @@ impl<'a> Obj<'a> {
             Some((_, Value::Number(n))) if n.as_u64().is_some() => {
                 Ok(n.as_u64().map(Duration::from_nanos))
             }
-            Some((k, Value::String(s))) => match go_parse_duration::parse_duration(s) {
-                Ok(ns) if ns >= 0 => Ok(Some(Duration::from_nanos(ns as u64))),
-                _ => Err(self.err(
+            Some((k, Value::String(s))) => match parse_go_duration(s) {
+                Ok(d) => Ok(Some(d)),
+                Err(_) => Err(self.err(
                     k,
                     format!(
                         "invalid duration {s:?} (use a Go duration such as \"10s\" or \"1m30s\")"
@@ -296,3 +421,6 @@ mod tests {
         assert!(o.string(&["d"]).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -8,6 +8,8 @@ use crate::agent::definition::{CheckDefinition, ServiceDefinition};
 use crate::agent::watches::WatchDefinition;
 use crate::service::Limits;
 
+#[cfg(test)]
+pub(crate) mod arbitrary;
 pub mod consul_json;
 pub mod file;
 

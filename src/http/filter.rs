@@ -97,7 +97,11 @@ impl Filter {
                 || word(i + 1, "in")
                 || (word(i + 1, "not") && word(i + 2, "in"))
             {
-                // "value" in Selector / "value" not in Selector
+                // "value" in Selector / "value" not in Selector; a quoted value is never
+                // a selector, so anything else after it is an error.
+                if !(word(i + 1, "in") || (word(i + 1, "not") && word(i + 2, "in"))) {
+                    return Err(err(format!("expected in or not in after {:?}", toks[i].0)));
+                }
                 let value = toks[i].0.clone();
                 let (op, sel_at) = if word(i + 1, "in") {
                     (Op::In, i + 2)
@@ -273,8 +277,138 @@ mod tests {
             r#"ServiceName === "x""#,
             r#"ServiceName == "x" xor a == b"#,
             r#"a == "unterminated"#,
+            r#""v1" == ServiceTags"#,
+            r#""v1" ServiceTags"#,
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::config::arbitrary;
+
+        /// Selectors: dotted names starting upper case, so never a keyword.
+        fn selector() -> impl Strategy<Value = Vec<String>> {
+            prop::collection::vec("[A-Z][A-Za-z0-9_]{0,8}", 1..4)
+        }
+
+        fn term() -> impl Strategy<Value = Term> {
+            let op = prop::sample::select(vec![
+                Op::Eq,
+                Op::Ne,
+                Op::In,
+                Op::NotIn,
+                Op::Contains,
+                Op::NotContains,
+                Op::Empty,
+                Op::NotEmpty,
+            ]);
+            (selector(), op, any::<String>()).prop_map(|(selector, op, value)| {
+                let value = if matches!(op, Op::Empty | Op::NotEmpty) {
+                    String::new()
+                } else {
+                    value
+                };
+                Term {
+                    selector,
+                    op,
+                    value,
+                }
+            })
+        }
+
+        /// The expression text for a parsed filter, values always quoted.
+        fn render(f: &Filter) -> String {
+            let quote = |v: &str| format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+            f.0.iter()
+                .map(|and| {
+                    and.iter()
+                        .map(|t| {
+                            let sel = t.selector.join(".");
+                            let v = quote(&t.value);
+                            match t.op {
+                                Op::Eq => format!("{sel} == {v}"),
+                                Op::Ne => format!("{sel} != {v}"),
+                                Op::In => format!("{v} in {sel}"),
+                                Op::NotIn => format!("{v} not in {sel}"),
+                                Op::Contains => format!("{sel} contains {v}"),
+                                Op::NotContains => format!("{sel} not contains {v}"),
+                                Op::Empty => format!("{sel} is empty"),
+                                Op::NotEmpty => format!("{sel} is not empty"),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" and ")
+                })
+                .collect::<Vec<_>>()
+                .join(" or ")
+        }
+
+        /// Filter-like text: the grammar's words and symbols in any order, or anything.
+        fn text() -> impl Strategy<Value = String> {
+            let word = prop_oneof![
+                prop::sample::select(vec![
+                    "in",
+                    "not",
+                    "and",
+                    "or",
+                    "is",
+                    "empty",
+                    "contains",
+                    "==",
+                    "!=",
+                    "=",
+                    "!",
+                    "\"",
+                    "`",
+                    "\\",
+                    ".",
+                    "Service.Name",
+                    "\"x\"",
+                ])
+                .prop_map(String::from),
+                arbitrary::awkward_string(),
+            ];
+            prop_oneof![
+                prop::collection::vec(word, 0..12).prop_map(|w| w.join(" ")),
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(arbitrary::config())]
+
+            #[test]
+            fn expressions_round_trip(
+                ors in prop::collection::vec(prop::collection::vec(term(), 1..4), 1..4),
+            ) {
+                let f = Filter(ors);
+                let text = render(&f);
+                prop_assert_eq!(Filter::parse(&text).ok(), Some(f), "{}", text);
+            }
+
+            #[test]
+            fn any_text_parses_or_is_refused_and_any_item_evaluates(
+                text in text(),
+                item in arbitrary::json(&["ServiceName", "Service", "Name", "Tags"]),
+                template in arbitrary::json(&["ServiceName", "Service"]),
+            ) {
+                match Filter::parse(&text) {
+                    Ok(f) => {
+                        let _ = f.matches(&item);
+                        let _ = f.validate(&template);
+                        let kept = apply(Some(&text), vec![item.clone()], None).unwrap();
+                        prop_assert_eq!(kept.len(), usize::from(f.matches(&item)));
+                    }
+                    Err(HttpError::BadRequest(m)) => {
+                        prop_assert!(m.starts_with("Failed to create boolean expression evaluator"));
+                    }
+                    Err(other) => prop_assert!(false, "{other:?}"),
+                }
+            }
         }
     }
 }

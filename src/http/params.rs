@@ -33,9 +33,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
-/// Go's `time.ParseDuration`; a bare number without a unit is an error, as in Go.
+/// Go's `time.ParseDuration`; a bare number without a unit is an error, as in Go. A
+/// negative duration counts as zero (a `?wait=-1s` is no wait of its own).
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    let ns = go_parse_duration::parse_duration(text).ok()?;
+    let ns = crate::config::consul_json::parse_go_duration_ns(text).ok()?;
     Some(Duration::from_nanos(ns.max(0) as u64))
 }
 
@@ -194,5 +195,76 @@ mod tests {
         let ok = params("index=7&wait=2s&stale=").query_options().unwrap();
         assert_eq!((ok.min_index, ok.consistency), (7, Consistency::Stale));
         assert!(ok.wait >= Duration::from_secs(2));
+    }
+
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::config::arbitrary;
+
+        /// A query string as a client might send it: known parameters with awkward
+        /// values, percent-encoded junk (bad UTF-8 included), stray `&`, `=` and `%`.
+        fn query() -> impl Strategy<Value = String> {
+            let name = prop::sample::select(vec![
+                "index",
+                "wait",
+                "stale",
+                "consistent",
+                "cached",
+                "max_stale",
+                "dc",
+                "ns",
+                "partition",
+                "flags",
+                "cas",
+                "recurse",
+                "filter",
+            ]);
+            let value = prop_oneof![
+                arbitrary::awkward_string(),
+                any::<u64>().prop_map(|n| n.to_string()),
+                "-?[0-9]{19,40}",
+                prop::collection::vec(any::<u8>(), 0..12)
+                    .prop_map(|b| b.iter().map(|x| format!("%{x:02X}")).collect()),
+                "[%&=+;#?]{0,6}",
+            ];
+            prop::collection::vec((name, value), 0..8).prop_map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            })
+        }
+
+        proptest! {
+            #![proptest_config(arbitrary::config())]
+
+            #[test]
+            fn any_query_decodes_or_is_a_bad_request(q in query()) {
+                let p = params(&q);
+                let _ = p.check_scope("dc1");
+                let _ = p.u64("flags");
+                match p.query_options() {
+                    Ok(opts) => {
+                        // What was accepted is what the text says.
+                        let index = p.get("index").filter(|v| !v.is_empty());
+                        prop_assert_eq!(opts.min_index, index.map_or(0, |v| v.parse().unwrap()));
+                        if let Some(w) = p.get("wait").filter(|v| !v.is_empty()) {
+                            prop_assert!(parse_go_duration(w).is_some());
+                        }
+                    }
+                    Err(HttpError::BadRequest(m)) => prop_assert!(!m.is_empty()),
+                    Err(other) => prop_assert!(false, "{q:?}: {other:?}"),
+                }
+            }
+
+            #[test]
+            fn indexes_past_u64_are_refused(digits in "[1-9][0-9]{20,60}", sign in "-?") {
+                let q = format!("index={sign}{digits}");
+                prop_assert!(matches!(params(&q).query_options(), Err(HttpError::BadRequest(_))));
+            }
+        }
     }
 }

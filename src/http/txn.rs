@@ -212,4 +212,109 @@ mod tests {
         assert!(msg(br#"[{"KV":{"Verb":"set","Key":"a","Value":"***"}}]"#).contains("base64"));
         assert!(msg(br#"[{"KV":{"Verb":"set","Key":"a","Flags":-1}}]"#).contains("uint64"));
     }
+
+    mod proptests {
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+        use crate::config::arbitrary;
+
+        const VERBS: &[&str] = &[
+            "set",
+            "cas",
+            "lock",
+            "unlock",
+            "get",
+            "get-or-empty",
+            "check-session",
+            "get-tree",
+            "check-index",
+            "check-not-exists",
+            "delete",
+            "delete-tree",
+            "delete-cas",
+        ];
+
+        fn op() -> impl Strategy<Value = KvTxnOp> {
+            (
+                prop::sample::select(VERBS),
+                any::<String>(),
+                prop::collection::vec(any::<u8>(), 0..64),
+                any::<u64>(),
+                any::<u64>(),
+                any::<String>(),
+            )
+                .prop_map(|(verb, key, value, flags, index, session)| KvTxnOp {
+                    verb: KvTxnVerb::parse(verb).expect("a listed verb"),
+                    key,
+                    value,
+                    flags,
+                    index,
+                    session,
+                })
+        }
+
+        /// The body a Consul client sends for `ops` (`Verb` spelled as listed).
+        fn body(ops: &[KvTxnOp], verbs: &[&str]) -> Vec<u8> {
+            let items: Vec<Value> = ops
+                .iter()
+                .zip(verbs)
+                .map(|(op, verb)| {
+                    json!({"KV": {
+                        "Verb": verb,
+                        "Key": op.key,
+                        "Value": base64::engine::general_purpose::STANDARD.encode(&op.value),
+                        "Flags": op.flags,
+                        "Index": op.index,
+                        "Session": op.session,
+                    }})
+                })
+                .collect();
+            serde_json::to_vec(&items).unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(arbitrary::config())]
+
+            #[test]
+            fn consul_bodies_round_trip(
+                ops in prop::collection::vec((op(), prop::sample::select(VERBS)), 0..8),
+            ) {
+                // The verb text decides the verb; re-derive the op's from it.
+                let ops: Vec<KvTxnOp> = ops
+                    .into_iter()
+                    .map(|(op, verb)| KvTxnOp { verb: KvTxnVerb::parse(verb).unwrap(), ..op })
+                    .collect();
+                let verbs: Vec<&str> = ops
+                    .iter()
+                    .map(|op| VERBS.iter().find(|v| KvTxnVerb::parse(v) == Some(op.verb)).unwrap())
+                    .copied()
+                    .collect();
+                prop_assert_eq!(parse_ops(&body(&ops, &verbs)).unwrap(), ops);
+            }
+
+            #[test]
+            fn any_bytes_decode_or_are_a_bad_request(bytes in arbitrary::hostile_bytes()) {
+                if let Err(e) = parse_ops(&bytes) {
+                    prop_assert!(matches!(e, HttpError::BadRequest(_)), "{e:?}");
+                }
+            }
+
+            #[test]
+            fn any_json_decodes_or_is_a_bad_request(
+                ops in prop::collection::vec(
+                    arbitrary::object(&["KV", "Verb", "Key", "Value", "Flags", "Index",
+                                        "Session", "Node", "Service"]),
+                    0..6,
+                ),
+            ) {
+                let bytes = serde_json::to_vec(&ops).unwrap();
+                match parse_ops(&bytes) {
+                    Ok(decoded) => prop_assert_eq!(decoded.len(), ops.len()),
+                    Err(e) => prop_assert!(matches!(e, HttpError::BadRequest(_)), "{e:?}"),
+                }
+            }
+        }
+    }
 }

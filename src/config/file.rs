@@ -405,4 +405,6 @@ fn hcl_error(path: &Path) -> ConfigError {
 
 mod decode;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -218,3 +218,101 @@ impl RequestHandler for DnsHandler {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Whole DNS messages: arbitrary bytes through hickory's request decoder and then
+    //! everything the handler does before it reads the catalog (EDNS, the one-question
+    //! check, domain matching, name parsing, the size budget, the encoded length of an
+    //! empty reply). The catalog lookups themselves need a server (tests/dns.rs).
+
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::Name;
+    use hickory_server::net::xfer::Protocol;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::arbitrary;
+
+    fn src() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 5353))
+    }
+
+    /// The handler's path for one request, minus the catalog: what it would decide.
+    fn classify(request: &Request) -> Option<name::Question> {
+        let edns = response_edns(request);
+        let _ = Budget::for_request(
+            request.protocol().is_datagram(),
+            request.edns.as_ref().map(Edns::max_payload),
+            3,
+        );
+        let _ = encoded_len(request, &Answer::new(ResponseCode::NXDomain), edns.as_ref());
+        let info = request.request_info().ok()?;
+        let query = info.query.original();
+        let labels = labels_of(query.name());
+        let domain = vec!["consul".to_string()];
+        let below = strip_domain(&labels, &domain)?;
+        Some(name::parse(below, query.query_type() == RecordType::SRV))
+    }
+
+    /// A query message for `labels` (raw bytes, any case) of type `qtype`.
+    fn query(labels: &[Vec<u8>], qtype: RecordType, id: u16, edns: Option<u16>) -> Option<Vec<u8>> {
+        let mut name = Name::from_labels(labels.iter().map(|l| l.as_slice())).ok()?;
+        name.set_fqdn(true);
+        let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(name, qtype));
+        if let Some(size) = edns {
+            let mut e = Edns::new();
+            e.set_max_payload(size);
+            m.set_edns(e);
+        }
+        m.to_vec().ok()
+    }
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        #[test]
+        fn any_bytes_decode_or_are_refused(
+            bytes in prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..600),
+                // A valid header and question count, then junk.
+                prop::collection::vec(any::<u8>(), 0..200).prop_map(|tail| {
+                    let mut b = vec![0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
+                    b.extend(tail);
+                    b
+                }),
+            ],
+            tcp in any::<bool>(),
+        ) {
+            let protocol = if tcp { Protocol::Tcp } else { Protocol::Udp };
+            if let Ok(request) = Request::from_bytes(bytes, src(), protocol) {
+                let _ = classify(&request);
+            }
+        }
+
+        #[test]
+        fn questions_survive_the_wire(
+            below in prop::collection::vec(prop::collection::vec(any::<u8>(), 1..20), 0..5),
+            upper in any::<bool>(),
+            srv in any::<bool>(),
+            id in any::<u16>(),
+            edns in prop::option::of(any::<u16>()),
+        ) {
+            let mut labels = below.clone();
+            labels.push(if upper { b"CONSUL".to_vec() } else { b"consul".to_vec() });
+            let qtype = if srv { RecordType::SRV } else { RecordType::A };
+            let Some(bytes) = query(&labels, qtype, id, edns) else {
+                return Ok(()); // a name hickory will not encode (too long)
+            };
+            let request = Request::from_bytes(bytes, src(), Protocol::Udp).unwrap();
+            prop_assert_eq!(request.metadata.id, id);
+            let want: Vec<String> = below
+                .iter()
+                .map(|l| String::from_utf8_lossy(l).to_ascii_lowercase())
+                .collect();
+            let q = classify(&request).expect("inside the domain");
+            prop_assert_eq!(q, name::parse(&want, srv));
+        }
+    }
+}

@@ -318,4 +318,91 @@ mod tests {
         assert_eq!(q("web.service.consul.", false).datacenter(), None);
         assert_eq!(Question::Apex.datacenter(), None);
     }
+
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::config::arbitrary;
+        use crate::dns::records::hex_ip;
+
+        /// A label that is not one of the kind words and has no dot or leading `_`.
+        fn word() -> impl Strategy<Value = String> {
+            "[a-z0-9][a-z0-9-]{0,20}".prop_filter("not a kind label", |l| {
+                !matches!(l.as_str(), "node" | "service" | "addr" | "dc")
+            })
+        }
+
+        fn labels(words: &[String]) -> Vec<String> {
+            words
+                .iter()
+                .flat_map(|w| w.split('.'))
+                .map(String::from)
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(arbitrary::config())]
+
+            /// Any labels (empty ones, dots inside, non-ASCII, kind words anywhere)
+            /// parse into some question; none panics.
+            #[test]
+            fn any_labels_parse(
+                ls in prop::collection::vec(prop_oneof![
+                    prop::sample::select(vec!["node", "service", "addr", "dc", "_tcp", "_", ""])
+                        .prop_map(String::from),
+                    arbitrary::awkward_string(),
+                ], 0..8),
+                srv in any::<bool>(),
+            ) {
+                let q = parse(&ls, srv);
+                if ls.is_empty() {
+                    prop_assert_eq!(q, Question::Apex);
+                }
+            }
+
+            #[test]
+            fn service_names_round_trip(
+                name in word(), tag in prop::option::of(word()), dc in prop::option::of(word()),
+                dc_label in any::<bool>(),
+            ) {
+                let mut ls: Vec<String> = tag.iter().cloned().collect();
+                ls.extend([name.clone(), "service".into()]);
+                ls.extend(dc.iter().cloned());
+                if dc.is_some() && dc_label {
+                    ls.push("dc".into());
+                }
+                prop_assert_eq!(parse(&ls, false), Question::Service { name, tag, dc });
+            }
+
+            #[test]
+            fn node_names_round_trip(parts in prop::collection::vec(word(), 1..4), dc in prop::option::of(word())) {
+                let mut ls = labels(&parts);
+                ls.push("node".into());
+                ls.extend(dc.iter().cloned());
+                prop_assert_eq!(parse(&ls, false), Question::Node { name: parts.join("."), dc });
+            }
+
+            #[test]
+            fn addr_names_round_trip(ip in any::<IpAddr>(), dc in prop::option::of(word())) {
+                let mut ls = vec![hex_ip(ip), "addr".into()];
+                ls.extend(dc.iter().cloned());
+                prop_assert_eq!(parse(&ls, true), Question::Addr { ip, dc });
+            }
+
+            #[test]
+            fn strip_domain_keeps_what_is_below(
+                below in prop::collection::vec(arbitrary::awkward_string(), 0..5),
+                domain in prop::collection::vec(word(), 1..3),
+                other in prop::collection::vec(word(), 0..5),
+            ) {
+                let mut qname = below.clone();
+                qname.extend(domain.iter().cloned());
+                prop_assert_eq!(strip_domain(&qname, &domain), Some(&below[..]));
+                if other != domain && !other.ends_with(&domain) {
+                    prop_assert_eq!(strip_domain(&other, &domain), None);
+                }
+            }
+        }
+    }
 }

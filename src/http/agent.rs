@@ -272,3 +272,82 @@ async fn members(State(state): State<HttpState>, params: Params) -> Result<Respo
         .collect();
     Ok(reply::json(&state, &params, StatusCode::OK, &members))
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::arbitrary;
+
+    const KEYS: &[&str] = &[
+        "Name",
+        "ID",
+        "Tags",
+        "Address",
+        "Port",
+        "Meta",
+        "EnableTagOverride",
+        "Weights",
+        "Passing",
+        "Warning",
+        "Check",
+        "Checks",
+        "CheckID",
+        "ServiceID",
+        "Status",
+        "Notes",
+        "TTL",
+        "HTTP",
+        "TCP",
+        "Args",
+        "Interval",
+        "Timeout",
+        "Method",
+        "Header",
+        "Body",
+        "TLSSkipVerify",
+        "DeregisterCriticalServiceAfter",
+        "OutputMaxSize",
+    ];
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        /// `PUT /v1/agent/service/register` and `/check/register` bodies: any JSON
+        /// decodes or is a 400 with a reason, leniently (unknown keys ignored).
+        #[test]
+        fn any_registration_body_decodes_or_says_why(v in arbitrary::json(KEYS)) {
+            let decoded = Obj::new(&v, "").map_err(decode_err).and_then(|o| {
+                ServiceDefinition::decode(o, false).map(drop).map_err(definition_err)
+            });
+            if let Err(e) = decoded {
+                prop_assert!(matches!(e, HttpError::BadRequest(m) if !m.is_empty()));
+            }
+            let decoded = Obj::new(&v, "").map_err(decode_err).and_then(|o| {
+                CheckDefinition::decode(o, false, None).map(drop).map_err(definition_err)
+            });
+            if let Err(e) = decoded {
+                prop_assert!(matches!(e, HttpError::BadRequest(m) if !m.is_empty()));
+            }
+        }
+
+        #[test]
+        fn services_keep_their_fields(
+            name in "[a-z][a-z0-9-]{0,20}",
+            tags in prop::collection::vec(any::<String>(), 0..4),
+            port in any::<u16>(),
+            ttl_s in 1u64..100_000,
+        ) {
+            let v = serde_json::json!({"Name": name, "Tags": tags, "Port": port,
+                                       "Check": {"TTL": format!("{ttl_s}s")}});
+            let d = ServiceDefinition::decode(Obj::new(&v, "").unwrap(), false).unwrap();
+            prop_assert_eq!((&d.name, &d.tags, d.port), (&name, &tags, port));
+            let ttl = match d.checks[0].kind {
+                crate::agent::definition::CheckKind::Ttl { ttl } => Some(ttl),
+                _ => None,
+            };
+            prop_assert_eq!(ttl, Some(std::time::Duration::from_secs(ttl_s)));
+        }
+    }
+}

@@ -279,3 +279,98 @@ async fn node(
         &meta,
     ))
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::arbitrary;
+
+    const KEYS: &[&str] = &[
+        "Node",
+        "ID",
+        "Address",
+        "Datacenter",
+        "TaggedAddresses",
+        "NodeMeta",
+        "SkipNodeUpdate",
+        "Service",
+        "Weights",
+        "Passing",
+        "Warning",
+        "Port",
+        "Tags",
+        "Meta",
+        "EnableTagOverride",
+        "Check",
+        "Checks",
+        "Name",
+        "CheckID",
+        "Status",
+        "Definition",
+        "HTTP",
+        "TCP",
+        "Interval",
+        "Timeout",
+        "DeregisterCriticalServiceAfter",
+        "Notes",
+        "Output",
+        "ServiceID",
+    ];
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        /// Any registration body decodes, is refused by the port rule, or is a 400 that
+        /// says why; none panics.
+        #[test]
+        fn any_registration_decodes_or_says_why(v in arbitrary::object(KEYS)) {
+            match decode_registration(&v) {
+                Ok(Ok(reg)) => {
+                    let has_service = v.as_object().unwrap().keys().any(|k| {
+                        k.replace(['_', '-'], "").eq_ignore_ascii_case("service")
+                    });
+                    prop_assert!(reg.service.is_none() || has_service);
+                }
+                Ok(Err(ServiceError::InvalidArgument(m))) => prop_assert!(m.contains("port")),
+                Ok(Err(other)) => prop_assert!(false, "{other:?}"),
+                Err(e) => prop_assert!(
+                    matches!(definition_err(e), HttpError::BadRequest(m) if !m.is_empty())
+                ),
+            }
+        }
+
+        #[test]
+        fn ports_are_kept_or_refused_never_clamped(port in any::<u64>()) {
+            let v = json!({"Node": "n", "Service": {"Service": "web", "Port": port}});
+            match decode_registration(&v).unwrap() {
+                Ok(reg) => prop_assert_eq!(u64::from(reg.service.unwrap().port), port),
+                Err(_) => prop_assert!(port > u64::from(u16::MAX)),
+            }
+        }
+
+        #[test]
+        fn registration_fields_round_trip(
+            node in any::<String>(),
+            name in any::<String>(),
+            tags in prop::collection::vec(any::<String>(), 0..4),
+            meta in prop::collection::btree_map(any::<String>(), any::<String>(), 0..4),
+            port in any::<u16>(),
+            interval_ms in 0u64..100_000_000,
+        ) {
+            let v = json!({
+                "Node": node,
+                "Service": {"Service": name, "Tags": tags, "Meta": meta, "Port": port},
+                "Check": {"Name": "c", "Status": "passing",
+                          "Definition": {"Interval": format!("{interval_ms}ms")}},
+            });
+            let reg = decode_registration(&v).unwrap().unwrap();
+            let s = reg.service.unwrap();
+            prop_assert_eq!((&reg.node.name, &s.name, &s.tags, &s.meta, s.port),
+                (&node, &name, &tags, &meta, port));
+            prop_assert_eq!(reg.checks[0].spec.interval_ns, interval_ms * 1_000_000);
+        }
+    }
+}

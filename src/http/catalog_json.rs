@@ -220,4 +220,30 @@ mod tests {
         assert_eq!(go_duration(100_000_000), "100ms");
         assert_eq!(go_duration(3_600_000_000_000), "1h0m0s");
     }
+
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::config::arbitrary;
+        use crate::config::consul_json::parse_go_duration_ns;
+
+        proptest! {
+            #![proptest_config(arbitrary::config())]
+
+            /// What `go_duration` writes, Go's parser reads back: exactly below a second
+            /// and at millisecond steps up to a day (where its f64 arithmetic is exact).
+            #[test]
+            fn go_durations_read_back(
+                sub_second in 0u64..1_000_000_000,
+                ms in 0u64..86_400_000,
+                whole_s in 0u64..10_000_000,
+            ) {
+                for ns in [sub_second, ms * 1_000_000, whole_s * 1_000_000_000] {
+                    let text = go_duration(ns);
+                    prop_assert_eq!(parse_go_duration_ns(&text), Ok(ns as i64), "{}", text);
+                }
+            }
+        }
+    }
 }

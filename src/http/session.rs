@@ -182,3 +182,33 @@ async fn node(
 async fn list(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
     read(state, params, SessionFilter::All).await
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::config::arbitrary;
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        /// Any session body decodes or is a decode error naming the key; none panics.
+        #[test]
+        fn any_session_body_decodes_or_says_why(
+            v in arbitrary::json(&["Name", "Node", "LockDelay", "Behavior", "TTL",
+                                   "NodeChecks", "Checks", "ServiceChecks", "ID"]),
+        ) {
+            if let Err(e) = decode(&v) {
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+
+        #[test]
+        fn lock_delays_below_1000_are_seconds(n in 0u64..2_000_000) {
+            let v = serde_json::json!({"LockDelay": n});
+            let want = if n < 1000 { Duration::from_secs(n) } else { Duration::from_nanos(n) };
+            prop_assert_eq!(decode(&v).unwrap().lock_delay, Some(want));
+        }
+    }
+}

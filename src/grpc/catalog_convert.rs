@@ -166,3 +166,96 @@ pub fn entry_out(e: ServiceEntry) -> pb::ServiceEntry {
         checks: e.checks.into_iter().map(check_out).collect(),
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Catalog requests from the wire: any bytes as a `RegisterRequest`, any port and
+    //! status numbers; conversions keep what they are given or refuse it with a reason.
+
+    use proptest::prelude::*;
+    use prost::Message;
+
+    use super::*;
+    use crate::config::arbitrary;
+
+    fn instance() -> impl Strategy<Value = pb::ServiceInstance> {
+        (
+            any::<String>(),
+            prop::collection::vec(any::<String>(), 0..3),
+            prop_oneof![0u32..=65_535, any::<u32>()],
+            prop::collection::btree_map(any::<String>(), any::<String>(), 0..3),
+            prop::option::of(any::<u32>()),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(name, tags, port, meta, weight, eto)| pb::ServiceInstance {
+                    id: name.clone(),
+                    name,
+                    tags,
+                    port,
+                    meta: meta.into_iter().collect(),
+                    weight_passing: weight,
+                    weight_warning: weight,
+                    enable_tag_override: eto,
+                    ..Default::default()
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        #[test]
+        fn any_bytes_decode_or_are_refused(bytes in arbitrary::hostile_bytes()) {
+            if let Ok(req) = pb::RegisterRequest::decode(bytes.as_slice()) {
+                let node = node_in(req.node.unwrap_or_default());
+                if let Some(s) = req.service {
+                    let _ = service_in(s, &node.name);
+                }
+                for c in req.checks {
+                    if let Err(s) = check_in(c, &node.name) {
+                        prop_assert_eq!(s.code(), tonic::Code::InvalidArgument);
+                    }
+                }
+            }
+            if let Ok(e) = pb::ServiceEntry::decode(bytes.as_slice()) {
+                let _ = entry_in(e);
+            }
+        }
+
+        #[test]
+        fn instances_round_trip_or_refuse_the_port(s in instance()) {
+            let wire = s.encode_to_vec();
+            let s = pb::ServiceInstance::decode(wire.as_slice()).unwrap();
+            let port = s.port;
+            match service_in(s.clone(), "n1") {
+                Ok(domain) => {
+                    let mut back = service_out(domain);
+                    prop_assert!(port <= 65_535);
+                    // Weights default when unset; the rest comes back as sent.
+                    back.weight_passing = s.weight_passing;
+                    back.weight_warning = s.weight_warning;
+                    back.node = s.node.clone();
+                    back.meta = s.meta.clone(); // a map: order is the domain's
+                    prop_assert_eq!(back, s);
+                }
+                Err(status) => {
+                    prop_assert!(port > 65_535);
+                    prop_assert_eq!(status.code(), tonic::Code::InvalidArgument);
+                }
+            }
+        }
+
+        #[test]
+        fn statuses_are_known_or_refused(value in any::<i32>()) {
+            match status_in(value) {
+                Ok(Some(s)) => prop_assert_eq!(status_out(s) as i32, value),
+                Ok(None) => prop_assert_eq!(value, 0),
+                Err(status) => {
+                    prop_assert!(!(0..4).contains(&value));
+                    prop_assert_eq!(status.code(), tonic::Code::InvalidArgument);
+                }
+            }
+        }
+    }
+}

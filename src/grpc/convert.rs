@@ -171,3 +171,110 @@ pub fn txn_response(reply: TxnReply) -> pb::TxnResponse {
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! Requests as the wire delivers them: any bytes through prost's decoder, any field
+    //! values (unknown enum numbers included) through the conversions. Each converts or
+    //! is `INVALID_ARGUMENT` with a message; none panics.
+
+    use proptest::prelude::*;
+    use prost::Message;
+
+    use super::*;
+    use crate::config::arbitrary;
+
+    fn wire_op() -> impl Strategy<Value = pb::TxnOp> {
+        (
+            prop_oneof![0i32..14, any::<i32>()],
+            any::<String>(),
+            prop::collection::vec(any::<u8>(), 0..32),
+            any::<u64>(),
+            any::<u64>(),
+            any::<String>(),
+        )
+            .prop_map(|(verb, key, value, flags, index, session)| pb::TxnOp {
+                verb,
+                key,
+                value,
+                flags,
+                index,
+                session,
+            })
+    }
+
+    fn invalid_argument(s: &tonic::Status) -> bool {
+        s.code() == tonic::Code::InvalidArgument && !s.message().is_empty()
+    }
+
+    proptest! {
+        #![proptest_config(arbitrary::config())]
+
+        #[test]
+        fn any_bytes_decode_or_are_refused(bytes in arbitrary::hostile_bytes()) {
+            if let Ok(req) = pb::TxnRequest::decode(bytes.as_slice()) {
+                let _ = consistency(req.consistency);
+                for op in req.ops {
+                    if let Err(s) = txn_op(op) {
+                        prop_assert!(invalid_argument(&s));
+                    }
+                }
+            }
+            for consistency_value in [
+                pb::GetRequest::decode(bytes.as_slice()).map(|r| r.consistency),
+                pb::ListRequest::decode(bytes.as_slice()).map(|r| r.consistency),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if let Err(s) = query_opts(consistency_value) {
+                    prop_assert!(invalid_argument(&s));
+                }
+            }
+            let _ = pb::PutRequest::decode(bytes.as_slice());
+            let _ = pb::DeleteRequest::decode(bytes.as_slice());
+            let _ = pb::WatchRequest::decode(bytes.as_slice());
+        }
+
+        #[test]
+        fn txn_ops_convert_or_name_the_verb(op in wire_op()) {
+            let wire = op.encode_to_vec();
+            let op = pb::TxnOp::decode(wire.as_slice()).unwrap();
+            let verb = op.verb;
+            let (key, value, flags, index, session) =
+                (op.key.clone(), op.value.clone(), op.flags, op.index, op.session.clone());
+            match txn_op(op) {
+                Ok(kv) => {
+                    prop_assert!((1..14).contains(&verb));
+                    prop_assert_eq!((kv.key, kv.value, kv.flags, kv.index, kv.session),
+                        (key, value, flags, index, session));
+                }
+                Err(s) => {
+                    prop_assert!(!(1..14).contains(&verb));
+                    prop_assert!(invalid_argument(&s));
+                }
+            }
+        }
+
+        #[test]
+        fn consistency_is_known_or_refused(value in any::<i32>()) {
+            match consistency(value) {
+                Ok(_) => prop_assert!((0..4).contains(&value)),
+                Err(s) => prop_assert!(invalid_argument(&s)),
+            }
+        }
+
+        #[test]
+        fn kv_pairs_round_trip(
+            key in any::<String>(), value in prop::collection::vec(any::<u8>(), 0..32),
+            flags in any::<u64>(), create in any::<u64>(), modify in any::<u64>(),
+            lock in any::<u64>(), session in any::<String>(),
+        ) {
+            let pair = pb::KvPair { key, value, flags, create_index: create,
+                modify_index: modify, lock_index: lock, session };
+            let wire = pair.encode_to_vec();
+            let decoded = pb::KvPair::decode(wire.as_slice()).unwrap();
+            prop_assert_eq!(kv_pair(kv_entry_in(decoded)), pair);
+        }
+    }
+}

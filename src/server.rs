@@ -266,7 +266,15 @@ impl Server {
             raft_addr: advertise.to_string(),
             grpc_addr: grpc_addr.to_string(),
         };
-        let raft = RaftNode::start(db, state.clone(), feed.clone(), node, config.raft).await?;
+        let raft = RaftNode::start(
+            db,
+            state.clone(),
+            feed.clone(),
+            node,
+            config.raft,
+            config.bind,
+        )
+        .await?;
         let shutdown = CancellationToken::new();
         let service = Service::new(
             raft.clone(),

@@ -440,3 +440,48 @@ async fn watch_streams_are_capped_and_freed_when_clients_leave() {
         .await
         .expect("the server shuts down and closes its database");
 }
+
+/// Concurrent writes of one key are batched into raft entries, but never two of them into
+/// one: each write's index is the `ModifyIndex` of its own value, so a writer's CAS on the
+/// index it was told cannot overwrite a value it never saw (the chaos test caught that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_of_one_key_get_distinct_indexes() {
+    let (server, _dir, c) = setup().await;
+    let writes = (0..64).map(|i| {
+        let c = c.clone();
+        async move {
+            (
+                i,
+                put_index(&c, "race/k", format!("v{i}").into_bytes()).await,
+            )
+        }
+    });
+    let done = futures::future::join_all(writes).await;
+    let indexes: std::collections::HashSet<u64> = done.iter().map(|(_, idx)| *idx).collect();
+    assert_eq!(
+        indexes.len(),
+        done.len(),
+        "two writes of one key shared an index"
+    );
+    // The value read back is the one written at the highest index, and a CAS with
+    // the index of any other write fails.
+    let (last, last_index) = done.iter().max_by_key(|(_, idx)| *idx).unwrap();
+    let got = c.get("race/k", pb::Consistency::Default).await.unwrap();
+    let kv = got.kv.unwrap();
+    assert_eq!(kv.value, format!("v{last}").into_bytes());
+    assert_eq!(kv.modify_index, *last_index);
+    for (_, idx) in done.iter().filter(|(_, idx)| idx != last_index) {
+        let r = c
+            .put("race/k", b"late".to_vec(), 0, Some(*idx))
+            .await
+            .unwrap();
+        assert!(
+            !r.succeeded,
+            "a CAS on a superseded write's index succeeded"
+        );
+    }
+    server
+        .shutdown()
+        .await
+        .expect("the server shuts down and closes its database");
+}

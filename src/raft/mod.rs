@@ -182,6 +182,7 @@ impl RaftNode {
         feed: Arc<ChangeFeed>,
         node: NodeInfo,
         tuning: RaftTuning,
+        bind: std::net::IpAddr,
     ) -> Result<Arc<Self>, ConsensusError> {
         let id = load_or_create_node_id(&db).map_err(|e| ConsensusError::Fatal(e.to_string()))?;
         let config = Arc::new(
@@ -189,7 +190,7 @@ impl RaftNode {
                 .validate()
                 .map_err(|e| ConsensusError::Fatal(e.to_string()))?,
         );
-        let channels = PeerChannels::default();
+        let channels = PeerChannels::new(bind);
         let network = PeerNetwork {
             channels: channels.clone(),
         };

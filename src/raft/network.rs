@@ -2,6 +2,7 @@
 //! address, shared by openraft's replication and by request forwarding.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,9 +26,21 @@ use crate::pb_internal::RaftPayload;
 #[derive(Clone, Default)]
 pub struct PeerChannels {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// The local address outgoing connections are made from: the `-bind` address when
+    /// it is a specific one (as Consul's RPC source address), so a multi-homed server
+    /// reaches its peers from the address they know it by, and firewalls (or the chaos
+    /// test's partitioning proxy) can tell servers apart by source.
+    source: Option<IpAddr>,
 }
 
 impl PeerChannels {
+    pub fn new(bind: IpAddr) -> Self {
+        PeerChannels {
+            channels: Arc::default(),
+            source: (!bind.is_unspecified()).then_some(bind),
+        }
+    }
+
     /// A client for `addr`; never dials here (openraft requires `new_client` not to block).
     pub fn client(&self, addr: &str) -> Result<RaftTransportClient<Channel>, tonic::Status> {
         let ch = self.channel(addr)?;
@@ -44,6 +57,7 @@ impl PeerChannels {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| tonic::Status::invalid_argument(format!("bad peer address {addr}: {e}")))?
             .connect_timeout(Duration::from_secs(2))
+            .local_address(self.source)
             .tcp_nodelay(true);
         let ch = endpoint.connect_lazy();
         map.insert(addr.to_string(), ch.clone());

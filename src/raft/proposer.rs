@@ -3,6 +3,8 @@
 //! load that per-entry cost, not the disk, is the limit. The proposer takes whatever
 //! writes are waiting, proposes them as one `Proposal`, and keeps a few proposals in
 //! flight: a lone client pays nothing extra, many clients share one entry and one fsync.
+//! Two writes of one key never share an entry, so a `ModifyIndex` names one value (the
+//! chaos test found CAS lost updates when they did).
 //!
 //! The proposer is one task owned by [`ProposerTask`]; the tasks waiting for each
 //! proposal's commit live in a `JoinSet` inside it, so stopping the proposer joins them.
@@ -113,6 +115,13 @@ fn size(command: &Command) -> usize {
     }
 }
 
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = fnv::FnvHasher::default();
+    key.hash(&mut h);
+    h.finish()
+}
+
 async fn run(
     raft: Raft,
     mut rx: mpsc::Receiver<Pending>,
@@ -122,6 +131,10 @@ async fn run(
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     // One task per proposal awaiting its commit (at most MAX_IN_FLIGHT running).
     let mut waiting = JoinSet::new();
+    // A write taken from the queue that had to wait for the next entry.
+    let mut carried: Option<Pending> = None;
+    // Hashes of the keys the batch being built sets.
+    let mut keys: std::collections::HashSet<u64> = std::collections::HashSet::new();
     loop {
         while waiting.try_join_next().is_some() {}
         // Take the permit first: while all are busy, writes accumulate for the next batch.
@@ -130,16 +143,29 @@ async fn run(
             _ = stop.cancelled() => break,
         };
         let Ok(permit) = permit else { break };
-        let first = tokio::select! {
-            p = rx.recv() => p,
-            _ = stop.cancelled() => break,
+        let first = match carried.take() {
+            Some(p) => Some(p),
+            None => tokio::select! {
+                p = rx.recv() => p,
+                _ = stop.cancelled() => break,
+            },
         };
         let Some(first) = first else { break };
         let mut bytes = size(&first.0);
+        keys.clear();
+        keys.extend(first.0.value_keys().into_iter().map(key_hash));
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(p) => {
+                    let written: Vec<u64> = p.0.value_keys().into_iter().map(key_hash).collect();
+                    // A second write of a key waits for the next entry (see
+                    // `Command::value_keys`); a hash collision only splits a batch.
+                    if written.iter().any(|h| keys.contains(h)) {
+                        carried = Some(p);
+                        break;
+                    }
+                    keys.extend(written);
                     bytes += size(&p.0);
                     batch.push(p);
                 }
@@ -205,6 +231,9 @@ async fn run(
     // Stopped: refuse what is still queued (nothing of it was proposed), then let the
     // proposals in flight answer their writers.
     rx.close();
+    if let Some((_, reply)) = carried.take() {
+        let _ = reply.send(Err(ProposeError::Fatal("shutting down".into())));
+    }
     while let Ok((_, reply)) = rx.try_recv() {
         let _ = reply.send(Err(ProposeError::Fatal("shutting down".into())));
     }

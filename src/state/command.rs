@@ -95,6 +95,27 @@ pub enum CommandResult {
     Event(Event),
 }
 
+impl Command {
+    /// The KV keys whose value this command may set. Two such writes to one key must not
+    /// share a raft entry: both would get the entry's index as `ModifyIndex`, so a
+    /// client that wrote the first (and was told that index) could CAS over the second
+    /// without ever having seen it.
+    pub fn value_keys(&self) -> Vec<&str> {
+        match self {
+            Command::KvPut { key, .. } | Command::KvLock { key, .. } => vec![key.as_str()],
+            Command::KvTxn { ops } => ops
+                .iter()
+                .filter(|op| {
+                    use super::txn::KvTxnVerb as V;
+                    matches!(op.verb, V::Set | V::Cas | V::Lock | V::Unlock)
+                })
+                .map(|op| op.key.as_str())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl CommandResult {
     /// True unless a condition failed.
     pub fn succeeded(&self) -> bool {

@@ -1,11 +1,14 @@
 //! `/v1/kv/<key>`: Consul's KV endpoint (spec §3) over the shared service layer.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures::StreamExt;
 
 use super::error::HttpError;
 use super::params::Params;
@@ -135,7 +138,51 @@ fn too_large(size: u64, max: usize) -> HttpError {
 /// Oversized bodies up to this size are drained before answering 413.
 const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
 
+/// A body that delivers nothing for this long is given up on (408, connection closed):
+/// a client that declares a length and stalls would otherwise hold its request permit
+/// and connection until it went away.
+pub const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// However it trickles, a whole body must arrive within this long, so a client sending
+/// a byte every few seconds cannot hold a permit for days either.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a body could not be read.
+enum BodyError {
+    /// More than the limit arrived (this many bytes so far).
+    TooLarge(u64),
+    Stalled,
+    /// The client closed early, or sent a malformed chunked encoding.
+    Broken(axum::Error),
+}
+
+/// Collects at most `max` bytes of `body`, within the timeouts above; with `keep`
+/// false only counts them (draining a body that will be refused).
+async fn collect(body: Body, max: usize, keep: bool) -> Result<Vec<u8>, BodyError> {
+    let mut chunks = body.into_data_stream();
+    let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
+    let mut out = Vec::new();
+    let mut seen = 0;
+    loop {
+        let idle = tokio::time::Instant::now() + BODY_IDLE_TIMEOUT;
+        match tokio::time::timeout_at(idle.min(deadline), chunks.next()).await {
+            Err(_) => return Err(BodyError::Stalled),
+            Ok(None) => return Ok(out),
+            Ok(Some(Err(e))) => return Err(BodyError::Broken(e)),
+            Ok(Some(Ok(chunk))) => {
+                seen += chunk.len();
+                if seen > max {
+                    return Err(BodyError::TooLarge(seen as u64));
+                }
+                if keep {
+                    out.extend_from_slice(&chunk);
+                }
+            }
+        }
+    }
+}
+
 /// Reads a request body of at most `max` bytes; `too_large` builds the 413 otherwise.
+/// A stalled body is a 408 and a truncated or garbled one a 400, each saying so.
 pub(super) async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -150,15 +197,25 @@ pub(super) async fn read_body(
         // Read (and drop) a moderately oversized body so the client, still sending, sees
         // the 413 rather than a reset connection; a huge one is refused unread.
         if n <= DRAIN_LIMIT {
-            let _ = axum::body::to_bytes(body, DRAIN_LIMIT as usize).await;
+            let _ = collect(body, DRAIN_LIMIT as usize, false).await;
         }
         return Err(too_large(n, max));
     }
     // A body without a (truthful) length is cut off one byte past the limit.
-    match axum::body::to_bytes(body, max + 1).await {
-        Ok(bytes) if bytes.len() <= max => Ok(bytes.to_vec()),
-        Ok(bytes) => Err(too_large(bytes.len() as u64, max)),
-        Err(_) => Err(too_large(declared.unwrap_or(max as u64 + 1), max)),
+    match collect(body, max, true).await {
+        Ok(bytes) => Ok(bytes),
+        Err(BodyError::TooLarge(n)) => Err(too_large(n, max)),
+        Err(BodyError::Stalled) => Err(HttpError::Status(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "Request body not received: nothing arrived for {}s, or it took over {}s",
+                BODY_IDLE_TIMEOUT.as_secs(),
+                BODY_TIMEOUT.as_secs()
+            ),
+        )),
+        Err(BodyError::Broken(e)) => Err(HttpError::BadRequest(format!(
+            "Failed to read the request body: {e}"
+        ))),
     }
 }
 

@@ -135,6 +135,15 @@ async fn consul_method_errors(req: Request, next: Next) -> Response {
     out
 }
 
+/// A client must have sent a whole request head within this long of connecting, and
+/// on a kept-alive connection within this long of the previous response; otherwise the
+/// connection is closed. Without it a client that opens connections and withholds or
+/// trickles its headers (slowloris) holds each one, and its read buffer, until shutdown.
+/// Idle keep-alive connections close after it too; HTTP clients reopen them as needed.
+/// (Bodies have their own limits: `kv::BODY_IDLE_TIMEOUT`.) Header size and count are
+/// hyper's limits: a head over ~400 KiB or 100 headers is refused with 431.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long in-flight HTTP requests get to finish once shutdown begins.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -149,13 +158,18 @@ pub async fn serve(
     state: HttpState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
 
     let app = router(state);
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().title_case_headers(true);
+    // hyper enforces its header read timeout only with a timer.
+    builder
+        .http1()
+        .title_case_headers(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     // Connection tasks hold the router (and through it the service); they are joined
     // here. (Per-stream tasks that hyper spawns for HTTP/2 clients are not; Consul's
@@ -178,12 +192,39 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        // hyper's header timeout starts once the protocol is known; before that (no byte
+        // sent, or half an HTTP/2 preface) only this first-request deadline applies.
+        let first_request = Arc::new(tokio::sync::Notify::new());
+        let seen = first_request.clone();
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |req: Request<hyper::body::Incoming>| {
+                seen.notify_one();
+                req
+            },
+        ));
         let builder = builder.clone();
         let watcher = graceful.watcher();
         connections.spawn(async move {
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn).await {
+            let conn = watcher.watch(conn);
+            tokio::pin!(conn);
+            let deadline = tokio::time::timeout(HEADER_READ_TIMEOUT, first_request.notified());
+            let ended = tokio::select! {
+                ended = &mut conn => Some(ended),
+                first = deadline => match first {
+                    Ok(()) => None,
+                    Err(_) => {
+                        tracing::debug!("HTTP client sent no request in {HEADER_READ_TIMEOUT:?}");
+                        return;
+                    }
+                },
+            };
+            let ended = match ended {
+                Some(ended) => ended,
+                None => conn.await,
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "HTTP connection ended");
             }
         });

@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/rostra/v1/lock.proto",
         "proto/rostra/v1/event.proto",
         "proto/rostra/v1/exec.proto",
+        "proto/rostra/v1/snapshot.proto",
     ];
     let internal = [
         "proto/rostra/internal/v1/raft.proto",

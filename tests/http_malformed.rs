@@ -437,7 +437,6 @@ async fn slow_clients_are_cut_off_and_others_are_served() {
 /// `service::session` still parses TTLs with the `go-parse-duration` crate, which loops
 /// forever on a fraction of more than 18 digits; the HTTP shim passes the TTL through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "service/session.rs must call config::consul_json::parse_go_duration instead of go_parse_duration"]
 async fn session_ttls_with_long_fractions_are_answered() {
     let (server, _dir) = common::dev_server().await;
     let addr = server.http_addr;

@@ -225,6 +225,9 @@ pub enum CtlCommand {
     /// Cluster operations (Consul's `operator raft list-peers` / `remove-peer`).
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Save, restore and inspect snapshots of the whole state (Consul's `consul snapshot`).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Measure throughput and latency against a running agent.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -402,6 +405,32 @@ pub struct ExecArgs {
     /// The command.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save the state to FILE (written atomically, verified first).
+    Save(SnapshotSaveArgs),
+    /// Replace the cluster's state with FILE's (refused, changing nothing, if FILE is
+    /// corrupt or truncated).
+    Restore(SnapshotFileArgs),
+    /// Print what FILE holds (index, term, checksum, records per table), after checking it.
+    Inspect(SnapshotFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotSaveArgs {
+    /// Save the answering server's state without a read barrier (Consul's -stale).
+    #[arg(long)]
+    pub stale: bool,
+    /// Where to write the snapshot.
+    pub file: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotFileArgs {
+    /// The snapshot file.
+    pub file: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -74,7 +74,7 @@ fn plan(a: &LockArgs) -> anyhow::Result<Plan> {
         bail!("Number for 'monitor-retry' must be >= 0");
     }
     let timeout_text = a.r#try.as_deref().unwrap_or(&a.timeout);
-    let timeout = match go_parse_duration::parse_duration(timeout_text) {
+    let timeout = match crate::config::consul_json::parse_go_duration_ns(timeout_text) {
         Ok(ns) if ns < 0 => bail!("Timeout must be positive"),
         Ok(0) => None,
         Ok(ns) => Some(Duration::from_nanos(ns as u64)),

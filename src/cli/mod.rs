@@ -15,6 +15,7 @@ pub mod goflags;
 pub mod kv;
 pub mod lock;
 pub mod members;
+pub mod snapshot;
 pub mod validate;
 pub mod watch;
 
@@ -89,5 +90,6 @@ pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
             }
         }
         CtlCommand::Bench(b) => bench::run(&args.addr, b, out).await,
+        CtlCommand::Snapshot(s) => snapshot::run(connect(), s, out).await,
     }
 }

@@ -17,7 +17,8 @@ use crate::service::call::{self, Answer, Call, WatchCall, WireWatch};
 use crate::service::{Service, ServiceError};
 
 /// Seam calls carry at most one write's worth of data; replies may hold a large list.
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// Room for a snapshot file (`service::snapshot::MAX_SNAPSHOT_BYTES`) in one call.
+const MAX_MESSAGE: usize = 160 * 1024 * 1024;
 
 pub struct AgentTransportService {
     pub service: Arc<Service>,

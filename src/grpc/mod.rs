@@ -11,6 +11,7 @@ pub mod exec;
 pub mod kv;
 pub mod lock;
 pub mod session;
+pub mod snapshot;
 pub mod status;
 pub mod watch;
 
@@ -70,6 +71,9 @@ pub async fn serve(
     let event = crate::pb::event_server::EventServer::new(event::EventService {
         service: service.clone(),
     });
+    let snapshot = crate::pb::snapshot_server::SnapshotServer::new(snapshot::SnapshotService {
+        service: service.clone(),
+    });
     let in_flight = crate::limit::InFlightLimit::new(
         service.limits().grpc_max_in_flight,
         too_many_requests,
@@ -99,6 +103,7 @@ pub async fn serve(
         .add_service(lock)
         .add_service(event)
         .add_service(exec)
+        .add_service(snapshot)
         .add_service(reflection)
         .add_service(grpc_health)
         .serve_with_incoming_shutdown(incoming(listener), shutdown);
@@ -113,7 +118,7 @@ pub async fn serve(
 const HEALTH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The services `grpc.health.v1` reports on: the whole server ("") and each public one.
-const HEALTH_SERVICES: [&str; 9] = [
+const HEALTH_SERVICES: [&str; 10] = [
     "",
     "rostra.v1.KV",
     "rostra.v1.Status",
@@ -123,6 +128,7 @@ const HEALTH_SERVICES: [&str; 9] = [
     "rostra.v1.Lock",
     "rostra.v1.Event",
     "rostra.v1.Exec",
+    "rostra.v1.Snapshot",
 ];
 
 /// Keeps `grpc.health.v1` at SERVING while this node knows a leader (it can answer

@@ -15,6 +15,7 @@ pub mod kv;
 pub mod params;
 pub mod reply;
 pub mod session;
+pub mod snapshot;
 pub mod status;
 pub mod txn;
 
@@ -60,6 +61,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(catalog::routes())
         .merge(session::routes())
         .merge(event::routes())
+        .merge(snapshot::routes())
         .merge(health::routes())
         .merge(agent::routes())
         .fallback(unknown_path)

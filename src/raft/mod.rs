@@ -138,6 +138,8 @@ pub struct RaftNode {
     channels: PeerChannels,
     discovered: Arc<Mutex<BTreeMap<NodeId, NodeInfo>>>,
     last_contact: Arc<LastContact>,
+    /// A handle on the state machine's tables, for snapshot files.
+    tables: StateMachine,
 }
 
 /// Timings: short enough for a quick failover, long enough that a loaded 2-core CI
@@ -197,6 +199,7 @@ impl RaftNode {
         let stats = Arc::new(RaftStats::default());
         let log_store = LogStore::new(db.clone(), stats.clone());
         let sm = StateMachine::new(state, feed);
+        let tables = sm.clone();
         let raft = Raft::new(id, config, network, log_store, sm)
             .await
             .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
@@ -212,7 +215,22 @@ impl RaftNode {
             channels,
             discovered: Arc::default(),
             last_contact: Arc::new(LastContact::new()),
+            tables,
         }))
+    }
+
+    /// Every state table as applied here, with the index and term of the last entry
+    /// they reflect (one consistent view; for snapshot files).
+    pub async fn dump_tables(
+        &self,
+    ) -> Result<(u64, u64, crate::state::store::TablesDump), ConsensusError> {
+        let sm = self.tables.clone();
+        let (last, _, dump) = tokio::task::spawn_blocking(move || sm.consistent_dump())
+            .await
+            .map_err(|e| ConsensusError::Fatal(e.to_string()))?
+            .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
+        let (index, term) = last.map_or((0, 0), |l| (l.index, l.leader_id.term));
+        Ok((index, term, dump))
     }
 
     /// The internal gRPC service peers call; serve it on the server (raft) port.

@@ -112,6 +112,11 @@ fn size(command: &Command) -> usize {
         | Command::SessionExpire { .. } => 128,
         Command::EventFire(e) => 128 + e.name.len() + e.payload.len(),
         Command::EventTrim { .. } => 16,
+        Command::Restore { tables } => tables
+            .records
+            .iter()
+            .map(|(t, k, v)| t.len() + k.len() + v.len())
+            .sum(),
     }
 }
 
@@ -161,7 +166,10 @@ async fn run(
                     let written: Vec<u64> = p.0.value_keys().into_iter().map(key_hash).collect();
                     // A second write of a key waits for the next entry (see
                     // `Command::value_keys`); a hash collision only splits a batch.
-                    if written.iter().any(|h| keys.contains(h)) {
+                    if written.iter().any(|h| keys.contains(h))
+                        || p.0.exclusive()
+                        || batch[0].0.exclusive()
+                    {
                         carried = Some(p);
                         break;
                     }

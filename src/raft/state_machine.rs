@@ -87,13 +87,53 @@ impl StateMachine {
     /// log id and membership commit together, so after a crash state and index agree.
     /// Watchers are told only after the batch is committed, entry by entry.
     fn apply_entries(&self, entries: Vec<Entry>) -> Result<Vec<ProposalResult>, StorageError> {
+        let mut results = Vec::with_capacity(entries.len());
+        let mut start = 0;
+        // A restore replaces every table: the entries before it are committed first, it
+        // is applied on its own, and the rest follow in a new batch.
+        while start < entries.len() {
+            let restore = entries[start..]
+                .iter()
+                .position(|e| restore_of(e).is_some());
+            let end = restore.map_or(entries.len(), |r| start + r);
+            if end > start {
+                results.extend(self.apply_batch(&entries[start..end])?);
+            }
+            if end < entries.len() {
+                results.push(self.apply_restore(&entries[end])?);
+            }
+            start = end + 1;
+        }
+        Ok(results)
+    }
+
+    /// Applies a snapshot restore entry (see `StateStore::restore`); every watcher resyncs.
+    fn apply_restore(&self, entry: &Entry) -> Result<ProposalResult, StorageError> {
+        let tables = restore_of(entry).expect("a restore entry");
+        let index = entry.log_id.index;
+        let mut batch = WriteBatch::default();
+        self.store
+            .restore(&mut batch, tables, index)
+            .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
+        self.put_meta(&mut batch, LAST_APPLIED_KEY, &entry.log_id);
+        self.db
+            .write(batch)
+            .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
+        self.feed.reset_all(index, ResetReason::SnapshotRestored);
+        tracing::info!(index, records = tables.records.len(), "restored a snapshot");
+        Ok(ProposalResult {
+            results: vec![crate::state::CommandResult::None],
+        })
+    }
+
+    fn apply_batch(&self, entries: &[Entry]) -> Result<Vec<ProposalResult>, StorageError> {
         let Some(last) = entries.last().map(|e| e.log_id) else {
             return Ok(Vec::new());
         };
         let mut ab = self.store.begin();
         let mut results = Vec::with_capacity(entries.len());
         let mut published = Vec::with_capacity(entries.len());
-        for entry in &entries {
+        for entry in entries {
             let index = entry.log_id.index;
             let mut changes = Vec::new();
             let mut result = ProposalResult::default();
@@ -130,6 +170,17 @@ impl StateMachine {
     }
 }
 
+/// The tables of a restore entry.
+fn restore_of(entry: &Entry) -> Option<&TablesDump> {
+    match &entry.payload {
+        EntryPayload::Normal(p) => p.commands.iter().find_map(|c| match c {
+            crate::state::Command::Restore { tables } => Some(tables),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let this = self.clone();
@@ -140,8 +191,11 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
 }
 
 impl StateMachine {
-    fn build_snapshot_blocking(&self) -> Result<Snapshot, StorageError> {
-        // One RocksDB snapshot: apply keeps running, this view does not move.
+    /// Every table and the log id they reflect, from one RocksDB snapshot: apply keeps
+    /// running, this view does not move. Blocking.
+    pub fn consistent_dump(
+        &self,
+    ) -> Result<(Option<LogId>, StoredMembership, TablesDump), StorageError> {
         let snap = self.db.snapshot();
         let mut opts = ReadOptions::default();
         opts.set_snapshot(&snap);
@@ -150,6 +204,11 @@ impl StateMachine {
             .store
             .dump(&snap)
             .map_err(|e| StorageIOError::read_state_machine(&e))?;
+        Ok((last_log_id, last_membership, dump))
+    }
+
+    fn build_snapshot_blocking(&self) -> Result<Snapshot, StorageError> {
+        let (last_log_id, last_membership, dump) = self.consistent_dump()?;
         let data =
             postcard::to_stdvec(&dump).map_err(|e| StorageIOError::write_snapshot(None, &e))?;
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);

@@ -165,6 +165,13 @@ pub trait ControlPlane: Send + Sync + 'static {
     async fn members(&self) -> Result<Vec<Member>, ServiceError>;
     /// Marks a member left (`prune`: deregisters it at once).
     async fn force_leave(&self, node: &str, prune: bool) -> Result<(), ServiceError>;
+    /// The state as a snapshot file (`service::snapshot`).
+    async fn snapshot_save(
+        &self,
+        consistency: Consistency,
+    ) -> Result<(ResponseMeta, Vec<u8>), ServiceError>;
+    /// Replaces the state with a snapshot file; returns the index it was taken at.
+    async fn snapshot_restore(&self, file: Vec<u8>) -> Result<(ResponseMeta, u64), ServiceError>;
     /// Removes a server (by raft id or server-port address) from the raft configuration.
     async fn raft_remove_peer(
         &self,
@@ -356,6 +363,15 @@ impl ControlPlane for Service {
         address: Option<String>,
     ) -> Result<(), ServiceError> {
         Service::raft_remove_peer(self, id, address).await
+    }
+    async fn snapshot_save(
+        &self,
+        consistency: Consistency,
+    ) -> Result<(ResponseMeta, Vec<u8>), ServiceError> {
+        Service::snapshot_save(self, consistency).await
+    }
+    async fn snapshot_restore(&self, file: Vec<u8>) -> Result<(ResponseMeta, u64), ServiceError> {
+        Service::snapshot_restore(self, file).await
     }
     async fn force_leave(&self, node: &str, prune: bool) -> Result<(), ServiceError> {
         Service::force_leave(self, node, prune).await

@@ -65,6 +65,8 @@ pub enum Call {
     Members,
     RemovePeer(Option<u64>, Option<String>),
     ForceLeave(String, bool),
+    SnapshotSave(Consistency),
+    SnapshotRestore(Vec<u8>),
 }
 
 impl Call {
@@ -84,6 +86,7 @@ impl Call {
                 | Call::Leave(_)
                 | Call::RemovePeer(..)
                 | Call::ForceLeave(..)
+                | Call::SnapshotRestore(_)
         )
     }
 }
@@ -109,6 +112,8 @@ pub enum Reply {
     Fired(ResponseMeta, Event),
     Events(u64, Vec<Event>),
     Members(Vec<super::membership::Member>),
+    Snapshot(ResponseMeta, Vec<u8>),
+    Restored(ResponseMeta, u64),
     Done,
 }
 
@@ -209,6 +214,14 @@ pub async fn dispatch(s: &Arc<Service>, call: Call) -> Answer {
         Call::Members => Reply::Members(s.members().await?),
         Call::RemovePeer(id, addr) => s.raft_remove_peer(id, addr).await.map(|()| Reply::Done)?,
         Call::ForceLeave(node, prune) => s.force_leave(&node, prune).await.map(|()| Reply::Done)?,
+        Call::SnapshotSave(c) => s
+            .snapshot_save(c)
+            .await
+            .map(|(m, f)| Reply::Snapshot(m, f))?,
+        Call::SnapshotRestore(f) => s
+            .snapshot_restore(f)
+            .await
+            .map(|(m, i)| Reply::Restored(m, i))?,
     })
 }
 

@@ -24,6 +24,7 @@ pub mod reaper;
 pub mod remote;
 pub mod session;
 pub mod session_ttl;
+pub mod snapshot;
 pub mod txn;
 pub mod watch;
 

@@ -123,7 +123,11 @@ impl Service {
                     }
                     // Dropped from the feed: re-read (an early answer is allowed) after
                     // subscribing again so the next wait misses nothing.
-                    Err(ResetReason::Lagged | ResetReason::SnapshotInstalled) => {
+                    Err(
+                        ResetReason::Lagged
+                        | ResetReason::SnapshotInstalled
+                        | ResetReason::SnapshotRestored,
+                    ) => {
                         *subscription = self.feed.subscribe(target.clone(), None).0;
                     }
                     Err(ResetReason::Shutdown) => {}

@@ -60,8 +60,11 @@ const CALL_SLACK: Duration = Duration::from_secs(15);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Messages buffered per watch between the server's stream and the subscriber.
 const WATCH_BUFFER: usize = 16;
-/// Largest reply accepted (a big catalog list).
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// Largest message either way: a big catalog list, or a snapshot file
+/// (`service::snapshot::MAX_SNAPSHOT_BYTES`).
+const MAX_MESSAGE: usize = 160 * 1024 * 1024;
+/// How long saving or restoring a snapshot through a server may take.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(120);
 
 /// The servers this agent knows and the one it talks to.
 #[derive(Default)]
@@ -800,6 +803,21 @@ impl ControlPlane for Remote {
             .call(Call::ForceLeave(node.into(), prune), Duration::ZERO)
             .await;
         expect!(r, Reply::Done => ())
+    }
+
+    async fn snapshot_save(
+        &self,
+        consistency: Consistency,
+    ) -> Result<(ResponseMeta, Vec<u8>), ServiceError> {
+        // Building and sending a large file takes a while; allow for it.
+        let r = self
+            .call(Call::SnapshotSave(consistency), SNAPSHOT_WAIT)
+            .await;
+        expect!(r, Reply::Snapshot(m, f) => (m, f))
+    }
+    async fn snapshot_restore(&self, file: Vec<u8>) -> Result<(ResponseMeta, u64), ServiceError> {
+        let r = self.call(Call::SnapshotRestore(file), SNAPSHOT_WAIT).await;
+        expect!(r, Reply::Restored(m, i) => (m, i))
     }
 
     fn meta(&self, index: u64) -> ResponseMeta {

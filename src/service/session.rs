@@ -57,12 +57,9 @@ pub fn random_uuid() -> String {
     )
 }
 
-/// Go's `time.ParseDuration` (the `go-parse-duration` crate), as Consul parses a TTL.
+/// Go's `time.ParseDuration`, as Consul parses a TTL.
 fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    let ns = go_parse_duration::parse_duration(text).map_err(|e| format!("{e:?}"))?;
-    u64::try_from(ns)
-        .map(Duration::from_nanos)
-        .map_err(|_| format!("time: invalid duration {text:?}"))
+    crate::config::consul_json::parse_go_duration(text)
 }
 
 impl Service {

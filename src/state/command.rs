@@ -54,6 +54,10 @@ pub enum Command {
     EventFire(Event),
     /// Leader housekeeping: drop events with Lamport time at or below `up_to`.
     EventTrim { up_to: u64 },
+    /// Replace every table with a verified snapshot file's (`rostractl snapshot
+    /// restore`). Always alone in its raft entry; applied by the state machine, not
+    /// through `StateStore::apply`.
+    Restore { tables: super::store::TablesDump },
 }
 
 /// What one raft entry carries: client writes that arrived together, batched by the
@@ -113,6 +117,11 @@ impl Command {
                 .collect(),
             _ => Vec::new(),
         }
+    }
+
+    /// Whether the command must have a raft entry to itself.
+    pub fn exclusive(&self) -> bool {
+        matches!(self, Command::Restore { .. })
     }
 }
 

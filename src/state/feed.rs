@@ -85,6 +85,8 @@ pub enum ResetReason {
     SnapshotInstalled,
     /// The server is shutting down.
     Shutdown,
+    /// A snapshot file was restored (`rostractl snapshot restore`).
+    SnapshotRestored,
 }
 
 impl ResetReason {
@@ -93,6 +95,7 @@ impl ResetReason {
             ResetReason::Lagged => 1,
             ResetReason::SnapshotInstalled => 2,
             ResetReason::Shutdown => 3,
+            ResetReason::SnapshotRestored => 4,
         }
     }
 
@@ -101,6 +104,7 @@ impl ResetReason {
             1 => Some(ResetReason::Lagged),
             2 => Some(ResetReason::SnapshotInstalled),
             3 => Some(ResetReason::Shutdown),
+            4 => Some(ResetReason::SnapshotRestored),
             _ => None,
         }
     }
@@ -110,6 +114,7 @@ impl ResetReason {
             ResetReason::Lagged => "lagged",
             ResetReason::SnapshotInstalled => "snapshot_installed",
             ResetReason::Shutdown => "shutdown",
+            ResetReason::SnapshotRestored => "snapshot_restored",
         }
     }
 }

@@ -8,6 +8,7 @@
 //! in the same write batch; this module decides *what* applying means.
 
 pub mod apply;
+pub mod backup;
 pub mod catalog;
 pub mod change;
 pub mod command;

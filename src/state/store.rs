@@ -50,7 +50,7 @@ pub enum StoreError {
 }
 
 /// Every table's contents, as carried inside a raft snapshot.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TablesDump {
     /// One (column family, key, value) triple per record, raw.
     pub records: Vec<(String, Vec<u8>, Vec<u8>)>,
@@ -161,6 +161,9 @@ impl StateStore {
                 result: CommandResult::None,
                 changes: super::event::trim(ab, *up_to)?,
             },
+            Command::Restore { .. } => {
+                unreachable!("the state machine applies a restore in an entry of its own")
+            }
             Command::SessionCreate(session) => {
                 let mut w = SessionWrite::new(ab, index, time_ns);
                 let result = w.create(session)?.map(|()| None);
@@ -338,6 +341,43 @@ impl StateStore {
         Ok(())
     }
 
+    /// Whether a snapshot file's record belongs to the state (anything else, say a raft
+    /// log record, makes the file foreign).
+    pub fn is_state_record(table: &str, key: &[u8]) -> bool {
+        STATE_CFS.contains(&table) || (table == CF_SM_META && STATE_META_KEYS.contains(&key))
+    }
+
+    /// Adds to `batch` the writes of a snapshot restore applied at raft `index`: every
+    /// table replaced by `dump`'s, as a change made at `index`. Objects keep their indexes
+    /// unless the snapshot comes from a cluster further along than this one; those above
+    /// `index` are lowered to it, so no index runs ahead of the log. Every table's index
+    /// becomes `index` (the restore changed them all; blocking queries never see an index
+    /// go back), and tombstones are dropped (the restore supersedes every deletion).
+    pub fn restore(
+        &self,
+        batch: &mut WriteBatch,
+        dump: &TablesDump,
+        index: u64,
+    ) -> Result<(), StoreError> {
+        let mut records = Vec::with_capacity(dump.records.len());
+        for (table, k, v) in &dump.records {
+            let v = match table.as_str() {
+                CF_KV_TOMBSTONES => continue,
+                CF_SM_META if k.as_slice() != super::event::EVENTS_LTIME_KEY => continue,
+                _ => clamp_indexes(table, v, index)?,
+            };
+            records.push((table.clone(), k.clone(), v));
+        }
+        for key in [KV_INDEX_KEY, CATALOG_INDEX_KEY, SESSIONS_INDEX_KEY] {
+            records.push((
+                CF_SM_META.to_string(),
+                key.to_vec(),
+                index.to_be_bytes().to_vec(),
+            ));
+        }
+        self.replace_all(batch, &TablesDump { records }, index)
+    }
+
     /// Builds the derived indexes if the tables predate them (an older data directory).
     pub fn ensure_indexes(&self) -> Result<(), StoreError> {
         if read_u64(&self.db, &ReadOptions::default(), INDEX_VERSION_KEY)? == INDEX_VERSION {
@@ -410,6 +450,47 @@ fn with_sessions_invalidated(
     w.on_catalog(&changes)?;
     changes.append(&mut w.changes);
     Ok(changes)
+}
+
+/// `value` (a record of `table`) with its create/modify indexes at most `ceiling`.
+fn clamp_indexes(table: &str, value: &[u8], ceiling: u64) -> Result<Vec<u8>, StoreError> {
+    use super::catalog::{HealthCheck, Node, ServiceInstance};
+    use super::session::Session;
+    fn clamp<T: Serialize + serde::de::DeserializeOwned>(
+        value: &[u8],
+        fix: impl FnOnce(&mut T),
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut record: T = postcard::from_bytes(value)?;
+        fix(&mut record);
+        Ok(postcard::to_stdvec(&record)?)
+    }
+    let c = |i: &mut u64| *i = (*i).min(ceiling);
+    match table {
+        crate::db::CF_KV => clamp(value, |e: &mut KvEntry| {
+            c(&mut e.create_index);
+            c(&mut e.modify_index);
+        }),
+        crate::db::CF_NODES => clamp(value, |n: &mut Node| {
+            c(&mut n.create_index);
+            c(&mut n.modify_index);
+        }),
+        CF_SERVICES => clamp(value, |s: &mut ServiceInstance| {
+            c(&mut s.create_index);
+            c(&mut s.modify_index);
+        }),
+        crate::db::CF_CHECKS => clamp(value, |h: &mut HealthCheck| {
+            c(&mut h.create_index);
+            c(&mut h.modify_index);
+        }),
+        crate::db::CF_SESSIONS => clamp(value, |s: &mut Session| {
+            c(&mut s.create_index);
+            c(&mut s.modify_index);
+            c(&mut s.renewed_index);
+        }),
+        // The rest carry no raft index: derived indexes, lock-delay times, events
+        // (ordered by Lamport time).
+        _ => Ok(value.to_vec()),
+    }
 }
 
 /// A consistent snapshot of the tables: every read through it sees the same applied

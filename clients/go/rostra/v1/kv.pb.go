@@ -995,7 +995,8 @@ type WatchResponse struct {
 	// SNAPSHOT: current pairs as PUT events. CHANGES: what the entry put or deleted, in
 	// order. Empty for SYNCED and RESET.
 	Events []*KvEvent `protobuf:"bytes,3,rep,name=events,proto3" json:"events,omitempty"`
-	// RESET only: why ("compacted", "lagged", "snapshot_installed").
+	// RESET only: why ("compacted", "lagged", "snapshot_installed",
+	// "snapshot_restored").
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The header of the server serving the stream (index as above).
 	Header *ResponseHeader `protobuf:"bytes,5,opt,name=header,proto3" json:"header,omitempty"`

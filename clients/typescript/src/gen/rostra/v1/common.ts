@@ -88,7 +88,8 @@ export function consistencyToJSON(object: Consistency): string {
  * SNAPSHOT phase and SYNCED follow. This happens when start_index is older than what the
  * server retains ("compacted"), when the watcher fell too far behind ("lagged"; the
  * server never blocks writes for a slow watcher), and when the server's state was
- * replaced by a raft snapshot ("snapshot_installed").
+ * replaced by a raft snapshot ("snapshot_installed") or a restored snapshot file
+ * ("snapshot_restored").
  */
 export enum WatchKind {
   /** WATCH_KIND_UNSPECIFIED - Never sent. */

@@ -256,7 +256,10 @@ export interface WatchResponse {
    * order. Empty for SYNCED and RESET.
    */
   events: KvEvent[];
-  /** RESET only: why ("compacted", "lagged", "snapshot_installed"). */
+  /**
+   * RESET only: why ("compacted", "lagged", "snapshot_installed",
+   * "snapshot_restored").
+   */
   reason: string;
   /** The header of the server serving the stream (index as above). */
   header: ResponseHeader | undefined;

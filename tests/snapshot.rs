@@ -213,7 +213,7 @@ async fn a_snapshot_restored_on_a_fresh_server_gives_back_every_table() {
     // The gRPC service refuses the same way.
     let mut snap = pb::snapshot_client::SnapshotClient::new(client_b.channel());
     let e = snap
-        .restore(futures::stream::iter(vec![pb::SnapshotChunk {
+        .restore(futures::stream::iter(vec![pb::SnapshotRestoreRequest {
             data: bytes[..100].to_vec(),
         }]))
         .await

@@ -55,9 +55,9 @@ pub async fn run(
             // Refuse a bad file here with the reason; the server checks it again.
             backup::inspect(&file).map_err(|e| anyhow!("Error restoring snapshot: {e}"))?;
             let client = connect.await?;
-            let chunks: Vec<pb::SnapshotChunk> = file
+            let chunks: Vec<pb::SnapshotRestoreRequest> = file
                 .chunks(CHUNK)
-                .map(|c| pb::SnapshotChunk { data: c.to_vec() })
+                .map(|c| pb::SnapshotRestoreRequest { data: c.to_vec() })
                 .collect();
             snapshot_client(&client)
                 .restore(futures::stream::iter(chunks))

@@ -18,7 +18,7 @@ pub struct SnapshotService {
     pub service: Api,
 }
 
-type Chunks = Pin<Box<dyn Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
+type Chunks = Pin<Box<dyn Stream<Item = Result<pb::SnapshotSaveResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl SnapshotRpc for SnapshotService {
@@ -30,16 +30,16 @@ impl SnapshotRpc for SnapshotService {
     ) -> Result<Response<Chunks>, Status> {
         let consistency = convert::consistency(request.into_inner().consistency)?;
         let (_, file) = self.service.snapshot_save(consistency).await?;
-        let chunks: Vec<Result<pb::SnapshotChunk, Status>> = file
+        let chunks: Vec<Result<pb::SnapshotSaveResponse, Status>> = file
             .chunks(CHUNK)
-            .map(|c| Ok(pb::SnapshotChunk { data: c.to_vec() }))
+            .map(|c| Ok(pb::SnapshotSaveResponse { data: c.to_vec() }))
             .collect();
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
     async fn restore(
         &self,
-        request: Request<Streaming<pb::SnapshotChunk>>,
+        request: Request<Streaming<pb::SnapshotRestoreRequest>>,
     ) -> Result<Response<pb::SnapshotRestoreResponse>, Status> {
         let mut stream = request.into_inner();
         let mut file = Vec::new();

@@ -48,7 +48,7 @@ func (c *snapshotClient) Save(ctx context.Context, in *SnapshotSaveRequest, opts
 }
 
 type Snapshot_SaveClient interface {
-	Recv() (*SnapshotChunk, error)
+	Recv() (*SnapshotSaveResponse, error)
 	grpc.ClientStream
 }
 
@@ -56,8 +56,8 @@ type snapshotSaveClient struct {
 	grpc.ClientStream
 }
 
-func (x *snapshotSaveClient) Recv() (*SnapshotChunk, error) {
-	m := new(SnapshotChunk)
+func (x *snapshotSaveClient) Recv() (*SnapshotSaveResponse, error) {
+	m := new(SnapshotSaveResponse)
 	if err := x.ClientStream.RecvMsg(m); err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (c *snapshotClient) Restore(ctx context.Context, opts ...grpc.CallOption) (
 }
 
 type Snapshot_RestoreClient interface {
-	Send(*SnapshotChunk) error
+	Send(*SnapshotRestoreRequest) error
 	CloseAndRecv() (*SnapshotRestoreResponse, error)
 	grpc.ClientStream
 }
@@ -83,7 +83,7 @@ type snapshotRestoreClient struct {
 	grpc.ClientStream
 }
 
-func (x *snapshotRestoreClient) Send(m *SnapshotChunk) error {
+func (x *snapshotRestoreClient) Send(m *SnapshotRestoreRequest) error {
 	return x.ClientStream.SendMsg(m)
 }
 
@@ -142,7 +142,7 @@ func _Snapshot_Save_Handler(srv interface{}, stream grpc.ServerStream) error {
 }
 
 type Snapshot_SaveServer interface {
-	Send(*SnapshotChunk) error
+	Send(*SnapshotSaveResponse) error
 	grpc.ServerStream
 }
 
@@ -150,7 +150,7 @@ type snapshotSaveServer struct {
 	grpc.ServerStream
 }
 
-func (x *snapshotSaveServer) Send(m *SnapshotChunk) error {
+func (x *snapshotSaveServer) Send(m *SnapshotSaveResponse) error {
 	return x.ServerStream.SendMsg(m)
 }
 
@@ -160,7 +160,7 @@ func _Snapshot_Restore_Handler(srv interface{}, stream grpc.ServerStream) error 
 
 type Snapshot_RestoreServer interface {
 	SendAndClose(*SnapshotRestoreResponse) error
-	Recv() (*SnapshotChunk, error)
+	Recv() (*SnapshotRestoreRequest, error)
 	grpc.ServerStream
 }
 
@@ -172,8 +172,8 @@ func (x *snapshotRestoreServer) SendAndClose(m *SnapshotRestoreResponse) error {
 	return x.ServerStream.SendMsg(m)
 }
 
-func (x *snapshotRestoreServer) Recv() (*SnapshotChunk, error) {
-	m := new(SnapshotChunk)
+func (x *snapshotRestoreServer) Recv() (*SnapshotRestoreRequest, error) {
+	m := new(SnapshotRestoreRequest)
 	if err := x.ServerStream.RecvMsg(m); err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from rostra.v1 import common_pb2 as rostra_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18rostra/v1/snapshot.proto\x12\trostra.v1\x1a\x16rostra/v1/common.proto\"B\n\x13SnapshotSaveRequest\x12+\n\x0b\x63onsistency\x18\x01 \x01(\x0e\x32\x16.rostra.v1.Consistency\"\x1d\n\rSnapshotChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\\\n\x17SnapshotRestoreResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.rostra.v1.ResponseHeader\x12\x16\n\x0esnapshot_index\x18\x02 \x01(\x04\x32\x99\x01\n\x08Snapshot\x12\x42\n\x04Save\x12\x1e.rostra.v1.SnapshotSaveRequest\x1a\x18.rostra.v1.SnapshotChunk0\x01\x12I\n\x07Restore\x12\x18.rostra.v1.SnapshotChunk\x1a\".rostra.v1.SnapshotRestoreResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18rostra/v1/snapshot.proto\x12\trostra.v1\x1a\x16rostra/v1/common.proto\"B\n\x13SnapshotSaveRequest\x12+\n\x0b\x63onsistency\x18\x01 \x01(\x0e\x32\x16.rostra.v1.Consistency\"$\n\x14SnapshotSaveResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"&\n\x16SnapshotRestoreRequest\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\\\n\x17SnapshotRestoreResponse\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x19.rostra.v1.ResponseHeader\x12\x16\n\x0esnapshot_index\x18\x02 \x01(\x04\x32\xa9\x01\n\x08Snapshot\x12I\n\x04Save\x12\x1e.rostra.v1.SnapshotSaveRequest\x1a\x1f.rostra.v1.SnapshotSaveResponse0\x01\x12R\n\x07Restore\x12!.rostra.v1.SnapshotRestoreRequest\x1a\".rostra.v1.SnapshotRestoreResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SNAPSHOTSAVEREQUEST']._serialized_start=63
   _globals['_SNAPSHOTSAVEREQUEST']._serialized_end=129
-  _globals['_SNAPSHOTCHUNK']._serialized_start=131
-  _globals['_SNAPSHOTCHUNK']._serialized_end=160
-  _globals['_SNAPSHOTRESTORERESPONSE']._serialized_start=162
-  _globals['_SNAPSHOTRESTORERESPONSE']._serialized_end=254
-  _globals['_SNAPSHOT']._serialized_start=257
-  _globals['_SNAPSHOT']._serialized_end=410
+  _globals['_SNAPSHOTSAVERESPONSE']._serialized_start=131
+  _globals['_SNAPSHOTSAVERESPONSE']._serialized_end=167
+  _globals['_SNAPSHOTRESTOREREQUEST']._serialized_start=169
+  _globals['_SNAPSHOTRESTOREREQUEST']._serialized_end=207
+  _globals['_SNAPSHOTRESTORERESPONSE']._serialized_start=209
+  _globals['_SNAPSHOTRESTORERESPONSE']._serialized_end=301
+  _globals['_SNAPSHOT']._serialized_start=304
+  _globals['_SNAPSHOT']._serialized_end=473
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,13 @@ class SnapshotSaveRequest(_message.Message):
     consistency: _common_pb2.Consistency
     def __init__(self, consistency: _Optional[_Union[_common_pb2.Consistency, str]] = ...) -> None: ...
 
-class SnapshotChunk(_message.Message):
+class SnapshotSaveResponse(_message.Message):
+    __slots__ = ("data",)
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    def __init__(self, data: _Optional[bytes] = ...) -> None: ...
+
+class SnapshotRestoreRequest(_message.Message):
     __slots__ = ("data",)
     DATA_FIELD_NUMBER: _ClassVar[int]
     data: bytes

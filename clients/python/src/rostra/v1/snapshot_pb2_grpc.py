@@ -38,11 +38,11 @@ class SnapshotStub(object):
         self.Save = channel.unary_stream(
                 '/rostra.v1.Snapshot/Save',
                 request_serializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotSaveRequest.SerializeToString,
-                response_deserializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotChunk.FromString,
+                response_deserializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotSaveResponse.FromString,
                 _registered_method=True)
         self.Restore = channel.stream_unary(
                 '/rostra.v1.Snapshot/Restore',
-                request_serializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotChunk.SerializeToString,
+                request_serializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotRestoreRequest.SerializeToString,
                 response_deserializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotRestoreResponse.FromString,
                 _registered_method=True)
 
@@ -72,11 +72,11 @@ def add_SnapshotServicer_to_server(servicer, server):
             'Save': grpc.unary_stream_rpc_method_handler(
                     servicer.Save,
                     request_deserializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotSaveRequest.FromString,
-                    response_serializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotChunk.SerializeToString,
+                    response_serializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotSaveResponse.SerializeToString,
             ),
             'Restore': grpc.stream_unary_rpc_method_handler(
                     servicer.Restore,
-                    request_deserializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotChunk.FromString,
+                    request_deserializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotRestoreRequest.FromString,
                     response_serializer=rostra_dot_v1_dot_snapshot__pb2.SnapshotRestoreResponse.SerializeToString,
             ),
     }
@@ -107,7 +107,7 @@ class Snapshot(object):
             target,
             '/rostra.v1.Snapshot/Save',
             rostra_dot_v1_dot_snapshot__pb2.SnapshotSaveRequest.SerializeToString,
-            rostra_dot_v1_dot_snapshot__pb2.SnapshotChunk.FromString,
+            rostra_dot_v1_dot_snapshot__pb2.SnapshotSaveResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -133,7 +133,7 @@ class Snapshot(object):
             request_iterator,
             target,
             '/rostra.v1.Snapshot/Restore',
-            rostra_dot_v1_dot_snapshot__pb2.SnapshotChunk.SerializeToString,
+            rostra_dot_v1_dot_snapshot__pb2.SnapshotRestoreRequest.SerializeToString,
             rostra_dot_v1_dot_snapshot__pb2.SnapshotRestoreResponse.FromString,
             options,
             channel_credentials,

@@ -41,8 +41,14 @@ export interface SnapshotSaveRequest {
   consistency: Consistency;
 }
 
-/** A piece of a snapshot file. */
-export interface SnapshotChunk {
+/** A piece of the snapshot file being saved. */
+export interface SnapshotSaveResponse {
+  /** The next bytes of the file. */
+  data: Buffer;
+}
+
+/** A piece of the snapshot file to restore. */
+export interface SnapshotRestoreRequest {
   /** The next bytes of the file. */
   data: Buffer;
 }
@@ -118,22 +124,22 @@ export const SnapshotSaveRequest: MessageFns<SnapshotSaveRequest> = {
   },
 };
 
-function createBaseSnapshotChunk(): SnapshotChunk {
+function createBaseSnapshotSaveResponse(): SnapshotSaveResponse {
   return { data: Buffer.alloc(0) };
 }
 
-export const SnapshotChunk: MessageFns<SnapshotChunk> = {
-  encode(message: SnapshotChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const SnapshotSaveResponse: MessageFns<SnapshotSaveResponse> = {
+  encode(message: SnapshotSaveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.data.length !== 0) {
       writer.uint32(10).bytes(message.data);
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotChunk {
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotSaveResponse {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     let end = length === undefined ? reader.len : reader.pos + length;
-    const message = createBaseSnapshotChunk();
+    const message = createBaseSnapshotSaveResponse();
     while (reader.pos < end) {
       const tag = reader.uint32();
       switch (tag >>> 3) {
@@ -154,11 +160,11 @@ export const SnapshotChunk: MessageFns<SnapshotChunk> = {
     return message;
   },
 
-  fromJSON(object: any): SnapshotChunk {
+  fromJSON(object: any): SnapshotSaveResponse {
     return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
   },
 
-  toJSON(message: SnapshotChunk): unknown {
+  toJSON(message: SnapshotSaveResponse): unknown {
     const obj: any = {};
     if (message.data.length !== 0) {
       obj.data = base64FromBytes(message.data);
@@ -166,11 +172,69 @@ export const SnapshotChunk: MessageFns<SnapshotChunk> = {
     return obj;
   },
 
-  create(base?: DeepPartial<SnapshotChunk>): SnapshotChunk {
-    return SnapshotChunk.fromPartial(base ?? {});
+  create(base?: DeepPartial<SnapshotSaveResponse>): SnapshotSaveResponse {
+    return SnapshotSaveResponse.fromPartial(base ?? {});
   },
-  fromPartial(object: DeepPartial<SnapshotChunk>): SnapshotChunk {
-    const message = createBaseSnapshotChunk();
+  fromPartial(object: DeepPartial<SnapshotSaveResponse>): SnapshotSaveResponse {
+    const message = createBaseSnapshotSaveResponse();
+    message.data = object.data ?? Buffer.alloc(0);
+    return message;
+  },
+};
+
+function createBaseSnapshotRestoreRequest(): SnapshotRestoreRequest {
+  return { data: Buffer.alloc(0) };
+}
+
+export const SnapshotRestoreRequest: MessageFns<SnapshotRestoreRequest> = {
+  encode(message: SnapshotRestoreRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.data.length !== 0) {
+      writer.uint32(10).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotRestoreRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseSnapshotRestoreRequest();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.data = Buffer.from(reader.bytes());
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): SnapshotRestoreRequest {
+    return { data: isSet(object.data) ? Buffer.from(bytesFromBase64(object.data)) : Buffer.alloc(0) };
+  },
+
+  toJSON(message: SnapshotRestoreRequest): unknown {
+    const obj: any = {};
+    if (message.data.length !== 0) {
+      obj.data = base64FromBytes(message.data);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<SnapshotRestoreRequest>): SnapshotRestoreRequest {
+    return SnapshotRestoreRequest.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<SnapshotRestoreRequest>): SnapshotRestoreRequest {
+    const message = createBaseSnapshotRestoreRequest();
     message.data = object.data ?? Buffer.alloc(0);
     return message;
   },
@@ -267,8 +331,8 @@ export const SnapshotService = {
     responseStream: true,
     requestSerialize: (value: SnapshotSaveRequest) => Buffer.from(SnapshotSaveRequest.encode(value).finish()),
     requestDeserialize: (value: Buffer) => SnapshotSaveRequest.decode(value),
-    responseSerialize: (value: SnapshotChunk) => Buffer.from(SnapshotChunk.encode(value).finish()),
-    responseDeserialize: (value: Buffer) => SnapshotChunk.decode(value),
+    responseSerialize: (value: SnapshotSaveResponse) => Buffer.from(SnapshotSaveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer) => SnapshotSaveResponse.decode(value),
   },
   /**
    * Replaces the state with a snapshot file sent in chunks (at most 256 MiB in all);
@@ -278,8 +342,8 @@ export const SnapshotService = {
     path: "/rostra.v1.Snapshot/Restore",
     requestStream: true,
     responseStream: false,
-    requestSerialize: (value: SnapshotChunk) => Buffer.from(SnapshotChunk.encode(value).finish()),
-    requestDeserialize: (value: Buffer) => SnapshotChunk.decode(value),
+    requestSerialize: (value: SnapshotRestoreRequest) => Buffer.from(SnapshotRestoreRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer) => SnapshotRestoreRequest.decode(value),
     responseSerialize: (value: SnapshotRestoreResponse) => Buffer.from(SnapshotRestoreResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer) => SnapshotRestoreResponse.decode(value),
   },
@@ -287,42 +351,42 @@ export const SnapshotService = {
 
 export interface SnapshotServer extends UntypedServiceImplementation {
   /** The snapshot file, in chunks of at most 1 MiB, in order. */
-  save: handleServerStreamingCall<SnapshotSaveRequest, SnapshotChunk>;
+  save: handleServerStreamingCall<SnapshotSaveRequest, SnapshotSaveResponse>;
   /**
    * Replaces the state with a snapshot file sent in chunks (at most 256 MiB in all);
    * answers once it is applied.
    */
-  restore: handleClientStreamingCall<SnapshotChunk, SnapshotRestoreResponse>;
+  restore: handleClientStreamingCall<SnapshotRestoreRequest, SnapshotRestoreResponse>;
 }
 
 export interface SnapshotClient extends Client {
   /** The snapshot file, in chunks of at most 1 MiB, in order. */
-  save(request: SnapshotSaveRequest, options?: Partial<CallOptions>): ClientReadableStream<SnapshotChunk>;
+  save(request: SnapshotSaveRequest, options?: Partial<CallOptions>): ClientReadableStream<SnapshotSaveResponse>;
   save(
     request: SnapshotSaveRequest,
     metadata?: Metadata,
     options?: Partial<CallOptions>,
-  ): ClientReadableStream<SnapshotChunk>;
+  ): ClientReadableStream<SnapshotSaveResponse>;
   /**
    * Replaces the state with a snapshot file sent in chunks (at most 256 MiB in all);
    * answers once it is applied.
    */
   restore(
     callback: (error: ServiceError | null, response: SnapshotRestoreResponse) => void,
-  ): ClientWritableStream<SnapshotChunk>;
+  ): ClientWritableStream<SnapshotRestoreRequest>;
   restore(
     metadata: Metadata,
     callback: (error: ServiceError | null, response: SnapshotRestoreResponse) => void,
-  ): ClientWritableStream<SnapshotChunk>;
+  ): ClientWritableStream<SnapshotRestoreRequest>;
   restore(
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SnapshotRestoreResponse) => void,
-  ): ClientWritableStream<SnapshotChunk>;
+  ): ClientWritableStream<SnapshotRestoreRequest>;
   restore(
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SnapshotRestoreResponse) => void,
-  ): ClientWritableStream<SnapshotChunk>;
+  ): ClientWritableStream<SnapshotRestoreRequest>;
 }
 
 export const SnapshotClient = makeGenericClientConstructor(SnapshotService, "rostra.v1.Snapshot") as unknown as {

@@ -273,6 +273,7 @@ impl Server {
             node,
             config.raft,
             config.bind,
+            crate::raft::space::SpaceGuard::new(&data_dir, config.limits.min_free_disk_bytes),
         )
         .await?;
         let shutdown = CancellationToken::new();

@@ -105,6 +105,8 @@ pub struct FileConfig {
     pub grpc_max_in_flight: Option<usize>,
     /// `limits.watch_history_bytes`.
     pub watch_history_bytes: Option<usize>,
+    /// `limits.min_free_disk_bytes` (Rostra's): writes are refused below it.
+    pub min_free_disk_bytes: Option<u64>,
     /// `limits.member_failed_after` (Rostra's): silence before a member is failed.
     pub member_failed_after: Option<std::time::Duration>,
     /// Consul's `reconnect_timeout`: failed and left members are reaped after it.
@@ -184,6 +186,7 @@ impl FileConfig {
         over(&mut self.http_max_in_flight, later.http_max_in_flight);
         over(&mut self.grpc_max_in_flight, later.grpc_max_in_flight);
         over(&mut self.watch_history_bytes, later.watch_history_bytes);
+        over(&mut self.min_free_disk_bytes, later.min_free_disk_bytes);
         over(&mut self.member_failed_after, later.member_failed_after);
         over(&mut self.reconnect_timeout, later.reconnect_timeout);
         over(&mut self.disable_remote_exec, later.disable_remote_exec);
@@ -258,6 +261,10 @@ impl FileConfig {
         set(
             &mut config.limits.watch_history_bytes,
             &self.watch_history_bytes,
+        );
+        set(
+            &mut config.limits.min_free_disk_bytes,
+            &self.min_free_disk_bytes,
         );
         set(
             &mut config.limits.member_failed_after,

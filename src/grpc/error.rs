@@ -12,6 +12,7 @@ impl From<ServiceError> for Status {
             }
             ServiceError::NoPathToDatacenter => Status::invalid_argument(e.to_string()),
             ServiceError::Unavailable(m) => Status::unavailable(m),
+            ServiceError::NoSpace(m) => Status::resource_exhausted(m),
             ServiceError::NotFound(m) => Status::not_found(m),
             ServiceError::Rejected(m) => Status::failed_precondition(m),
             ServiceError::OutcomeUnknown(m) => Status::unknown(m),

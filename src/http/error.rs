@@ -49,7 +49,8 @@ impl IntoResponse for HttpError {
                 // Consul answers 500 with the RPC error text (e.g. "No cluster leader").
                 ServiceError::Unavailable(m)
                 | ServiceError::OutcomeUnknown(m)
-                | ServiceError::Rejected(m) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
+                | ServiceError::Rejected(m)
+                | ServiceError::NoSpace(m) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
                 ServiceError::Internal(m) => {
                     tracing::error!(error = %m, "internal error");
                     text(

@@ -10,6 +10,7 @@ mod bootstrap;
 pub mod log_store;
 pub mod network;
 mod proposer;
+pub mod space;
 pub mod state_machine;
 mod transport;
 pub mod types;
@@ -53,6 +54,9 @@ pub enum ConsensusError {
     /// applied.
     #[error("leader unreachable while the write was in flight; its outcome is unknown: {0}")]
     OutcomeUnknown(String),
+    /// The leader's disk is below its free-space reserve; the write was not proposed.
+    #[error("{0}")]
+    NoSpace(String),
     /// Raft stopped or storage failed.
     #[error("raft failure: {0}")]
     Fatal(String),
@@ -185,6 +189,7 @@ impl RaftNode {
         node: NodeInfo,
         tuning: RaftTuning,
         bind: std::net::IpAddr,
+        space: space::SpaceGuard,
     ) -> Result<Arc<Self>, ConsensusError> {
         let id = load_or_create_node_id(&db).map_err(|e| ConsensusError::Fatal(e.to_string()))?;
         let config = Arc::new(
@@ -204,7 +209,8 @@ impl RaftNode {
             .await
             .map_err(|e| ConsensusError::Fatal(e.to_string()))?;
         tracing::info!(id, node = %node, "raft started");
-        let (proposer, proposer_task) = proposer::Proposer::start(raft.clone(), stats.clone());
+        let (proposer, proposer_task) =
+            proposer::Proposer::start(raft.clone(), stats.clone(), space);
         Ok(Arc::new(RaftNode {
             id,
             node,
@@ -337,6 +343,7 @@ impl RaftNode {
                     leader_id,
                     leader_node,
                 }) => (leader_id, leader_node),
+                Err(ProposeError::NoSpace(e)) => return Err(ConsensusError::NoSpace(e)),
                 Err(ProposeError::Fatal(e)) => return Err(ConsensusError::Fatal(e)),
             };
             let leader = match (leader_id, leader_node) {
@@ -358,6 +365,7 @@ impl RaftNode {
                         .await?;
                 }
                 Ok(Err(ForwardError::Failed(msg))) => return Err(ConsensusError::Fatal(msg)),
+                Ok(Err(ForwardError::NoSpace(msg))) => return Err(ConsensusError::NoSpace(msg)),
                 Err(status) if never_sent(&status) => {
                     self.wait_for_leader_other_than(Some(leader.0), deadline)
                         .await?;
@@ -420,7 +428,9 @@ impl RaftNode {
                     self.wait_for_leader_other_than(Some(target), deadline)
                         .await?;
                 }
-                Ok(Err(ForwardError::Failed(msg))) => return Err(ConsensusError::NoLeader(msg)),
+                Ok(Err(ForwardError::Failed(msg) | ForwardError::NoSpace(msg))) => {
+                    return Err(ConsensusError::NoLeader(msg))
+                }
             }
         }
     }

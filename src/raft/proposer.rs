@@ -40,6 +40,8 @@ pub enum ProposeError {
         leader_id: Option<NodeId>,
         leader_node: Option<NodeInfo>,
     },
+    /// The data directory's disk is below its free-space reserve; nothing was proposed.
+    NoSpace(String),
     Fatal(String),
 }
 
@@ -72,10 +74,14 @@ impl ProposerTask {
 }
 
 impl Proposer {
-    pub fn start(raft: Raft, stats: Arc<RaftStats>) -> (Proposer, ProposerTask) {
+    pub fn start(
+        raft: Raft,
+        stats: Arc<RaftStats>,
+        space: super::space::SpaceGuard,
+    ) -> (Proposer, ProposerTask) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(run(raft, rx, stats, stop.clone()));
+        let handle = tokio::spawn(run(raft, rx, stats, space, stop.clone()));
         (Proposer { tx }, ProposerTask { stop, handle })
     }
 
@@ -131,6 +137,7 @@ async fn run(
     raft: Raft,
     mut rx: mpsc::Receiver<Pending>,
     stats: Arc<RaftStats>,
+    space: super::space::SpaceGuard,
     stop: CancellationToken,
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -182,6 +189,15 @@ async fn run(
         }
         let (commands, replies): (Vec<Command>, Vec<oneshot::Sender<ProposeReply>>) =
             batch.into_iter().unzip();
+        // Checked per batch, on the leader (a follower's proposal is refused as not
+        // leader before reaching the log anyway).
+        if let Err(why) = space.check() {
+            tracing::warn!(%why, "write refused");
+            for reply in replies {
+                let _ = reply.send(Err(ProposeError::NoSpace(why.clone())));
+            }
+            continue;
+        }
         stats
             .writes
             .fetch_add(commands.len() as u64, Ordering::Relaxed);

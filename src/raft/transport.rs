@@ -114,6 +114,7 @@ impl RaftTransport for TransportService {
             Err(super::proposer::ProposeError::ForwardToLeader { leader_id, .. }) => {
                 Err(ForwardError::NotLeader { leader: leader_id })
             }
+            Err(super::proposer::ProposeError::NoSpace(e)) => Err(ForwardError::NoSpace(e)),
             Err(super::proposer::ProposeError::Fatal(e)) => Err(ForwardError::Failed(e)),
         };
         Ok(Response::new(wire::encode(&reply)))

@@ -16,6 +16,8 @@ pub enum ForwardError {
     NotLeader { leader: Option<NodeId> },
     /// Proposed or attempted and failed; the text says why.
     Failed(String),
+    /// Refused unproposed: the leader's disk is below its free-space reserve.
+    NoSpace(String),
 }
 
 pub type ForwardWriteReply = Result<(u64, CommandResult), ForwardError>;

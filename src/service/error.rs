@@ -28,6 +28,10 @@ pub enum ServiceError {
     /// The state machine refused a write; the text is Consul's.
     #[error("{0}")]
     Rejected(String),
+    /// The leader's disk is below its free-space reserve: the write was refused, nothing
+    /// changed; reads go on. The text says how much is free and needed.
+    #[error("{0}")]
+    NoSpace(String),
     /// A storage or raft failure; details are logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -38,6 +42,7 @@ impl From<ConsensusError> for ServiceError {
         match e {
             ConsensusError::NoLeader(_) => ServiceError::Unavailable(e.to_string()),
             ConsensusError::OutcomeUnknown(_) => ServiceError::OutcomeUnknown(e.to_string()),
+            ConsensusError::NoSpace(m) => ServiceError::NoSpace(m),
             ConsensusError::Fatal(_) => ServiceError::Internal(e.to_string()),
         }
     }

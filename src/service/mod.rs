@@ -84,6 +84,9 @@ pub struct Limits {
     pub event_max_payload: usize,
     /// User events kept for `/v1/event/list` and for agents catching up (Consul's 256).
     pub event_retention: usize,
+    /// Writes are refused while the data directory's file system has less free
+    /// (`limits.min_free_disk_bytes`; see `raft::space`).
+    pub min_free_disk_bytes: u64,
 }
 
 impl Default for Limits {
@@ -101,6 +104,7 @@ impl Default for Limits {
             reconnect_timeout: membership::DEFAULT_RECONNECT_TIMEOUT,
             event_max_payload: event::DEFAULT_MAX_PAYLOAD,
             event_retention: event::DEFAULT_RETENTION,
+            min_free_disk_bytes: crate::raft::space::DEFAULT_MIN_FREE_BYTES,
         }
     }
 }

@@ -56,6 +56,8 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
         c.http_max_in_flight = positive(&mut limits, "http_max_in_flight")?;
         c.grpc_max_in_flight = positive(&mut limits, "grpc_max_in_flight")?;
         c.watch_history_bytes = positive(&mut limits, "watch_history_bytes")?;
+        // Zero is allowed: no reserve (writes go on until the disk refuses them).
+        c.min_free_disk_bytes = limits.u64(&["min_free_disk_bytes"])?;
         c.member_failed_after = nonzero(&mut limits, "member_failed_after")?;
         limits.finish(true)?;
     }

@@ -6,13 +6,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-fn ctl(addr: &str, args: &[&str]) -> Output {
-    Command::new(common::rostractl_bin())
-        .args(args)
-        .env("ROSTRA_ADDR", addr)
-        .output()
-        .expect("run rostractl")
-}
+use common::ctl;
 
 fn ctl_stdin(addr: &str, args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(common::rostractl_bin())

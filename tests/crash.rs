@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{wait_until, Agent};
+use common::{elected, wait_until, Agent};
 use rand::Rng;
 use rostra::client::Client;
 use rostra::pb;
@@ -27,16 +27,6 @@ const WRITERS: usize = 16;
 struct Progress {
     acked: AtomicU64,
     attempted: AtomicU64,
-}
-
-async fn elected(agent: &Agent) -> Client {
-    let c = agent.client().await;
-    wait_until("the server elects itself", || {
-        let c = c.clone();
-        async move { c.leader().await.map(|l| l.leader_id != 0).unwrap_or(false) }
-    })
-    .await;
-    c
 }
 
 /// Writes until the server goes away.
@@ -83,9 +73,16 @@ async fn sigkill_during_heavy_writes_keeps_exactly_the_acknowledged_history() {
             .collect();
         // Let the writes get going (at least a few acknowledged), then crash at a
         // random moment.
-        let start: u64 = progress.iter().map(|p| p.acked.load(Ordering::SeqCst)).sum();
+        let start: u64 = progress
+            .iter()
+            .map(|p| p.acked.load(Ordering::SeqCst))
+            .sum();
         wait_until("writes are acknowledged", || async {
-            progress.iter().map(|p| p.acked.load(Ordering::SeqCst)).sum::<u64>() > start + 50
+            progress
+                .iter()
+                .map(|p| p.acked.load(Ordering::SeqCst))
+                .sum::<u64>()
+                > start + 50
         })
         .await;
         let run = rand::rng().random_range(50..400);
@@ -137,11 +134,17 @@ async fn sigkill_during_heavy_writes_keeps_exactly_the_acknowledged_history() {
             }
             p.acked.store(k, Ordering::SeqCst);
         }
-        total_acked = progress.iter().map(|p| p.acked.load(Ordering::SeqCst)).sum();
+        total_acked = progress
+            .iter()
+            .map(|p| p.acked.load(Ordering::SeqCst))
+            .sum();
     }
     eprintln!(
         "crash: {rounds} SIGKILLs, {total_acked} writes kept, {committed_unacked} committed \
          without an answer"
     );
-    assert!(agent.terminate(), "the server shuts down cleanly after the crashes");
+    assert!(
+        agent.terminate(),
+        "the server shuts down cleanly after the crashes"
+    );
 }

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{wait_until, Agent};
+use common::{elected, wait_until, Agent};
 use rostra::client::{Client, ClientError};
 use rostra::pb;
 
@@ -53,16 +53,6 @@ fn free_bytes(dir: &Path) -> u64 {
     // SAFETY: statvfs succeeded.
     let st = unsafe { st.assume_init() };
     st.f_bavail as u64 * st.f_frsize as u64
-}
-
-async fn elected(agent: &Agent) -> Client {
-    let c = agent.client().await;
-    wait_until("the server elects itself", || {
-        let c = c.clone();
-        async move { c.leader().await.map(|l| l.leader_id != 0).unwrap_or(false) }
-    })
-    .await;
-    c
 }
 
 async fn all_present(c: &Client, acked: &[String]) {

@@ -7,19 +7,13 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use rostra::client::Client;
 use rostra::pb;
 use serde_json::{json, Value};
 
-fn ctl(addr: &str, args: &[&str]) -> Output {
-    Command::new(common::rostractl_bin())
-        .args(args)
-        .env("ROSTRA_ADDR", addr)
-        .output()
-        .expect("run rostractl")
-}
+use common::ctl;
 
 fn text(o: &Output) -> String {
     format!(

@@ -312,6 +312,26 @@ impl Drop for Agent {
     }
 }
 
+/// A client of `agent` once it knows a leader (a lone server has elected itself).
+pub async fn elected(agent: &Agent) -> Client {
+    let c = agent.client().await;
+    wait_until("the server knows a leader", || {
+        let c = c.clone();
+        async move { c.leader().await.map(|l| l.leader_id != 0).unwrap_or(false) }
+    })
+    .await;
+    c
+}
+
+/// Runs `rostractl ARGS` against the agent at `addr`.
+pub fn ctl(addr: &str, args: &[&str]) -> std::process::Output {
+    Command::new(rostractl_bin())
+        .args(args)
+        .env("ROSTRA_ADDR", addr)
+        .output()
+        .expect("run rostractl")
+}
+
 /// `names.len()` servers bootstrapping one cluster, each on its own loopback address
 /// (127.0.0.2, .3, ...) as separate machines would be, with data in `dirs[i]` and
 /// `extra(i)` added to each command line; the later ones join the first.

@@ -276,3 +276,68 @@ fn inspect_refuses_a_damaged_file_and_save_needs_a_server() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(!out.exists());
 }
+
+/// A restore sent to any server of a fresh 3-server cluster (here a follower, so the
+/// write is forwarded to the leader) is applied by every server at the same index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_reaches_every_server_of_a_fresh_cluster() {
+    let (a, _da) = common::dev_server().await;
+    let ha = Http::new(&a);
+    let session = populate(&ha).await;
+    let file = reqwest::get(format!("http://{}/v1/snapshot", a.http_addr))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    a.shutdown().await.expect("a shuts down");
+
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut servers = common::spawn_servers(&dirs, &["s1", "s2", "s3"], |_| Vec::new());
+    let leader = common::elected(&servers[0])
+        .await
+        .leader()
+        .await
+        .unwrap()
+        .address;
+    let follower = servers
+        .iter()
+        .find(|s| s.raft_addr != leader)
+        .expect("a follower");
+    let r = reqwest::Client::new()
+        .put(format!("http://{}/v1/snapshot", follower.http_addr))
+        .body(file)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    for s in &servers {
+        let c = s.client().await;
+        common::wait_until("the server applied the restore", || {
+            let c = c.clone();
+            async move {
+                c.list(pb::ListRequest {
+                    prefix: "app/".into(),
+                    consistency: pb::Consistency::Stale as i32,
+                    ..Default::default()
+                })
+                .await
+                .is_ok_and(|l| {
+                    l.kvs.len() == 50
+                        && l.kvs.iter().enumerate().all(|(i, kv)| kv.flags == i as u64)
+                })
+            }
+        })
+        .await;
+    }
+    // The restored session holds its lock on the cluster too.
+    let hs = Http {
+        base: format!("http://{}", servers[2].http_addr),
+        c: reqwest::Client::new(),
+    };
+    has_everything(&hs, &session).await;
+    for s in &mut servers {
+        assert!(s.terminate(), "a clean shutdown");
+    }
+}

@@ -45,14 +45,7 @@ impl Drop for Tmpfs {
 }
 
 fn free_bytes(dir: &Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
-    // SAFETY: a valid path and writable storage for the result.
-    assert_eq!(unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) }, 0);
-    // SAFETY: statvfs succeeded.
-    let st = unsafe { st.assume_init() };
-    st.f_bavail as u64 * st.f_frsize as u64
+    rostra::raft::space::free_bytes(dir).expect("statvfs on the tmpfs")
 }
 
 async fn all_present(c: &Client, acked: &[String]) {

@@ -23,50 +23,7 @@ fn text(o: &Output) -> String {
     )
 }
 
-struct Http {
-    base: String,
-    c: reqwest::Client,
-}
-
-impl Http {
-    fn new(server: &rostra::server::Server) -> Http {
-        Http {
-            base: format!("http://{}", server.http_addr),
-            c: reqwest::Client::new(),
-        }
-    }
-    async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, String) {
-        let r = self
-            .c
-            .put(format!("{}{path}", self.base))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-    async fn get(&self, path: &str) -> (u16, Value, u64) {
-        let r = self
-            .c
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let index = r
-            .headers()
-            .get("X-Consul-Index")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::Null),
-            index,
-        )
-    }
-}
+use common::http::Http;
 
 /// Fills every table: KV with flags, an external node with a service and check, a
 /// session holding a lock, a user event.
@@ -126,7 +83,7 @@ async fn has_everything(h: &Http, session: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_restored_on_a_fresh_server_gives_back_every_table() {
     let (a, _da) = common::dev_server().await;
-    let ha = Http::new(&a);
+    let ha = Http::new(a.http_addr);
     let session = populate(&ha).await;
     let addr_a = a.grpc_addr.to_string();
 
@@ -170,7 +127,7 @@ async fn a_snapshot_restored_on_a_fresh_server_gives_back_every_table() {
 
     // A fresh server, far behind the snapshot's index.
     let (b, _db) = common::dev_server().await;
-    let hb = Http::new(&b);
+    let hb = Http::new(b.http_addr);
     let addr_b = b.grpc_addr.to_string();
     let client_b = Client::connect(&addr_b).await.unwrap();
     let mut watch = client_b
@@ -282,7 +239,7 @@ fn inspect_refuses_a_damaged_file_and_save_needs_a_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_reaches_every_server_of_a_fresh_cluster() {
     let (a, _da) = common::dev_server().await;
-    let ha = Http::new(&a);
+    let ha = Http::new(a.http_addr);
     let session = populate(&ha).await;
     let file = reqwest::get(format!("http://{}/v1/snapshot", a.http_addr))
         .await
@@ -332,10 +289,7 @@ async fn a_restore_reaches_every_server_of_a_fresh_cluster() {
         .await;
     }
     // The restored session holds its lock on the cluster too.
-    let hs = Http {
-        base: format!("http://{}", servers[2].http_addr),
-        c: reqwest::Client::new(),
-    };
+    let hs = Http::new(&servers[2].http_addr);
     has_everything(&hs, &session).await;
     for s in &mut servers {
         assert!(s.terminate(), "a clean shutdown");

@@ -11,9 +11,6 @@ use crate::pb;
 use crate::pb::snapshot_client::SnapshotClient;
 use crate::state::backup;
 
-/// Chunk size when sending a file.
-const CHUNK: usize = 1024 * 1024;
-
 pub async fn run(
     connect: impl std::future::Future<Output = anyhow::Result<Client>>,
     cmd: SnapshotCommand,
@@ -56,7 +53,7 @@ pub async fn run(
             backup::inspect(&file).map_err(|e| anyhow!("Error restoring snapshot: {e}"))?;
             let client = connect.await?;
             let chunks: Vec<pb::SnapshotRestoreRequest> = file
-                .chunks(CHUNK)
+                .chunks(crate::service::snapshot::CHUNK_BYTES)
                 .map(|c| pb::SnapshotRestoreRequest { data: c.to_vec() })
                 .collect();
             snapshot_client(&client)

@@ -8,11 +8,8 @@ use tonic::{Request, Response, Status, Streaming};
 use super::convert;
 use crate::pb;
 use crate::pb::snapshot_server::Snapshot as SnapshotRpc;
-use crate::service::snapshot::MAX_SNAPSHOT_BYTES;
+use crate::service::snapshot::{CHUNK_BYTES, MAX_SNAPSHOT_BYTES};
 use crate::service::{Api, ServiceError};
-
-/// Bytes per chunk, well under any gRPC message limit.
-const CHUNK: usize = 1024 * 1024;
 
 pub struct SnapshotService {
     pub service: Api,
@@ -31,7 +28,7 @@ impl SnapshotRpc for SnapshotService {
         let consistency = convert::consistency(request.into_inner().consistency)?;
         let (_, file) = self.service.snapshot_save(consistency).await?;
         let chunks: Vec<Result<pb::SnapshotSaveResponse, Status>> = file
-            .chunks(CHUNK)
+            .chunks(CHUNK_BYTES)
             .map(|c| Ok(pb::SnapshotSaveResponse { data: c.to_vec() }))
             .collect();
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))

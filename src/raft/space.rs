@@ -46,8 +46,8 @@ impl SpaceGuard {
     }
 }
 
-/// Bytes available to unprivileged writers, as `df` reports them.
-fn free_bytes(dir: &Path) -> Option<u64> {
+/// Bytes available to unprivileged writers on `dir`'s file system, as `df` reports them.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();

@@ -11,6 +11,10 @@ use crate::state::{Command, StateStore};
 /// takes messages up to 256 MiB, the agent transport up to 160 MiB).
 pub const MAX_SNAPSHOT_BYTES: usize = 128 * 1024 * 1024;
 
+/// Bytes per message when a snapshot file travels over gRPC (either way), well under any
+/// message limit.
+pub const CHUNK_BYTES: usize = 1024 * 1024;
+
 impl Service {
     /// The state as a snapshot file. DEFAULT/CONSISTENT first pass a read-index barrier,
     /// so every write acknowledged before the call is in the file; the file is one

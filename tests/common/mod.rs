@@ -4,6 +4,7 @@
 
 pub mod faults;
 pub mod handlers;
+pub mod http;
 pub mod linearizability;
 
 use std::io::{BufRead, BufReader};

@@ -26,7 +26,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("rostra_v1_descriptor.bin"))
         .compile_protos(&public, &["proto"])?;
     tonic_prost_build::configure().compile_protos(&internal, &["proto"])?;
-    for p in public.iter().chain(&internal) {
+    // etcd's KV, Watch and Maintenance, client side only, for `rostractl bench compare`.
+    let etcd = ["bench/etcd/etcdserverpb.proto"];
+    tonic_prost_build::configure()
+        .build_server(false)
+        .compile_protos(&etcd, &["bench/etcd"])?;
+    for p in public.iter().chain(&internal).chain(&etcd) {
         println!("cargo:rerun-if-changed={p}");
     }
     Ok(())

@@ -64,6 +64,11 @@ pub mod pb {
         tonic::include_file_descriptor_set!("rostra_v1_descriptor");
 }
 
+/// etcd's v3 API, client side (`bench/etcd`), for `rostractl bench compare`.
+pub mod etcdpb {
+    tonic::include_proto!("etcdserverpb");
+}
+
 /// Code generated from `proto/rostra/internal/v1`: the server-to-server raft transport,
 /// kept out of the public package so no client is generated against it.
 pub mod pb_internal {

@@ -535,6 +535,15 @@ pub enum BenchCommand {
     Catalog(CatalogBenchArgs),
     /// How soon a lock holder learns its session was invalidated (-requests rounds).
     Lock(BenchArgs),
+    /// README's benchmark table: starts Rostra (and etcd, when on the PATH) and runs
+    /// every scenario against both in one run, printing the ratios.
+    Compare(super::compare::CompareArgs),
+    /// The do-nothing HTTP server `bench compare` measures blocking queries against.
+    #[command(hide = true)]
+    Floor {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
 }
 
 #[derive(Debug, Args)]

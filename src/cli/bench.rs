@@ -25,6 +25,8 @@ pub async fn run(
         BenchCommand::Watch(a) => watch(addr, a, out).await,
         BenchCommand::Catalog(a) => super::bench_catalog::run(a, out).await,
         BenchCommand::Lock(a) => lock_loss(addr, a, out).await,
+        BenchCommand::Compare(a) => super::compare::run(a, out).await,
+        BenchCommand::Floor { listen } => super::compare::floor::serve(&listen).await,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod args;
 pub mod bench;
 pub mod bench_catalog;
+pub mod compare;
 pub mod consul_json;
 pub mod event;
 pub mod exec;

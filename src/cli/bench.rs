@@ -227,12 +227,43 @@ async fn put_or_get(
                 ratio(writes, proposals),
                 ratio(writes, fsyncs),
             )?;
+            print_stages(&before, &after, writes, out)?;
         }
         // Clean up so repeated runs measure the same thing.
         Client::connect(addr)
             .await?
             .delete("bench/put/", true, None)
             .await?;
+    }
+    Ok(())
+}
+
+/// The write path's stages between two readings: mean time per event, and events per
+/// write (batching makes the per-batch stages rarer than writes).
+fn print_stages(
+    before: &pb::MetricsResponse,
+    after: &pb::MetricsResponse,
+    writes: u64,
+    out: &mut (dyn Write + Send),
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "  where the time goes on that server (mean per event, events per write):"
+    )?;
+    for stage in &after.stages {
+        let earlier = before.stages.iter().find(|s| s.name == stage.name);
+        let count = stage.count - earlier.map_or(0, |s| s.count);
+        let ns = stage.total_ns - earlier.map_or(0, |s| s.total_ns);
+        if count == 0 {
+            continue;
+        }
+        writeln!(
+            out,
+            "    {:<8} {:>8.3} ms  x{:.2}",
+            stage.name,
+            ns as f64 / count as f64 / 1e6,
+            count as f64 / writes.max(1) as f64
+        )?;
     }
     Ok(())
 }

@@ -143,6 +143,15 @@ impl StatusApi for StatusService {
             wal_fsyncs: m.wal_fsyncs,
             watchers: m.watchers,
             query_wakeups: m.query_wakeups,
+            stages: m
+                .stages
+                .into_iter()
+                .map(|(name, count, total_ns)| pb::StageTiming {
+                    name,
+                    count,
+                    total_ns,
+                })
+                .collect(),
         }))
     }
 }

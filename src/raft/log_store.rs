@@ -45,7 +45,7 @@ pub struct LogStore {
 /// the last one goes, the queue closes and the thread is joined, so the thread never
 /// outlives the log and never holds the database past its owner's shutdown.
 struct Flusher {
-    queue: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    queue: Option<mpsc::Sender<Flush>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -63,7 +63,7 @@ impl Drop for Flusher {
 
 impl LogStore {
     pub fn new(db: Arc<Db>, stats: Arc<RaftStats>) -> Self {
-        let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
+        let (tx, rx) = mpsc::channel::<Flush>();
         let flush_db = db.clone();
         let flush_stats = stats.clone();
         let thread = std::thread::Builder::new()
@@ -141,15 +141,21 @@ impl LogStore {
     }
 }
 
-fn flush_loop(db: Arc<Db>, rx: mpsc::Receiver<LogFlushed<TypeConfig>>, stats: Arc<RaftStats>) {
+/// An append waiting for its fsync: openraft's callback and when the append began.
+type Flush = (LogFlushed<TypeConfig>, std::time::Instant);
+
+fn flush_loop(db: Arc<Db>, rx: mpsc::Receiver<Flush>, stats: Arc<RaftStats>) {
     while let Ok(first) = rx.recv() {
         let mut pending = vec![first];
         pending.extend(rx.try_iter());
+        let synced = std::time::Instant::now();
         let result = db.flush_wal(true);
+        stats.timings.fsync.since(synced);
         stats
             .wal_fsyncs
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        for callback in pending {
+        for (callback, appended) in pending {
+            stats.timings.durable.since(appended);
             let r = match &result {
                 Ok(()) => Ok(()),
                 Err(e) => Err(std::io::Error::other(e.to_string())),
@@ -239,6 +245,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let started = std::time::Instant::now();
         let handle = cf(&self.db, CF_RAFT_LOG);
         let mut batch = WriteBatch::default();
         let mut count = 0;
@@ -254,13 +261,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db
             .write(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.stats.timings.append.since(started);
         let queue = self
             .flusher
             .queue
             .as_ref()
             .expect("the queue lives as long as the store");
         queue
-            .send(callback)
+            .send((callback, started))
             .map_err(|e| StorageIOError::write_logs(&std::io::Error::other(e.to_string())))?;
         Ok(())
     }
@@ -330,7 +338,7 @@ mod conformance {
             let dir = tempfile::tempdir().expect("temp dir");
             let db = crate::db::open(dir.path()).expect("open db");
             let state = Arc::new(StateStore::new(db.clone()));
-            let sm = StateMachine::new(state, ChangeFeed::new(0));
+            let sm = StateMachine::new(state, ChangeFeed::new(0), Default::default());
             Ok((dir, LogStore::new(db, Default::default()), sm))
         }
     }

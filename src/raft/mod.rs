@@ -12,6 +12,7 @@ pub mod network;
 mod proposer;
 pub mod space;
 pub mod state_machine;
+pub mod timing;
 mod transport;
 pub mod types;
 pub mod wire;
@@ -115,6 +116,8 @@ pub struct RaftStats {
     pub log_entries: AtomicU64,
     /// WAL fsyncs that made appended entries durable.
     pub wal_fsyncs: AtomicU64,
+    /// Where writes spend their time.
+    pub timings: timing::WriteTimings,
 }
 
 /// One server's view of the cluster, for headers and the Status service.
@@ -198,12 +201,13 @@ impl RaftNode {
                 .map_err(|e| ConsensusError::Fatal(e.to_string()))?,
         );
         let channels = PeerChannels::new(bind);
+        let stats = Arc::new(RaftStats::default());
         let network = PeerNetwork {
             channels: channels.clone(),
+            stats: stats.clone(),
         };
-        let stats = Arc::new(RaftStats::default());
         let log_store = LogStore::new(db.clone(), stats.clone());
-        let sm = StateMachine::new(state, feed);
+        let sm = StateMachine::new(state, feed, stats.clone());
         let tables = sm.clone();
         let raft = Raft::new(id, config, network, log_store, sm)
             .await
@@ -249,6 +253,7 @@ impl RaftNode {
             discovered: self.discovered.clone(),
             last_contact: self.last_contact.clone(),
             channels: self.channels.clone(),
+            stats: self.stats.clone(),
         })
         .max_decoding_message_size(MAX_PEER_MESSAGE)
     }
@@ -335,6 +340,16 @@ impl RaftNode {
     /// result once applied (on the leader).
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn write(&self, command: Command) -> Result<(u64, CommandResult), ConsensusError> {
+        let started = std::time::Instant::now();
+        let written = self.write_via_leader(command).await;
+        self.stats.timings.write.since(started);
+        written
+    }
+
+    async fn write_via_leader(
+        &self,
+        command: Command,
+    ) -> Result<(u64, CommandResult), ConsensusError> {
         let deadline = tokio::time::Instant::now() + LEADER_WAIT;
         loop {
             let (leader_id, leader_node) = match self.proposer.propose(command.clone()).await {

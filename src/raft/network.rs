@@ -69,6 +69,7 @@ impl PeerChannels {
 #[derive(Clone)]
 pub struct PeerNetwork {
     pub channels: PeerChannels,
+    pub stats: Arc<super::RaftStats>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -78,6 +79,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         PeerClient {
             target,
             client: self.channels.client(&node.raft_addr),
+            stats: self.stats.clone(),
         }
     }
 }
@@ -86,6 +88,7 @@ pub struct PeerClient {
     target: NodeId,
     /// An unparsable address is reported on every call as unreachable.
     client: Result<RaftTransportClient<Channel>, tonic::Status>,
+    stats: Arc<super::RaftStats>,
 }
 
 type RpcResult<R, E = openraft::error::Infallible> =
@@ -130,12 +133,16 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        self.call(
-            |mut c, r| Box::pin(async move { c.append_entries(r).await }),
-            &rpc,
-            &option,
-        )
-        .await
+        let started = std::time::Instant::now();
+        let r = self
+            .call(
+                |mut c, r| Box::pin(async move { c.append_entries(r).await }),
+                &rpc,
+                &option,
+            )
+            .await;
+        self.stats.timings.replicate.since(started);
+        r
     }
 
     async fn install_snapshot(

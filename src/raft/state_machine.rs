@@ -38,16 +38,22 @@ pub struct StateMachine {
     db: Arc<Db>,
     store: Arc<StateStore>,
     feed: Arc<ChangeFeed>,
+    stats: Arc<super::RaftStats>,
     /// Makes snapshot ids unique even when two are built at the same index.
     snapshot_seq: Arc<AtomicU64>,
 }
 
 impl StateMachine {
-    pub fn new(store: Arc<StateStore>, feed: Arc<ChangeFeed>) -> Self {
+    pub fn new(
+        store: Arc<StateStore>,
+        feed: Arc<ChangeFeed>,
+        stats: Arc<super::RaftStats>,
+    ) -> Self {
         StateMachine {
             db: store.db().clone(),
             store,
             feed,
+            stats,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -130,6 +136,7 @@ impl StateMachine {
         let Some(last) = entries.last().map(|e| e.log_id) else {
             return Ok(Vec::new());
         };
+        let started = std::time::Instant::now();
         let mut ab = self.store.begin();
         let mut results = Vec::with_capacity(entries.len());
         let mut published = Vec::with_capacity(entries.len());
@@ -163,9 +170,12 @@ impl StateMachine {
         self.db
             .write(ab.into_write_batch())
             .map_err(|e| StorageIOError::apply(last, &e))?;
+        let applied = std::time::Instant::now();
+        self.stats.timings.apply.record(applied - started);
         for batch in published {
             self.feed.publish(batch);
         }
+        self.stats.timings.publish.since(applied);
         Ok(results)
     }
 }

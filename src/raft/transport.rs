@@ -24,6 +24,7 @@ pub struct TransportService {
     pub(super) discovered: Arc<Mutex<BTreeMap<NodeId, NodeInfo>>>,
     pub(super) last_contact: Arc<LastContact>,
     pub(super) channels: super::network::PeerChannels,
+    pub(super) stats: Arc<super::RaftStats>,
 }
 
 impl TransportService {
@@ -79,12 +80,15 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
+        let started = std::time::Instant::now();
         let req = wire::decode(request.get_ref())?;
         let res = self.raft.append_entries(req).await;
         if res.is_ok() {
             self.last_contact.touch();
         }
-        Ok(Response::new(wire::encode(&res)))
+        let reply = Response::new(wire::encode(&res));
+        self.stats.timings.follow.since(started);
+        Ok(reply)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {

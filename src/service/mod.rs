@@ -140,7 +140,7 @@ pub struct ResponseMeta {
 }
 
 /// Server counters (see `Status.Metrics`).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Metrics {
     pub writes: u64,
     pub proposals: u64,
@@ -148,6 +148,8 @@ pub struct Metrics {
     pub wal_fsyncs: u64,
     pub watchers: u64,
     pub query_wakeups: u64,
+    /// (stage, events, total ns) of the write path (see `raft::timing`).
+    pub stages: Vec<(String, u64, u64)>,
 }
 
 /// Shared by every front end; cheap to clone behind an `Arc`.
@@ -224,6 +226,12 @@ impl Service {
             wal_fsyncs: s.wal_fsyncs.load(Relaxed),
             watchers: self.watcher_count() as u64,
             query_wakeups: self.query_wakeups.load(Relaxed),
+            stages: s
+                .timings
+                .readings()
+                .into_iter()
+                .map(|(name, count, ns)| (name.to_string(), count, ns))
+                .collect(),
         }
     }
 

@@ -95,15 +95,29 @@ impl Service {
         let deadline = tokio::time::Instant::now() + opts.wait;
         let mut first = true;
         loop {
-            // The first read meets the requested consistency. A waiting query woken by
-            // shutdown answers from local state instead: raft is already stopping, and
-            // local state has only moved forward since that first read.
-            if first || !self.shutdown.is_cancelled() {
+            // The first read meets the requested consistency. A woken query re-reads local
+            // state, which already holds the change that woke it; only `consistent`
+            // confirms leadership again on every pass, as Consul's does. (A wake is
+            // usually one write waking a crowd: 10,000 waiters each asking raft for a
+            // read index cost more than answering them.) A query woken by shutdown
+            // answers from local state: raft is already stopping, and local state has
+            // only moved forward since the first read.
+            let again =
+                opts.consistency == Consistency::Consistent && !self.shutdown.is_cancelled();
+            if first || again {
                 self.read_barrier(opts.consistency).await?;
             }
-            first = false;
             let f = read.clone();
-            let q = self.blocking_read(move |s| f(s)).await?;
+            // A woken point read runs here: a key from RocksDB's memtable or block
+            // cache takes microseconds, less than the hop to the blocking pool that a
+            // crowd of woken queries would otherwise queue on. Other reads (prefixes,
+            // catalog scans) and every first read go to the pool.
+            let q = if !first && matches!(target, WatchTarget::Key(_)) {
+                f(&self.state)?
+            } else {
+                self.blocking_read(move |s| f(s)).await?
+            };
+            first = false;
             let expired = tokio::time::Instant::now() >= deadline || self.shutdown.is_cancelled();
             let Some(subscription) = sub
                 .as_mut()

@@ -837,7 +837,7 @@ impl ControlPlane for Remote {
         &self.datacenter
     }
     fn metrics(&self) -> Metrics {
-        self.cached(|s| s.metrics).unwrap_or_default()
+        self.cached(|s| s.metrics.clone()).unwrap_or_default()
     }
     fn limits(&self) -> &Limits {
         &self.limits

@@ -121,7 +121,7 @@ class MetricsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class MetricsResponse(_message.Message):
-    __slots__ = ("header", "writes", "proposals", "log_entries", "wal_fsyncs", "watchers", "query_wakeups")
+    __slots__ = ("header", "writes", "proposals", "log_entries", "wal_fsyncs", "watchers", "query_wakeups", "stages")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     WRITES_FIELD_NUMBER: _ClassVar[int]
     PROPOSALS_FIELD_NUMBER: _ClassVar[int]
@@ -129,6 +129,7 @@ class MetricsResponse(_message.Message):
     WAL_FSYNCS_FIELD_NUMBER: _ClassVar[int]
     WATCHERS_FIELD_NUMBER: _ClassVar[int]
     QUERY_WAKEUPS_FIELD_NUMBER: _ClassVar[int]
+    STAGES_FIELD_NUMBER: _ClassVar[int]
     header: _common_pb2.ResponseHeader
     writes: int
     proposals: int
@@ -136,7 +137,18 @@ class MetricsResponse(_message.Message):
     wal_fsyncs: int
     watchers: int
     query_wakeups: int
-    def __init__(self, header: _Optional[_Union[_common_pb2.ResponseHeader, _Mapping]] = ..., writes: _Optional[int] = ..., proposals: _Optional[int] = ..., log_entries: _Optional[int] = ..., wal_fsyncs: _Optional[int] = ..., watchers: _Optional[int] = ..., query_wakeups: _Optional[int] = ...) -> None: ...
+    stages: _containers.RepeatedCompositeFieldContainer[StageTiming]
+    def __init__(self, header: _Optional[_Union[_common_pb2.ResponseHeader, _Mapping]] = ..., writes: _Optional[int] = ..., proposals: _Optional[int] = ..., log_entries: _Optional[int] = ..., wal_fsyncs: _Optional[int] = ..., watchers: _Optional[int] = ..., query_wakeups: _Optional[int] = ..., stages: _Optional[_Iterable[_Union[StageTiming, _Mapping]]] = ...) -> None: ...
+
+class StageTiming(_message.Message):
+    __slots__ = ("name", "count", "total_ns")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_NS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    count: int
+    total_ns: int
+    def __init__(self, name: _Optional[str] = ..., count: _Optional[int] = ..., total_ns: _Optional[int] = ...) -> None: ...
 
 class MembersRequest(_message.Message):
     __slots__ = ()

@@ -203,6 +203,24 @@ export interface MetricsResponse {
   watchers: bigint;
   /** Times a blocked query (HTTP ?index=) was woken by a change to what it reads. */
   queryWakeups: bigint;
+  /** Where writes proposed on this server spent their time, stage by stage. */
+  stages: StageTiming[];
+}
+
+/**
+ * One stage of the write path: how many times it ran and for how long in all. Two
+ * readings' differences give the mean time per event.
+ */
+export interface StageTiming {
+  /**
+   * The stage: write, queue, slot, submit, commit, append, fsync, durable, apply,
+   * publish, replicate, follow (see `rostractl bench put`).
+   */
+  name: string;
+  /** Times the stage ran since the server started. */
+  count: bigint;
+  /** Nanoseconds spent in it in all. */
+  totalNs: bigint;
 }
 
 /** Asks for the cluster's members; no parameters. */
@@ -1243,6 +1261,7 @@ function createBaseMetricsResponse(): MetricsResponse {
     walFsyncs: 0n,
     watchers: 0n,
     queryWakeups: 0n,
+    stages: [],
   };
 }
 
@@ -1286,6 +1305,9 @@ export const MetricsResponse: MessageFns<MetricsResponse> = {
         throw new globalThis.Error("value provided for field message.queryWakeups of type uint64 too large");
       }
       writer.uint32(56).uint64(message.queryWakeups);
+    }
+    for (const v of message.stages) {
+      StageTiming.encode(v!, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -1353,6 +1375,14 @@ export const MetricsResponse: MessageFns<MetricsResponse> = {
           message.queryWakeups = reader.uint64() as bigint;
           continue;
         }
+        case 8: {
+          if (tag !== 66) {
+            break;
+          }
+
+          message.stages.push(StageTiming.decode(reader, reader.uint32()));
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -1371,6 +1401,7 @@ export const MetricsResponse: MessageFns<MetricsResponse> = {
       walFsyncs: isSet(object.walFsyncs) ? BigInt(object.walFsyncs) : 0n,
       watchers: isSet(object.watchers) ? BigInt(object.watchers) : 0n,
       queryWakeups: isSet(object.queryWakeups) ? BigInt(object.queryWakeups) : 0n,
+      stages: globalThis.Array.isArray(object?.stages) ? object.stages.map((e: any) => StageTiming.fromJSON(e)) : [],
     };
   },
 
@@ -1397,6 +1428,9 @@ export const MetricsResponse: MessageFns<MetricsResponse> = {
     if (message.queryWakeups !== 0n) {
       obj.queryWakeups = message.queryWakeups.toString();
     }
+    if (message.stages?.length) {
+      obj.stages = message.stages.map((e) => StageTiming.toJSON(e));
+    }
     return obj;
   },
 
@@ -1414,6 +1448,105 @@ export const MetricsResponse: MessageFns<MetricsResponse> = {
     message.walFsyncs = object.walFsyncs ?? 0n;
     message.watchers = object.watchers ?? 0n;
     message.queryWakeups = object.queryWakeups ?? 0n;
+    message.stages = object.stages?.map((e) => StageTiming.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseStageTiming(): StageTiming {
+  return { name: "", count: 0n, totalNs: 0n };
+}
+
+export const StageTiming: MessageFns<StageTiming> = {
+  encode(message: StageTiming, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.count !== 0n) {
+      if (BigInt.asUintN(64, message.count) !== message.count) {
+        throw new globalThis.Error("value provided for field message.count of type uint64 too large");
+      }
+      writer.uint32(16).uint64(message.count);
+    }
+    if (message.totalNs !== 0n) {
+      if (BigInt.asUintN(64, message.totalNs) !== message.totalNs) {
+        throw new globalThis.Error("value provided for field message.totalNs of type uint64 too large");
+      }
+      writer.uint32(24).uint64(message.totalNs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StageTiming {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseStageTiming();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.name = reader.string();
+          continue;
+        }
+        case 2: {
+          if (tag !== 16) {
+            break;
+          }
+
+          message.count = reader.uint64() as bigint;
+          continue;
+        }
+        case 3: {
+          if (tag !== 24) {
+            break;
+          }
+
+          message.totalNs = reader.uint64() as bigint;
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): StageTiming {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      count: isSet(object.count) ? BigInt(object.count) : 0n,
+      totalNs: isSet(object.totalNs) ? BigInt(object.totalNs) : 0n,
+    };
+  },
+
+  toJSON(message: StageTiming): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.count !== 0n) {
+      obj.count = message.count.toString();
+    }
+    if (message.totalNs !== 0n) {
+      obj.totalNs = message.totalNs.toString();
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<StageTiming>): StageTiming {
+    return StageTiming.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<StageTiming>): StageTiming {
+    const message = createBaseStageTiming();
+    message.name = object.name ?? "";
+    message.count = object.count ?? 0n;
+    message.totalNs = object.totalNs ?? 0n;
     return message;
   },
 };

@@ -75,3 +75,22 @@ impl WriteTimings {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_sums_its_events() {
+        let t = WriteTimings::default();
+        t.fsync.record(Duration::from_micros(200));
+        t.fsync.record(Duration::from_micros(100));
+        t.apply.record(Duration::from_nanos(7));
+        let r = t.readings();
+        let get = |name| *r.iter().find(|(n, _, _)| *n == name).unwrap();
+        assert_eq!(get("fsync"), ("fsync", 2, 300_000));
+        assert_eq!(get("apply"), ("apply", 1, 7));
+        assert_eq!(get("commit"), ("commit", 0, 0));
+        assert_eq!(r.len(), 12, "every stage is reported");
+    }
+}

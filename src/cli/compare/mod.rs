@@ -698,3 +698,43 @@ impl Drop for FloorProc {
         let _ = self.0.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(etcd: f64, rostra: f64, better: Better) -> Row {
+        Row {
+            figure: String::new(),
+            etcd: Some(etcd),
+            rostra,
+            unit: "ms",
+            better,
+            baseline: None,
+        }
+    }
+
+    #[test]
+    fn the_advantage_is_above_one_when_rostra_is_better_either_way() {
+        assert_eq!(row(1000.0, 1500.0, Better::Higher).ratio(), Some(1.5));
+        assert_eq!(row(3.0, 1.5, Better::Lower).ratio(), Some(2.0));
+        assert_eq!(row(1.5, 3.0, Better::Lower).ratio(), Some(0.5));
+    }
+
+    #[test]
+    fn figures_read_as_in_the_readme() {
+        assert_eq!(format_value(17094.4, "ops/s"), "17,094/s");
+        assert_eq!(format_value(999.0, "ops/s"), "999/s");
+        assert_eq!(format_value(1234567.0, "ops/s"), "1,234,567/s");
+        assert_eq!(format_value(0.436, "ms"), "0.44 ms");
+        assert_eq!(format_value(12.26, "KB"), "12.3 KB");
+    }
+
+    #[test]
+    fn percentiles_pick_from_the_sorted_list() {
+        let l: Vec<Duration> = (1..=5).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&l, 0.5), Duration::from_millis(3));
+        assert_eq!(percentile(&l, 1.0), Duration::from_millis(5));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+}

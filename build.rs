@@ -22,8 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The public contract's descriptors, for server reflection (internal services are
     // not served on the public port, so not described there).
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    // Public services and clients use a codec with smaller per-call buffers
+    // (src/grpc/codec.rs: an idle watch stream's memory).
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("rostra_v1_descriptor.bin"))
+        .codec_path("crate::grpc::codec::SmallBufferCodec")
         .compile_protos(&public, &["proto"])?;
     tonic_prost_build::configure().compile_protos(&internal, &["proto"])?;
     // etcd's KV, Watch and Maintenance, client side only, for `rostractl bench compare`.

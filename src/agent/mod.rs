@@ -94,6 +94,10 @@ pub struct Agent {
     shutdown: CancellationToken,
     /// Fired by `rostractl leave` / `PUT /v1/agent/leave`: the process should stop.
     leave_requested: CancellationToken,
+    /// True once this agent has left. Held across each heartbeat and across the leave,
+    /// so no heartbeat is in flight when the leave lands or sent after it: one that
+    /// reached the leader after the leave marked the node alive again.
+    departed: tokio::sync::Mutex<bool>,
     /// The events aimed at this node (`events`), for exec and event watches.
     node_events: tokio::sync::watch::Sender<events::View>,
 }
@@ -160,6 +164,7 @@ impl Agent {
             sync_needed: Notify::new(),
             shutdown,
             leave_requested: CancellationToken::new(),
+            departed: tokio::sync::Mutex::new(false),
             node_events: events::channel(),
         });
         let ids: Vec<String> = lock(&agent.state).checks.keys().cloned().collect();
@@ -182,6 +187,8 @@ impl Agent {
     /// Leaves the cluster gracefully (a client agent on SIGTERM): the leader marks the
     /// node left rather than waiting to find it failed.
     pub async fn leave(&self) -> Result<(), crate::service::ServiceError> {
+        let mut departed = self.departed.lock().await;
+        *departed = true;
         self.service.leave(self.heartbeat()).await
     }
 
@@ -469,7 +476,14 @@ async fn heartbeats(agent: Arc<Agent>) {
     let mut failing = false;
     loop {
         let pause = if landed { every } else { every / 20 };
-        match tokio::time::timeout(every * 5, agent.service.heartbeat(agent.heartbeat())).await {
+        let departed = agent.departed.lock().await;
+        if *departed {
+            return;
+        }
+        let sent =
+            tokio::time::timeout(every * 5, agent.service.heartbeat(agent.heartbeat())).await;
+        drop(departed);
+        match sent {
             Ok(Ok(())) => (landed, failing) = (true, false),
             // No leader yet, or a server being replaced: log once per outage.
             Ok(Err(e)) if !failing => {

@@ -4,6 +4,7 @@
 pub mod agent_transport;
 pub mod catalog;
 pub mod catalog_convert;
+pub mod codec;
 pub mod convert;
 pub mod error;
 pub mod event;

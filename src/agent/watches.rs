@@ -16,12 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::mpsc;
 
 use super::Agent;
 use crate::config::consul_json::{DecodeError, Obj};
 use crate::service::follow::{self, Followed, Follower};
-use crate::service::{Api, CatalogItem, CatalogWatch, ServiceError, WatchMessage};
+use crate::service::{Api, CatalogItem, CatalogWatch, ServiceError, WatchReceiver};
 use crate::watch::handler::DEFAULT_HTTP_TIMEOUT;
 use crate::watch::{
     catalog_payload, kv_payload, Cursor, Firing, Handler, HttpHandler, Output, Source, WatchParams,
@@ -385,7 +384,7 @@ impl Run {
     /// agent still runs, and delivers each view the firing rules let through.
     async fn follow<F: Followed>(
         &mut self,
-        open: impl Fn(u64) -> Result<mpsc::Receiver<WatchMessage<F::Item, F::Delta>>, ServiceError>,
+        open: impl Fn(u64) -> Result<WatchReceiver<F::Item, F::Delta>, ServiceError>,
         render: impl Fn(&BTreeMap<F::Key, F::Item>) -> Value,
     ) {
         let api: Api = self.agent.service.clone();

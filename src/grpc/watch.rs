@@ -5,13 +5,11 @@
 use std::pin::Pin;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::convert;
 use crate::pb;
-use crate::service::{Api, CatalogDelta, CatalogItem, ItemKey, WatchMessage};
+use crate::service::{Api, CatalogDelta, CatalogItem, ItemKey, WatchMessage, WatchReceiver};
 
 pub type WatchStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -25,18 +23,14 @@ pub struct Frame {
 
 /// Streams `rx` as responses built by `encode` from each message's frame, its snapshot
 /// items and its delta.
-pub fn stream<I, D, R, E>(
-    api: Api,
-    rx: mpsc::Receiver<WatchMessage<I, D>>,
-    encode: E,
-) -> WatchStream<R>
+pub fn stream<I, D, R, E>(api: Api, rx: WatchReceiver<I, D>, encode: E) -> WatchStream<R>
 where
     I: Send + 'static,
     D: Send + 'static,
     R: Send + 'static,
     E: Fn(Frame, Vec<I>, Option<D>) -> R + Send + 'static,
 {
-    let stream = ReceiverStream::new(rx).map(move |msg| {
+    let stream = rx.map(move |msg| {
         let (kind, index, reason, items, delta) = match msg {
             WatchMessage::Snapshot { index, items } => {
                 (pb::WatchKind::Snapshot, index, String::new(), items, None)

@@ -12,8 +12,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
 use super::attach::NodeState;
 use super::catalog::{CheckView, ServiceEntry};
 use super::catalog_watch::CatalogWatch;
@@ -23,8 +21,10 @@ use super::membership::{Heartbeat, Member};
 use super::query::{QueryMeta, QueryOptions};
 use super::session::{SessionArgs, SessionFilter};
 use super::txn::TxnReply;
-use super::watch::{CatalogWatchMessage, KvWatchMessage};
-use super::{Consistency, Limits, Metrics, ResponseMeta, Service, ServiceError};
+use super::{
+    CatalogWatchReceiver, Consistency, KvWatchReceiver, Limits, Metrics, ResponseMeta, Service,
+    ServiceError,
+};
 use crate::raft::ClusterStatus;
 use crate::state::catalog::{CheckStatus, Deregistration, Node, Registration, ServiceInstance};
 use crate::state::event::Event;
@@ -75,7 +75,7 @@ pub trait ControlPlane: Send + Sync + 'static {
         &self,
         target: WatchTarget,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<KvWatchMessage>, ServiceError>;
+    ) -> Result<KvWatchReceiver, ServiceError>;
 
     // --- catalog and health ---
     async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError>;
@@ -126,7 +126,7 @@ pub trait ControlPlane: Send + Sync + 'static {
         &self,
         watch: CatalogWatch,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError>;
+    ) -> Result<CatalogWatchReceiver, ServiceError>;
 
     // --- sessions and locks ---
     async fn session_create(&self, args: SessionArgs) -> Result<(u64, String), ServiceError>;
@@ -158,7 +158,7 @@ pub trait ControlPlane: Send + Sync + 'static {
         &self,
         node: &str,
         start: u64,
-    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError>;
+    ) -> Result<CatalogWatchReceiver, ServiceError>;
     /// An agent leaves the cluster gracefully.
     async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError>;
     /// Every server and agent, with its status.
@@ -239,7 +239,7 @@ impl ControlPlane for Service {
         &self,
         target: WatchTarget,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<KvWatchMessage>, ServiceError> {
+    ) -> Result<KvWatchReceiver, ServiceError> {
         Service::watch_kv(self, target, start_index)
     }
     async fn catalog_register(&self, reg: Registration) -> Result<u64, ServiceError> {
@@ -309,7 +309,7 @@ impl ControlPlane for Service {
         &self,
         watch: CatalogWatch,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
+    ) -> Result<CatalogWatchReceiver, ServiceError> {
         Service::watch_catalog(self, watch, start_index)
     }
     async fn session_create(&self, args: SessionArgs) -> Result<(u64, String), ServiceError> {
@@ -348,7 +348,7 @@ impl ControlPlane for Service {
         &self,
         node: &str,
         start: u64,
-    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
+    ) -> Result<CatalogWatchReceiver, ServiceError> {
         Service::watch_node_events(self, node, start)
     }
     async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError> {

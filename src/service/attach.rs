@@ -30,7 +30,7 @@ use super::catalog_watch::CatalogWatch;
 use super::event::node_matches;
 use super::membership::{Heartbeat, SERF_HEALTH};
 use super::{
-    CatalogDelta, CatalogItem, CatalogWatchMessage, Consistency, QueryOptions, Service,
+    CatalogDelta, CatalogItem, CatalogWatchReceiver, Consistency, QueryOptions, Service,
     ServiceError, WatchMessage,
 };
 use super::{Metrics, ResponseMeta};
@@ -246,7 +246,7 @@ impl Service {
         &self,
         node: &str,
         start: u64,
-    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
+    ) -> Result<CatalogWatchReceiver, ServiceError> {
         if node.is_empty() {
             return Err(ServiceError::InvalidArgument(
                 "node events need a node".into(),
@@ -290,7 +290,7 @@ impl Service {
                 }
             }
         });
-        Ok(rx)
+        Ok(CatalogWatchReceiver::from_channel(rx))
     }
 
     fn status_reply(&self) -> StatusReply {
@@ -378,7 +378,7 @@ where
         }
     };
     let main = async {
-        let mut events: Option<mpsc::Receiver<CatalogWatchMessage>> = None;
+        let mut events: Option<CatalogWatchReceiver> = None;
         let mut status = tokio::time::interval(STATUS_EVERY);
         loop {
             let next_event = async {

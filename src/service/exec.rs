@@ -153,7 +153,7 @@ async fn start(
     session: &str,
     dir: &str,
     wait: Duration,
-) -> Result<mpsc::Receiver<super::KvWatchMessage>, ServiceError> {
+) -> Result<super::KvWatchReceiver, ServiceError> {
     let job = JobSpec {
         wait_ns: wait.as_nanos() as u64,
         ..args.job.clone()
@@ -192,7 +192,7 @@ async fn start(
 /// until `wait` of silence (doubled while a node that acknowledged is still running).
 async fn follow_run(
     api: &Api,
-    watch: mpsc::Receiver<super::KvWatchMessage>,
+    watch: super::KvWatchReceiver,
     tx: &mpsc::Sender<ExecEvent>,
     session: &str,
     dir: &str,

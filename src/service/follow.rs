@@ -8,9 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
-use super::{CatalogDelta, CatalogItem, ItemKey, WatchMessage};
+use super::{CatalogDelta, CatalogItem, ItemKey, WatchMessage, WatchReceiver};
 use crate::state::{Change, KvEntry};
 
 /// How one kind of watch stream's items are keyed and its deltas applied.
@@ -66,14 +64,14 @@ impl Followed for Catalog {
 
 /// Follows one watch stream and keeps its items.
 pub struct Follower<F: Followed> {
-    rx: mpsc::Receiver<WatchMessage<F::Item, F::Delta>>,
+    rx: WatchReceiver<F::Item, F::Delta>,
     state: BTreeMap<F::Key, F::Item>,
     synced: bool,
     index: u64,
 }
 
 impl<F: Followed> Follower<F> {
-    pub fn new(rx: mpsc::Receiver<WatchMessage<F::Item, F::Delta>>) -> Self {
+    pub fn new(rx: WatchReceiver<F::Item, F::Delta>) -> Self {
         Follower {
             rx,
             state: BTreeMap::new(),
@@ -98,7 +96,7 @@ impl<F: Followed> Follower<F> {
     }
 
     /// Continues on a reopened stream (opened from [`Self::resume_index`]).
-    pub fn reattach(&mut self, rx: mpsc::Receiver<WatchMessage<F::Item, F::Delta>>) {
+    pub fn reattach(&mut self, rx: WatchReceiver<F::Item, F::Delta>) {
         if !self.synced {
             self.state.clear();
         }

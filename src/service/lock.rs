@@ -111,7 +111,7 @@ pub async fn hold(
 /// Follows the queue until the client leaves (`None`) or the hold is lost (the reason).
 async fn follow(
     api: &Api,
-    watch: mpsc::Receiver<super::KvWatchMessage>,
+    watch: super::KvWatchReceiver,
     tx: &mpsc::Sender<LockEvent>,
     session: &str,
     key: &str,

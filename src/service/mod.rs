@@ -37,7 +37,10 @@ pub use self::api::{Api, ControlPlane};
 pub use self::catalog_watch::{CatalogDelta, CatalogItem, CatalogWatch, ItemKey};
 pub use self::error::ServiceError;
 pub use self::query::{QueryMeta, QueryOptions};
-pub use self::watch::{CatalogWatchMessage, KvWatchMessage, WatchMessage};
+pub use self::watch::{
+    CatalogWatchMessage, CatalogWatchReceiver, KvWatchMessage, KvWatchReceiver, WatchMessage,
+    WatchReceiver,
+};
 use crate::raft::{ClusterStatus, RaftNode};
 use crate::state::{ChangeFeed, StateStore};
 

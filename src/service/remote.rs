@@ -39,8 +39,8 @@ use super::query::{QueryMeta, QueryOptions};
 use super::session::{SessionArgs, SessionFilter};
 use super::txn::TxnReply;
 use super::{
-    CatalogWatchMessage, Consistency, ControlPlane, KvWatchMessage, Limits, Metrics, ResponseMeta,
-    ServiceError, WatchMessage,
+    CatalogWatchMessage, CatalogWatchReceiver, Consistency, ControlPlane, KvWatchReceiver, Limits,
+    Metrics, ResponseMeta, ServiceError, WatchMessage, WatchReceiver,
 };
 use crate::pb_internal::agent_transport_client::AgentTransportClient;
 use crate::raft::{wire, ClusterStatus};
@@ -407,7 +407,7 @@ impl Remote {
         self: &Arc<Self>,
         call: WatchCall,
         unwrap: fn(WireWatch) -> Option<WatchMessage<I, D>>,
-    ) -> mpsc::Receiver<WatchMessage<I, D>>
+    ) -> WatchReceiver<I, D>
     where
         I: Send + 'static,
         D: Send + 'static,
@@ -421,7 +421,7 @@ impl Remote {
                 _ = me.follow(call, unwrap, &tx) => {}
             }
         });
-        rx
+        WatchReceiver::from_channel(rx)
     }
 
     async fn follow<I, D>(
@@ -573,7 +573,7 @@ impl ControlPlane for Remote {
         &self,
         target: WatchTarget,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<KvWatchMessage>, ServiceError> {
+    ) -> Result<KvWatchReceiver, ServiceError> {
         let me = self.arc()?;
         let call = WatchCall::Kv {
             target,
@@ -684,7 +684,7 @@ impl ControlPlane for Remote {
         &self,
         watch: CatalogWatch,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
+    ) -> Result<CatalogWatchReceiver, ServiceError> {
         watch.validate()?;
         let me = self.arc()?;
         let call = WatchCall::Catalog {
@@ -754,7 +754,7 @@ impl ControlPlane for Remote {
         &self,
         node: &str,
         start: u64,
-    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
+    ) -> Result<CatalogWatchReceiver, ServiceError> {
         if node != self.node_name {
             return Err(ServiceError::InvalidArgument(format!(
                 "a client agent follows its own node's events ({}), not {node}'s",
@@ -778,7 +778,7 @@ impl ControlPlane for Remote {
             // hello carries the follow.
             let _ = up.try_send(Up::FollowEvents { from: start });
         }
-        Ok(rx)
+        Ok(WatchReceiver::from_channel(rx))
     }
     async fn leave(&self, hb: Heartbeat) -> Result<(), ServiceError> {
         let r = self.call(Call::Leave(hb), Duration::ZERO).await;

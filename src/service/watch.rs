@@ -7,8 +7,8 @@
 //! items an entry touched. The runner here does the rest for every view alike: subscribe
 //! before reading so nothing falls between, replay from the feed's history on resume,
 //! `RESET` when that history no longer reaches back, resync when the feed drops a
-//! watcher that fell behind. One task per watcher, woken only by the feed (no polling),
-//! owned by the service and joined at shutdown.
+//! watcher that fell behind. A watch is a stream woken only by the feed (no polling),
+//! polled by its reader and ended by the service's shutdown.
 
 use std::sync::Arc;
 
@@ -38,6 +38,10 @@ pub enum WatchMessage<I, D> {
 pub type KvWatchMessage = WatchMessage<KvEntry, Vec<Arc<Change>>>;
 /// A catalog or health watch's messages.
 pub type CatalogWatchMessage = WatchMessage<CatalogItem, CatalogDelta>;
+/// A KV watch's receiving end.
+pub type KvWatchReceiver = WatchReceiver<KvEntry, Vec<Arc<Change>>>;
+/// A catalog or health watch's receiving end.
+pub type CatalogWatchReceiver = WatchReceiver<CatalogItem, CatalogDelta>;
 
 /// What a watch looks at, and how it turns state and changes into messages.
 pub(super) trait View: Send + 'static {
@@ -102,8 +106,6 @@ impl View for KvView {
     }
 }
 
-/// Buffer between a watcher's task and its stream; the feed's own buffer absorbs bursts.
-const STREAM_BUFFER: usize = 16;
 /// Snapshot messages are cut at about this many bytes (gRPC's default message limit is
 /// 4 MiB).
 const SNAPSHOT_CHUNK_BYTES: usize = 1024 * 1024;
@@ -116,7 +118,7 @@ impl Service {
         &self,
         target: WatchTarget,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<KvWatchMessage>, ServiceError> {
+    ) -> Result<KvWatchReceiver, ServiceError> {
         match &target {
             WatchTarget::Key(k) => self.validate_key(k)?,
             WatchTarget::Prefix(p) => self.validate_prefix(p)?,
@@ -134,7 +136,7 @@ impl Service {
         &self,
         watch: CatalogWatch,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<CatalogWatchMessage>, ServiceError> {
+    ) -> Result<CatalogWatchReceiver, ServiceError> {
         watch.validate()?;
         self.start_watch(CatalogView::new(watch), start_index)
     }
@@ -143,26 +145,56 @@ impl Service {
         &self,
         view: V,
         start_index: u64,
-    ) -> Result<mpsc::Receiver<WatchMessage<V::Item, V::Delta>>, ServiceError> {
+    ) -> Result<WatchReceiver<V::Item, V::Delta>, ServiceError> {
         let permit = self.stream_permit()?;
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let watcher = Watcher {
             state: self.state.clone(),
             feed: self.feed.clone(),
-            out: tx,
+            shutdown: self.shutdown.clone(),
+            _permit: permit,
         };
-        let shutdown = self.shutdown.clone();
-        self.spawn(async move {
-            // Held for the stream's life.
-            let _permit = permit;
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                result = watcher.run(view, start_index) => if let Err(e) = result {
-                    tracing::debug!(error = %e, "watch ended");
-                }
-            }
-        });
-        Ok(rx)
+        Ok(WatchReceiver::direct(watcher.stream(view, start_index)))
+    }
+}
+
+/// The receiving end of a watch: messages in protocol order; `None` once the watch has
+/// ended (the server shutting down, or a store error, which is logged).
+///
+/// A local watch is a stream polled by whoever reads it (the gRPC response, an agent's
+/// watch handler), not a task of its own: a write that reaches 10,000 streams wakes the
+/// few connection tasks that carry them instead of 10,000 watcher tasks first (each
+/// wake was a task switch, and on two cores most of the CPU a fan-out cost). A remote
+/// watch (a client agent's, through a server) arrives over a channel.
+pub struct WatchReceiver<I, D> {
+    inner: futures::stream::BoxStream<'static, WatchMessage<I, D>>,
+}
+
+impl<I: Send + 'static, D: Send + 'static> WatchReceiver<I, D> {
+    fn direct(stream: impl futures::Stream<Item = WatchMessage<I, D>> + Send + 'static) -> Self {
+        WatchReceiver {
+            inner: Box::pin(stream),
+        }
+    }
+
+    /// Messages sent into `rx` (a remote watch's pump).
+    pub fn from_channel(rx: mpsc::Receiver<WatchMessage<I, D>>) -> Self {
+        Self::direct(tokio_stream::wrappers::ReceiverStream::new(rx))
+    }
+
+    /// The next message (cancel-safe: nothing is lost if the call is dropped).
+    pub async fn recv(&mut self) -> Option<WatchMessage<I, D>> {
+        futures::StreamExt::next(&mut self.inner).await
+    }
+}
+
+impl<I, D> futures::Stream for WatchReceiver<I, D> {
+    type Item = WatchMessage<I, D>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
     }
 }
 
@@ -174,110 +206,156 @@ enum WatchEnd {
     Store(#[from] StoreError),
 }
 
-impl<T> From<mpsc::error::SendError<T>> for WatchEnd {
-    fn from(_: mpsc::error::SendError<T>) -> Self {
-        WatchEnd::Closed
-    }
-}
-
-/// One watcher's task state.
-struct Watcher<I, D> {
+/// One watch's state, owned by its stream.
+struct Watcher {
     state: Arc<StateStore>,
     feed: Arc<ChangeFeed>,
-    out: mpsc::Sender<WatchMessage<I, D>>,
+    shutdown: tokio_util::sync::CancellationToken,
+    /// Held for the watch's life.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
-impl<I: Send + 'static, D: Send + 'static> Watcher<I, D> {
-    async fn run<V: View<Item = I, Delta = D>>(
-        &self,
+/// Where a watch is in the protocol.
+enum Phase<V> {
+    /// (Re)subscribing: from `resume` if set, after `interrupted` if the feed dropped us.
+    Start {
+        view: V,
+        resume: Option<u64>,
+        interrupted: Option<ResetReason>,
+    },
+    /// Forwarding live changes after `last`.
+    Follow {
+        view: V,
+        sub: Subscription,
+        last: u64,
+    },
+    Done,
+}
+
+impl Watcher {
+    /// The watch as a stream: each step yields the messages it produced, in order.
+    fn stream<V: View>(
+        self,
         mut view: V,
         start_index: u64,
-    ) -> Result<(), WatchEnd> {
-        let mut resume = (start_index > 0).then_some(start_index);
+    ) -> impl futures::Stream<Item = WatchMessage<V::Item, V::Delta>> + Send + 'static {
+        let resume = (start_index > 0).then_some(start_index);
         if resume.is_some() {
             view.resumed();
         }
-        // Why the previous subscription ended, if it did: reported only if a resync is
-        // needed.
-        let mut interrupted: Option<ResetReason> = None;
-        loop {
-            let (mut sub, replay) = self.feed.subscribe(view.target(), resume);
-            let mut last = match replay {
-                // Resumable: exactly the retained changes after `resume`, no reset needed.
-                Some(Ok(events)) => {
-                    let mut last = resume.unwrap_or(0);
-                    for ev in events {
-                        last = ev.index;
-                        view = self.send_delta(view, ev).await?;
+        let start = Phase::Start {
+            view,
+            resume,
+            interrupted: None,
+        };
+        let pending = std::collections::VecDeque::new();
+        futures::stream::unfold(
+            (self, start, pending),
+            |(watcher, mut phase, mut pending)| async move {
+                loop {
+                    if let Some(message) = pending.pop_front() {
+                        return Some((message, (watcher, phase, pending)));
                     }
-                    if interrupted.is_none() {
-                        let synced = last.max(sub.registered_at);
-                        self.out
-                            .send(WatchMessage::Synced { index: synced })
-                            .await?;
-                        last = synced;
+                    phase = match watcher.step(phase, &mut pending).await {
+                        Ok(next) => next,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "watch ended");
+                            Phase::Done
+                        }
+                    };
+                    if matches!(phase, Phase::Done) && pending.is_empty() {
+                        return None;
                     }
-                    last
                 }
-                Some(Err(compacted)) => {
-                    let reason = interrupted.map(ResetReason::as_str).unwrap_or("compacted");
-                    self.out
-                        .send(WatchMessage::Reset {
+            },
+        )
+    }
+
+    /// Runs one protocol step, queueing its messages in `out`.
+    async fn step<V: View>(
+        &self,
+        phase: Phase<V>,
+        out: &mut std::collections::VecDeque<WatchMessage<V::Item, V::Delta>>,
+    ) -> Result<Phase<V>, WatchEnd> {
+        match phase {
+            Phase::Done => Ok(Phase::Done),
+            Phase::Start {
+                mut view,
+                resume,
+                interrupted,
+            } => {
+                let (sub, replay) = self.feed.subscribe(view.target(), resume);
+                let last = match replay {
+                    // Resumable: exactly the retained changes after `resume`, no reset.
+                    Some(Ok(events)) => {
+                        let mut last = resume.unwrap_or(0);
+                        for ev in events {
+                            last = ev.index;
+                            view = self.delta(view, ev, out).await?;
+                        }
+                        if interrupted.is_none() {
+                            let synced = last.max(sub.registered_at);
+                            out.push_back(WatchMessage::Synced { index: synced });
+                            last = synced;
+                        }
+                        last
+                    }
+                    Some(Err(compacted)) => {
+                        let reason = interrupted.map(ResetReason::as_str).unwrap_or("compacted");
+                        out.push_back(WatchMessage::Reset {
                             index: compacted.compacted_through,
                             reason: reason.to_string(),
+                        });
+                        let (v, index) = self.snapshot(view, out).await?;
+                        view = v;
+                        index
+                    }
+                    None => {
+                        let (v, index) = self.snapshot(view, out).await?;
+                        view = v;
+                        index
+                    }
+                };
+                Ok(Phase::Follow { view, sub, last })
+            }
+            Phase::Follow {
+                mut view,
+                mut sub,
+                mut last,
+            } => loop {
+                let received = tokio::select! {
+                    r = sub.recv() => r,
+                    _ = self.shutdown.cancelled() => return Ok(Phase::Done),
+                };
+                match received {
+                    Ok(ev) if ev.index <= last => continue,
+                    Ok(ev) => {
+                        last = ev.index;
+                        view = self.delta(view, ev, out).await?;
+                        if !out.is_empty() {
+                            return Ok(Phase::Follow { view, sub, last });
+                        }
+                    }
+                    Err(ResetReason::Shutdown) => return Ok(Phase::Done),
+                    // Lagged or state replaced: catch up from the retained changes first.
+                    Err(reason) => {
+                        return Ok(Phase::Start {
+                            view,
+                            resume: Some(last),
+                            interrupted: Some(reason),
                         })
-                        .await?;
-                    let (v, index) = self.send_snapshot(view).await?;
-                    view = v;
-                    index
+                    }
                 }
-                None => {
-                    let (v, index) = self.send_snapshot(view).await?;
-                    view = v;
-                    index
-                }
-            };
-            let (v, reason) = self.follow(view, &mut sub, &mut last).await?;
-            view = v;
-            if reason == ResetReason::Shutdown {
-                return Ok(());
-            }
-            // Lagged or state replaced: try to catch up from the retained changes first.
-            interrupted = Some(reason);
-            resume = Some(last);
+            },
         }
     }
 
-    /// Forwards live changes after `last` until the feed drops this subscriber.
-    async fn follow<V: View<Item = I, Delta = D>>(
-        &self,
-        mut view: V,
-        sub: &mut Subscription,
-        last: &mut u64,
-    ) -> Result<(V, ResetReason), WatchEnd> {
-        loop {
-            // A watcher of a quiet key must still notice its client leaving, or its task,
-            // subscription and permit would live until the next change.
-            let received = tokio::select! {
-                r = sub.recv() => r,
-                _ = self.out.closed() => return Err(WatchEnd::Closed),
-            };
-            match received {
-                Ok(ev) if ev.index <= *last => continue,
-                Ok(ev) => {
-                    *last = ev.index;
-                    view = self.send_delta(view, ev).await?;
-                }
-                Err(reason) => return Ok((view, reason)),
-            }
-        }
-    }
-
-    /// Sends what `event` changed, if the client sees any of it.
-    async fn send_delta<V: View<Item = I, Delta = D>>(
+    /// Queues what `event` changed, if the client sees any of it.
+    async fn delta<V: View>(
         &self,
         view: V,
         event: FeedEvent,
+        out: &mut std::collections::VecDeque<WatchMessage<V::Item, V::Delta>>,
     ) -> Result<V, WatchEnd> {
         let (view, delta) = if V::READS_ON_CHANGE {
             let state = self.state.clone();
@@ -294,18 +372,17 @@ impl<I: Send + 'static, D: Send + 'static> Watcher<I, D> {
             (view, d)
         };
         if let (index, Some(delta)) = delta? {
-            self.out
-                .send(WatchMessage::Changes { index, delta })
-                .await?;
+            out.push_back(WatchMessage::Changes { index, delta });
         }
         Ok(view)
     }
 
-    /// Sends the current state in chunks, then `Synced`; returns the state's index. Runs
-    /// after subscribing so that nothing between the read and the live feed is lost.
-    async fn send_snapshot<V: View<Item = I, Delta = D>>(
+    /// Queues the current state in chunks, then `Synced`; returns the state's index.
+    /// Runs after subscribing so that nothing between the read and the live feed is lost.
+    async fn snapshot<V: View>(
         &self,
         mut view: V,
+        out: &mut std::collections::VecDeque<WatchMessage<V::Item, V::Delta>>,
     ) -> Result<(V, u64), WatchEnd> {
         let state = self.state.clone();
         let (view, read) = tokio::task::spawn_blocking(move || {
@@ -321,22 +398,20 @@ impl<I: Send + 'static, D: Send + 'static> Watcher<I, D> {
             bytes += V::item_size(&item);
             chunk.push(item);
             if bytes >= SNAPSHOT_CHUNK_BYTES {
-                let items = std::mem::take(&mut chunk);
-                self.out
-                    .send(WatchMessage::Snapshot { index, items })
-                    .await?;
+                out.push_back(WatchMessage::Snapshot {
+                    index,
+                    items: std::mem::take(&mut chunk),
+                });
                 bytes = 0;
             }
         }
         if !chunk.is_empty() {
-            self.out
-                .send(WatchMessage::Snapshot {
-                    index,
-                    items: chunk,
-                })
-                .await?;
+            out.push_back(WatchMessage::Snapshot {
+                index,
+                items: chunk,
+            });
         }
-        self.out.send(WatchMessage::Synced { index }).await?;
+        out.push_back(WatchMessage::Synced { index });
         Ok((view, index))
     }
 }

@@ -161,10 +161,11 @@ impl Service {
 /// ended (the server shutting down, or a store error, which is logged).
 ///
 /// A local watch is a stream polled by whoever reads it (the gRPC response, an agent's
-/// watch handler), not a task of its own: a write that reaches 10,000 streams wakes the
-/// few connection tasks that carry them instead of 10,000 watcher tasks first (each
-/// wake was a task switch, and on two cores most of the CPU a fan-out cost). A remote
-/// watch (a client agent's, through a server) arrives over a channel.
+/// watch handler), not a task of its own: a write that reaches 10,000 streams wakes each
+/// stream's reader directly instead of a watcher task that then wakes the reader, half
+/// the task wake-ups, which were most of the CPU a fan-out cost on two cores (10-12%
+/// faster delivery to 10,000 streams, dev build, A/B in one session). A remote watch (a
+/// client agent's, through a server) arrives over a channel.
 pub struct WatchReceiver<I, D> {
     inner: futures::stream::BoxStream<'static, WatchMessage<I, D>>,
 }

@@ -85,6 +85,25 @@ struct Report<'a> {
 }
 
 impl Report<'_> {
+    /// A figure measured on both systems (`etcd` is `None` when etcd is not run).
+    fn pair(
+        &mut self,
+        figure: impl Into<String>,
+        etcd: Option<f64>,
+        rostra: f64,
+        unit: &'static str,
+        better: Better,
+    ) -> std::io::Result<()> {
+        self.add(Row {
+            figure: figure.into(),
+            etcd,
+            rostra,
+            unit,
+            better,
+            baseline: None,
+        })
+    }
+
     fn add(&mut self, row: Row) -> std::io::Result<()> {
         let fmt = |v: f64| format_value(v, row.unit);
         let other = row.etcd.map(fmt).unwrap_or_else(|| "-".into());
@@ -225,15 +244,20 @@ async fn single_node(
         Some(addr) => Some(load(System::Etcd, addr, 64, a, Op::Get).await?),
         None => None,
     };
-    report.add(Row {
-        figure: "gRPC get (default vs linearizable), 64 clients".into(),
-        etcd: etcd_get.as_ref().map(|l| l.rate),
-        rostra: rostra_get.rate,
-        unit: "ops/s",
-        better: Better::Higher,
-        baseline: None,
-    })?;
-    for n in [1000.min(a.fanout), a.fanout] {
+    report.pair(
+        "gRPC get (default vs linearizable), 64 clients",
+        etcd_get.as_ref().map(|l| l.rate),
+        rostra_get.rate,
+        "ops/s",
+        Better::Higher,
+    )?;
+    // 1,000 streams, then the full fan-out (once, if it is no larger).
+    let sizes = if a.fanout > 1000 {
+        vec![1000, a.fanout]
+    } else {
+        vec![a.fanout]
+    };
+    for n in sizes {
         let r = fanout(
             System::Rostra,
             &rostra_leader,
@@ -255,62 +279,47 @@ async fn single_node(
             ),
             _ => None,
         };
-        report.add(Row {
-            figure: format!("one write → {n} watch streams, delivery p50"),
-            etcd: e.as_ref().map(|e| e.delivery_p50),
-            rostra: r.delivery_p50,
-            unit: "ms",
-            better: Better::Lower,
-            baseline: None,
-        })?;
-        report.add(Row {
-            figure: format!("one write → {n} watch streams, all received p50"),
-            etcd: e.as_ref().map(|e| e.all_p50),
-            rostra: r.all_p50,
-            unit: "ms",
-            better: Better::Lower,
-            baseline: None,
-        })?;
+        report.pair(
+            format!("one write → {n} watch streams, delivery p50"),
+            e.as_ref().map(|e| e.delivery_p50),
+            r.delivery_p50,
+            "ms",
+            Better::Lower,
+        )?;
+        report.pair(
+            format!("one write → {n} watch streams, all received p50"),
+            e.as_ref().map(|e| e.all_p50),
+            r.all_p50,
+            "ms",
+            Better::Lower,
+        )?;
         if n == a.fanout {
-            report.add(Row {
-                figure: format!("memory per idle watch stream ({n} streams)"),
-                etcd: e.as_ref().and_then(|e| e.kb_per_stream),
-                rostra: r.kb_per_stream.unwrap_or(0.0),
-                unit: "KB",
-                better: Better::Lower,
-                baseline: None,
-            })?;
-        }
-        if n == 1000.min(a.fanout) && n == a.fanout {
-            break;
+            report.pair(
+                format!("memory per idle watch stream ({n} streams)"),
+                e.as_ref().and_then(|e| e.kb_per_stream),
+                r.kb_per_stream.unwrap_or(0.0),
+                "KB",
+                Better::Lower,
+            )?;
         }
     }
     let bq = blocking(&rostra, a.fanout, Target::Rostra).await?;
     let floor_proc = spawn_floor()?;
     let floor = blocking(&rostra, a.fanout, Target::Floor(&floor_proc.1)).await?;
     drop(floor_proc);
-    report.add(Row {
-        figure: format!(
-            "HTTP blocking queries, {} waiters, all answered p50",
-            a.fanout
-        ),
-        etcd: Some(floor.p50),
-        rostra: bq.p50,
-        unit: "ms",
-        better: Better::Lower,
-        baseline: Some("do-nothing axum floor"),
-    })?;
-    report.add(Row {
-        figure: format!(
-            "HTTP blocking queries, {} waiters, all answered max",
-            a.fanout
-        ),
-        etcd: Some(floor.max),
-        rostra: bq.max,
-        unit: "ms",
-        better: Better::Lower,
-        baseline: Some("do-nothing axum floor"),
-    })?;
+    for (what, floor, rostra) in [("p50", floor.p50, bq.p50), ("max", floor.max, bq.max)] {
+        report.add(Row {
+            figure: format!(
+                "HTTP blocking queries, {} waiters, all answered {what}",
+                a.fanout
+            ),
+            etcd: Some(floor),
+            rostra,
+            unit: "ms",
+            better: Better::Lower,
+            baseline: Some("do-nothing axum floor"),
+        })?;
+    }
     drop(etcd);
     drop(rostra);
     Ok(())
@@ -385,22 +394,20 @@ async fn put_figure(
         Some(addr) => Some(load(System::Etcd, addr, clients, a, Op::Put).await?),
         None => None,
     };
-    report.add(Row {
-        figure: format!("{figure}, throughput"),
-        etcd: e.as_ref().map(|e| e.rate),
-        rostra: r.rate,
-        unit: "ops/s",
-        better: Better::Higher,
-        baseline: None,
-    })?;
-    report.add(Row {
-        figure: format!("{figure}, p50"),
-        etcd: e.as_ref().map(|e| e.p50),
-        rostra: r.p50,
-        unit: "ms",
-        better: Better::Lower,
-        baseline: None,
-    })?;
+    report.pair(
+        format!("{figure}, throughput"),
+        e.as_ref().map(|e| e.rate),
+        r.rate,
+        "ops/s",
+        Better::Higher,
+    )?;
+    report.pair(
+        format!("{figure}, p50"),
+        e.as_ref().map(|e| e.p50),
+        r.p50,
+        "ms",
+        Better::Lower,
+    )?;
     Ok(())
 }
 

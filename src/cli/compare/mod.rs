@@ -222,21 +222,15 @@ async fn single_node(
     let rostra = procs::rostra_dev(rostra_bin)?;
     let etcd = etcd_bin.map(|b| procs::etcd(b, 1)).transpose()?;
     let rostra_leader = leader(System::Rostra, std::slice::from_ref(&rostra.grpc)).await?;
-    let etcd_leader = match &etcd {
-        Some(nodes) => Some(leader(System::Etcd, &clients(nodes)).await?),
-        None => None,
-    };
-    for clients in [1, 16, 64] {
-        put_figure(
-            a,
-            &format!("gRPC put, {clients} client(s)"),
-            clients,
-            &rostra_leader,
-            etcd_leader.as_deref(),
-            report,
-        )
-        .await?;
-    }
+    let etcd_leader = etcd_leader(etcd.as_deref()).await?;
+    puts(
+        a,
+        "gRPC put",
+        &rostra_leader,
+        etcd_leader.as_deref(),
+        report,
+    )
+    .await?;
     // Reads: etcd's default range is linearizable; Rostra's default read is served by
     // the leader (Consul's default), which on one server is the same guarantee.
     let rostra_get = load(System::Rostra, &rostra_leader, 64, a, Op::Get).await?;
@@ -339,26 +333,42 @@ async fn cluster(
     let etcd = etcd_bin.map(|b| procs::etcd(b, 3)).transpose()?;
     let grpc: Vec<String> = rostra.iter().map(|n| n.grpc.clone()).collect();
     let rostra_leader = leader(System::Rostra, &grpc).await?;
-    let etcd_leader = match &etcd {
-        Some(nodes) => Some(leader(System::Etcd, &clients(nodes)).await?),
-        None => None,
-    };
+    let etcd_leader = etcd_leader(etcd.as_deref()).await?;
+    puts(
+        a,
+        "3 servers, gRPC put",
+        &rostra_leader,
+        etcd_leader.as_deref(),
+        report,
+    )
+    .await?;
+    Ok(())
+}
+
+/// The put figures at 1, 16 and 64 clients, each labelled `label, N client(s)`.
+async fn puts(
+    a: &CompareArgs,
+    label: &str,
+    rostra_leader: &str,
+    etcd_leader: Option<&str>,
+    report: &mut Report<'_>,
+) -> anyhow::Result<()> {
     for clients in [1, 16, 64] {
-        put_figure(
-            a,
-            &format!("3 servers, gRPC put, {clients} client(s)"),
-            clients,
-            &rostra_leader,
-            etcd_leader.as_deref(),
-            report,
-        )
-        .await?;
+        let name = format!("{label}, {clients} client(s)");
+        put_figure(a, &name, clients, rostra_leader, etcd_leader, report).await?;
     }
     Ok(())
 }
 
-fn clients(nodes: &[EtcdNode]) -> Vec<String> {
-    nodes.iter().map(|n| n.client.clone()).collect()
+/// The etcd member that is leader, when etcd runs at all.
+async fn etcd_leader(nodes: Option<&[EtcdNode]>) -> anyhow::Result<Option<String>> {
+    match nodes {
+        Some(nodes) => {
+            let addrs: Vec<String> = nodes.iter().map(|n| n.client.clone()).collect();
+            Ok(Some(leader(System::Etcd, &addrs).await?))
+        }
+        None => Ok(None),
+    }
 }
 
 /// The address of the member that is leader, once there is one.

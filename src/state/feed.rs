@@ -584,4 +584,35 @@ mod tests {
         assert_eq!(feed.subscriber_count(), 0);
         publish(&feed, 1, &["x"]);
     }
+
+    #[tokio::test]
+    async fn dropping_one_of_many_watchers_of_a_key_leaves_the_others() {
+        let feed = ChangeFeed::new(0);
+        let mut subs: Vec<Subscription> = (0..5)
+            .map(|_| feed.subscribe(WatchTarget::Key("x".into()), None).0)
+            .collect();
+        let (mut prefix, _) = feed.subscribe(WatchTarget::Prefix("x".into()), None);
+        // Drop one in the middle and the first: the rest still hear the key, once each.
+        drop(subs.remove(2));
+        drop(subs.remove(0));
+        publish(&feed, 1, &["x"]);
+        // Publishing queues synchronously, so a missing change is a failure, not a wait.
+        let heard = |sub: &mut Subscription| {
+            let ev = futures::FutureExt::now_or_never(sub.recv())
+                .expect("the change should already be queued")
+                .unwrap();
+            (ev.index, ev.changes.len())
+        };
+        for sub in &mut subs {
+            assert_eq!(heard(sub), (1, 1));
+            assert!(sub.rx.try_recv().is_err());
+        }
+        assert_eq!(heard(&mut prefix), (1, 1));
+        // The last watcher of a key or prefix takes its entry with it.
+        drop(subs);
+        drop(prefix);
+        let inner = feed.lock();
+        assert!(inner.by_key.is_empty() && inner.by_prefix.is_empty());
+        assert!(inner.subscribers.is_empty());
+    }
 }

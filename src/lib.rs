@@ -49,10 +49,13 @@ pub mod grpc;
 pub mod http;
 pub mod json;
 pub mod limit;
+pub mod logs;
 pub mod raft;
 pub mod server;
 pub mod service;
 pub mod state;
+pub mod telemetry;
+pub mod version;
 pub mod watch;
 
 /// Code generated from `proto/rostra/v1`: the public contract.

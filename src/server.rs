@@ -157,6 +157,7 @@ impl FrontListeners {
                 watches: config.watches.clone(),
                 enable_remote_exec: config.enable_remote_exec,
                 api_addrs: Some((self.grpc_addr, self.http_addr)),
+                reloader: config.reloader.clone(),
             },
             shutdown.clone(),
         )
@@ -171,12 +172,16 @@ impl FrontListeners {
             }
         }));
         let http_state = crate::http::HttpState {
+            shutdown: shutdown.clone(),
             local: local.clone(),
             service: api.clone(),
             agent: Arc::new(crate::http::AgentInfo {
                 datacenter: config.datacenter.clone(),
                 node_name: config.node_name.clone(),
                 dev: config.dev,
+                server: config.server,
+                bootstrap_expect: config.bootstrap_expect,
+                debug_config: crate::http::agent_self::debug_config(config),
             }),
         };
         let (token, http) = (shutdown.clone(), self.http);

@@ -52,6 +52,10 @@ pub async fn run_once(
             status: CheckStatus::Critical,
             output: "TTL checks are updated through the agent API".into(),
         },
+        CheckKind::Maintenance => CheckResult {
+            status: CheckStatus::Critical,
+            output: String::new(),
+        },
     }
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::config::consul_json::{DecodeError, Obj};
 
@@ -24,6 +25,79 @@ pub struct ServiceDefinition {
     pub weights: Weights,
     pub enable_tag_override: bool,
     pub checks: Vec<CheckDefinition>,
+    /// Consul's mesh and topology fields, stored and echoed by the agent endpoints (Rostra
+    /// has no service mesh; `serde(default)` keeps earlier saved registrations readable).
+    #[serde(default)]
+    pub extra: ServiceExtra,
+}
+
+/// Consul's `TaggedAddresses`, `Kind`, `Proxy` and `Locality` of a service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceExtra {
+    /// `{"lan": {"Address": …, "Port": …}, "wan_ipv4": …}`.
+    pub tagged_addresses: BTreeMap<String, (String, u16)>,
+    /// "" for a plain service, or one of Consul's proxy and gateway kinds.
+    pub kind: String,
+    /// The `Proxy` object as given, compact JSON ("" when none).
+    pub proxy: String,
+    /// `Locality`: (region, zone).
+    pub locality: Option<(String, String)>,
+}
+
+/// Consul's service kinds (`structs.ServiceKind`).
+const SERVICE_KINDS: &[&str] = &[
+    "",
+    "typical",
+    "connect-proxy",
+    "mesh-gateway",
+    "terminating-gateway",
+    "ingress-gateway",
+    "api-gateway",
+];
+
+impl ServiceExtra {
+    fn decode(obj: &mut Obj<'_>, strict: bool) -> Result<Self, DecodeError> {
+        let mut tagged_addresses = BTreeMap::new();
+        if let Some(mut t) = obj.object(&["TaggedAddresses"])? {
+            for name in t.keys() {
+                let Some(mut a) = t.object(&[&name])? else {
+                    continue;
+                };
+                let address = a.string(&["Address"])?.unwrap_or_default();
+                let port = match a.u64(&["Port"])? {
+                    None => 0,
+                    Some(p) if p <= u16::MAX as u64 => p as u16,
+                    Some(p) => return Err(a.err("Port", format!("port {p} is out of range"))),
+                };
+                a.finish(strict)?;
+                tagged_addresses.insert(name, (address, port));
+            }
+        }
+        let kind = obj.string(&["Kind"])?.unwrap_or_default();
+        if !SERVICE_KINDS.contains(&kind.as_str()) {
+            return Err(obj.err("Kind", format!("Invalid service kind {kind:?}")));
+        }
+        let proxy = match obj.get(&["Proxy"]) {
+            None => String::new(),
+            Some((_, v @ Value::Object(_))) => v.to_string(),
+            Some((k, _)) => return Err(obj.err(k, "expected an object")),
+        };
+        let locality = match obj.object(&["Locality"])? {
+            None => None,
+            Some(mut l) => {
+                let region = l.string(&["Region"])?.unwrap_or_default();
+                let zone = l.string(&["Zone"])?.unwrap_or_default();
+                l.finish(strict)?;
+                Some((region, zone))
+            }
+        };
+        Ok(ServiceExtra {
+            tagged_addresses,
+            kind,
+            proxy,
+            locality,
+        })
+    }
 }
 
 /// What a check runs; exactly one kind per check.
@@ -43,6 +117,9 @@ pub enum CheckKind {
     Tcp { addr: String },
     /// Critical unless updated through the agent API within `ttl`.
     Ttl { ttl: Duration },
+    /// Maintenance mode (`_node_maintenance`, `_service_maintenance:<id>`): critical for as
+    /// long as it exists; nothing runs it and nothing updates it.
+    Maintenance,
 }
 
 impl CheckKind {
@@ -53,6 +130,7 @@ impl CheckKind {
             CheckKind::Http { .. } => "http",
             CheckKind::Tcp { .. } => "tcp",
             CheckKind::Ttl { .. } => "ttl",
+            CheckKind::Maintenance => "maintenance",
         }
     }
 }
@@ -297,16 +375,8 @@ impl ServiceDefinition {
         };
         let mut check_objs = obj.objects(&["Check"])?;
         check_objs.extend(obj.objects(&["Checks"])?);
-        obj.ignore(&[
-            "Kind",
-            "Proxy",
-            "Connect",
-            "TaggedAddresses",
-            "Namespace",
-            "Partition",
-            "SocketPath",
-            "Token",
-        ]);
+        let extra = ServiceExtra::decode(&mut obj, strict)?;
+        obj.ignore(&["Connect", "Namespace", "Partition", "SocketPath", "Token"]);
         obj.finish(strict)?;
         let count = check_objs.len();
         let checks = check_objs
@@ -324,6 +394,7 @@ impl ServiceDefinition {
             weights,
             enable_tag_override,
             checks,
+            extra,
         })
     }
 }

@@ -96,6 +96,15 @@ impl LocalState {
         Some(ids)
     }
 
+    /// An API check of an API service is saved inside that service's definition; any
+    /// other API check (a node check, or maintenance mode on a config-file service) on
+    /// its own.
+    fn saved_with_service(&self, c: &LocalCheck) -> bool {
+        self.services
+            .get(&c.def.service_id)
+            .is_some_and(|s| s.source == Source::Api)
+    }
+
     fn persisted(&self) -> Persisted {
         Persisted {
             services: self
@@ -116,7 +125,7 @@ impl LocalState {
             checks: self
                 .checks
                 .values()
-                .filter(|c| c.source == Source::Api && c.def.service_id.is_empty())
+                .filter(|c| c.source == Source::Api && !self.saved_with_service(c))
                 .map(|c| c.def.clone())
                 .collect(),
             ttl_results: self

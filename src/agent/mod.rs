@@ -29,6 +29,15 @@ use crate::service::Api;
 pub const SCRIPTS_DISABLED: &str =
     "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
 
+/// Maintenance mode's check IDs and texts, Consul's (`structs.NodeMaint`,
+/// `structs.ServiceMaintPrefix`).
+pub const NODE_MAINTENANCE: &str = "_node_maintenance";
+pub const SERVICE_MAINTENANCE_PREFIX: &str = "_service_maintenance:";
+const NODE_MAINTENANCE_REASON: &str =
+    "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.";
+const SERVICE_MAINTENANCE_REASON: &str =
+    "Maintenance mode is enabled for this service, but no reason was provided. This is a default message.";
+
 /// Consul node IDs are UUIDs; a raft id maps to one deterministically.
 pub fn node_uuid(id: u64) -> String {
     let h = id.to_be_bytes();
@@ -70,6 +79,9 @@ pub enum AgentError {
     Refused(String),
     #[error("CheckID {0:?} does not have associated TTL")]
     NotTtl(String),
+    /// Consul answers this with 404.
+    #[error("No service registered with ID {0:?}")]
+    UnknownService(String),
     #[error("saving agent state: {0}")]
     Persist(#[from] std::io::Error),
 }
@@ -100,6 +112,17 @@ pub struct Agent {
     departed: tokio::sync::Mutex<bool>,
     /// The events aimed at this node (`events`), for exec and event watches.
     node_events: tokio::sync::watch::Sender<events::View>,
+    /// This agent's request and check counters (`/v1/agent/metrics`).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
+    reloader: Option<crate::config::Reloader>,
+    data_dir: PathBuf,
+    /// The config files' watches and the token that stops them (a reload replaces both).
+    watches: Mutex<CancellationToken>,
+    /// One reload at a time.
+    reloading: Mutex<()>,
+    /// Bumped whenever a local service definition changes, for the hash-blocking
+    /// `/v1/agent/service/<id>`.
+    services_changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// Options from the agent configuration.
@@ -115,6 +138,8 @@ pub struct AgentOptions {
     /// This agent's own gRPC and HTTP addresses, given to exec'd commands
     /// (`ROSTRA_ADDR`, `CONSUL_HTTP_ADDR`) so their `rostractl` talks to this agent.
     pub api_addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// Where `reload` reads the configuration again.
+    pub reloader: Option<crate::config::Reloader>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -149,6 +174,7 @@ impl Agent {
             state.add_check(c, Source::Config);
         }
         let persist_path = opts.data_dir.join("agent").join("registrations.json");
+        let shutdown_child = shutdown.child_token();
         state.load(&persist_path)?;
         let agent = Arc::new(Agent {
             service,
@@ -166,6 +192,12 @@ impl Agent {
             leave_requested: CancellationToken::new(),
             departed: tokio::sync::Mutex::new(false),
             node_events: events::channel(),
+            telemetry: Arc::new(crate::telemetry::Telemetry::new()),
+            reloader: opts.reloader,
+            data_dir: opts.data_dir.clone(),
+            watches: Mutex::new(shutdown_child.clone()),
+            reloading: Mutex::new(()),
+            services_changed: tokio::sync::watch::channel(0).0,
         });
         let ids: Vec<String> = lock(&agent.state).checks.keys().cloned().collect();
         for id in ids {
@@ -176,8 +208,112 @@ impl Agent {
         agent.service.spawn(Box::pin(events::run(agent.clone())));
         agent.service.spawn(Box::pin(exec::run(agent.clone())));
         agent.sync_needed.notify_one();
-        watches::start(&agent, opts.watches, &opts.data_dir)?;
+        watches::start(&agent, opts.watches, &opts.data_dir, shutdown_child)?;
         Ok(agent)
+    }
+
+    /// `PUT /v1/agent/reload` (and SIGHUP): reads the configuration files again and
+    /// applies what changed in their services, checks and watches, without a restart.
+    /// A file that no longer loads is refused with its error (file and key), and the
+    /// running configuration is kept. API registrations are untouched.
+    pub fn reload(self: &Arc<Self>) -> Result<(), AgentError> {
+        let _one = lock(&self.reloading);
+        let reloader = self.reloader.as_ref().ok_or_else(|| {
+            AgentError::Refused("this agent was not started from configuration files and flags; there is nothing to reload".into())
+        })?;
+        let config = (reloader.0)()
+            .map_err(|e| AgentError::Refused(format!("Failed reloading config: {e}")))?;
+        let scripts_allowed = config.enable_script_checks || config.enable_local_script_checks;
+        let wanted_checks: Vec<CheckDefinition> = config
+            .services
+            .iter()
+            .flat_map(|s| s.checks.iter().cloned())
+            .chain(config.checks.iter().cloned())
+            .collect();
+        if !scripts_allowed
+            && wanted_checks
+                .iter()
+                .any(|c| matches!(c.kind, CheckKind::Script { .. }))
+        {
+            return Err(AgentError::Refused(format!(
+                "Failed reloading config: {SCRIPTS_DISABLED}"
+            )));
+        }
+        let (stopped, started) = {
+            let mut state = lock(&self.state);
+            let mut stopped = Vec::new();
+            let mut started = Vec::new();
+            // Services the files no longer define go, with every check on them.
+            let gone: Vec<String> = state
+                .services
+                .values()
+                .filter(|s| {
+                    s.source == Source::Config && !config.services.iter().any(|n| n.id == s.def.id)
+                })
+                .map(|s| s.def.id.clone())
+                .collect();
+            for id in gone {
+                stopped.extend(state.remove_service(&id).unwrap_or_default());
+            }
+            // Config checks no longer defined go.
+            let dropped: Vec<String> = state
+                .checks
+                .values()
+                .filter(|c| {
+                    c.source == Source::Config && !wanted_checks.iter().any(|w| w.id == c.def.id)
+                })
+                .map(|c| c.def.id.clone())
+                .collect();
+            for id in dropped {
+                state.checks.remove(&id);
+                stopped.push(id);
+            }
+            for s in &config.services {
+                let mut bare = s.clone();
+                bare.checks.clear();
+                let same = state.services.get(&s.id).is_some_and(|old| old.def == bare);
+                if !same {
+                    state.services.insert(
+                        s.id.clone(),
+                        local::LocalService {
+                            def: bare,
+                            source: Source::Config,
+                        },
+                    );
+                }
+            }
+            for c in wanted_checks {
+                let same = state
+                    .checks
+                    .get(&c.id)
+                    .is_some_and(|old| old.def == c && old.source == Source::Config);
+                if !same {
+                    started.push(c.id.clone());
+                    state.add_check(c, Source::Config);
+                }
+            }
+            (stopped, started)
+        };
+        for id in &stopped {
+            self.stop_check(id);
+        }
+        for id in &started {
+            self.start_check(id);
+        }
+        self.save()?;
+        self.sync_needed.notify_one();
+        self.services_changed();
+        // Watches start over, as Consul's do on a reload.
+        let token = self.shutdown.child_token();
+        let old = std::mem::replace(&mut *lock(&self.watches), token.clone());
+        old.cancel();
+        watches::start(self, config.watches, &self.data_dir, token)?;
+        tracing::info!(
+            removed_checks = stopped.len(),
+            changed_checks = started.len(),
+            "configuration reloaded"
+        );
+        Ok(())
     }
 
     fn heartbeat(&self) -> crate::service::membership::Heartbeat {
@@ -217,6 +353,15 @@ impl Agent {
             .values()
             .map(|s| s.def.clone())
             .collect()
+    }
+
+    /// Ticks whenever a local service is registered, changed or removed.
+    pub fn service_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.services_changed.subscribe()
+    }
+
+    fn services_changed(&self) {
+        self.services_changed.send_modify(|n| *n += 1);
     }
 
     /// Local checks with their latest results.
@@ -265,6 +410,7 @@ impl Agent {
             state.add_service(def, Source::Api);
             dropped
         };
+        self.services_changed();
         for id in dropped {
             self.stop_check(&id);
         }
@@ -280,6 +426,7 @@ impl Agent {
     pub fn deregister_service(&self, id: &str) -> Result<(), AgentError> {
         let removed = lock(&self.state).remove_service(id);
         if let Some(checks) = removed {
+            self.services_changed();
             for c in checks {
                 self.stop_check(&c);
             }
@@ -318,6 +465,90 @@ impl Agent {
         Ok(())
     }
 
+    /// `PUT /v1/agent/maintenance`: while enabled, the node carries Consul's critical
+    /// `_node_maintenance` check, so every service on it drops out of `?passing` and DNS.
+    /// Kept across restarts like any API registration.
+    pub fn set_node_maintenance(
+        self: &Arc<Self>,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), AgentError> {
+        self.set_maintenance(NODE_MAINTENANCE.into(), String::new(), enable, reason)
+    }
+
+    /// `PUT /v1/agent/service/maintenance/<id>`: the same for one service instance
+    /// (`_service_maintenance:<id>`); an unknown service is Consul's 404.
+    pub fn set_service_maintenance(
+        self: &Arc<Self>,
+        service_id: &str,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), AgentError> {
+        if !lock(&self.state).services.contains_key(service_id) {
+            return Err(AgentError::UnknownService(service_id.into()));
+        }
+        self.set_maintenance(
+            format!("{SERVICE_MAINTENANCE_PREFIX}{service_id}"),
+            service_id.into(),
+            enable,
+            reason,
+        )
+    }
+
+    fn set_maintenance(
+        self: &Arc<Self>,
+        check_id: String,
+        service_id: String,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), AgentError> {
+        if !enable {
+            return self.deregister_check(&check_id);
+        }
+        let (name, default_reason) = if service_id.is_empty() {
+            ("Node Maintenance Mode", NODE_MAINTENANCE_REASON)
+        } else {
+            ("Service Maintenance Mode", SERVICE_MAINTENANCE_REASON)
+        };
+        let def = CheckDefinition {
+            id: check_id,
+            name: name.into(),
+            notes: if reason.is_empty() {
+                default_reason
+            } else {
+                reason
+            }
+            .into(),
+            service_id,
+            status: CheckStatus::Critical,
+            kind: CheckKind::Maintenance,
+            interval: None,
+            timeout: None,
+            deregister_critical_service_after: None,
+            output_max_size: None,
+        };
+        {
+            let mut state = lock(&self.state);
+            if let Some(c) = state.checks.get(&def.id) {
+                if c.def == def {
+                    return Ok(());
+                }
+            }
+            state.add_check(def.clone(), Source::Api);
+        }
+        // Its result is fixed: critical, as added; no runner.
+        self.report(
+            &def.id,
+            CheckResult {
+                status: CheckStatus::Critical,
+                output: String::new(),
+            },
+        );
+        self.save()?;
+        self.sync_needed.notify_one();
+        Ok(())
+    }
+
     /// `/v1/agent/check/pass|warn|fail|update/<id>`: TTL checks only.
     pub fn update_ttl(
         &self,
@@ -339,6 +570,7 @@ impl Agent {
         if let Some(reset) = lock(&self.ttl_resets).get(id) {
             reset.notify_one();
         }
+        self.telemetry.check_run(status.as_str());
         self.report(id, CheckResult { status, output });
         // TTL results survive restarts.
         self.save()
@@ -384,6 +616,9 @@ impl Agent {
         let Some(def) = lock(&self.state).checks.get(id).map(|c| c.def.clone()) else {
             return;
         };
+        if def.kind == CheckKind::Maintenance {
+            return;
+        }
         let token = self.shutdown.child_token();
         lock(&self.runners).insert(id.to_string(), token.clone());
         let agent = Arc::downgrade(self);
@@ -409,6 +644,7 @@ impl Agent {
                         } else {
                             format!("TTL expired (last output before timeout follows): {last}")
                         };
+                        agent.telemetry.check_run(CheckStatus::Critical.as_str());
                         agent.report(
                             &def.id,
                             CheckResult {
@@ -437,6 +673,7 @@ impl Agent {
                             r = checks::run_once(&kind, def.timeout(), def.output_max_size) => r,
                         };
                         let Some(a) = agent.upgrade() else { return };
+                        a.telemetry.check_run(result.status.as_str());
                         a.report(&def.id, result);
                         drop(a);
                         tokio::select! {

@@ -287,6 +287,7 @@ pub(super) fn start(
     agent: &Arc<Agent>,
     defs: Vec<WatchDefinition>,
     data_dir: &std::path::Path,
+    stop: tokio_util::sync::CancellationToken,
 ) -> std::io::Result<()> {
     if defs.is_empty() {
         return Ok(());
@@ -313,7 +314,7 @@ pub(super) fn start(
             key,
             def,
         };
-        let shutdown = agent.shutdown.clone();
+        let shutdown = stop.clone();
         agent.service.spawn(Box::pin(async move {
             tokio::select! {
                 _ = shutdown.cancelled() => {}

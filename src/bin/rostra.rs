@@ -19,20 +19,28 @@ fn log_filter(level: &str) -> String {
 }
 
 fn init_logging(level: &str, json: bool) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = tracing_subscriber::EnvFilter::try_new(log_filter(level)).unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,openraft=warn,hickory_server=warn")
     });
     // Colours only on a terminal, so redirected logs stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
+    let stderr = if json {
+        stderr.json().with_filter(filter).boxed()
     } else {
-        builder.init();
-    }
+        stderr.with_filter(filter).boxed()
+    };
+    // `/v1/agent/monitor` listens here, at whatever level it asks for.
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(rostra::logs::layer())
+        .init();
 }
 
 #[tokio::main]
@@ -52,6 +60,10 @@ async fn main() -> ExitCode {
                 }
                 Err(e) => Err(e),
             }
+        }
+        DaemonCommand::Version => {
+            print!("{}", rostra::version::describe());
+            return ExitCode::SUCCESS;
         }
         DaemonCommand::Validate(v) => {
             // Consul's `validate` prints its message as is.

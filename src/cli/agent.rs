@@ -104,6 +104,13 @@ pub fn config_from_args(a: &AgentArgs) -> anyhow::Result<AgentSetup> {
             bail!("-bootstrap-expect is for servers; a client agent has nothing to bootstrap");
         }
     }
+    // `/v1/agent/reload` and SIGHUP read the same files and flags again.
+    let again = a.clone();
+    config.reloader = Some(crate::config::Reloader(std::sync::Arc::new(move || {
+        let mut setup = config_from_args(&again).map_err(|e| format!("{e:#}"))?;
+        setup.config.reloader = None;
+        Ok(setup.config)
+    })));
     Ok(AgentSetup {
         config,
         log_level: (a.log_level.clone())
@@ -159,11 +166,28 @@ pub async fn run(setup: AgentSetup) -> anyhow::Result<()> {
         config.node_name,
         data.display()
     );
-    tokio::select! {
-        _ = term.recv() => tracing::info!("shutdown signal received"),
-        _ = interrupt.recv() => tracing::info!("shutdown signal received"),
-        _ = leave.cancelled() => tracing::info!("left the cluster; stopping"),
+    let local = match &running {
+        Running::Server(s) => s.agent.clone(),
+        Running::Client(c) => c.agent.clone(),
+    };
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("shutdown signal received"),
+            _ = interrupt.recv() => tracing::info!("shutdown signal received"),
+            _ = leave.cancelled() => tracing::info!("left the cluster; stopping"),
+            // SIGHUP reloads the configuration, as Consul's agent does.
+            _ = hangup.recv() => {
+                if let Err(e) = local.reload() {
+                    tracing::error!(error = %e, "reload refused; the running configuration is kept");
+                }
+                continue;
+            }
+        }
+        break;
     }
+    // The agent holds the service layer, and with it the database that shutdown closes.
+    drop(local);
     // Shutdown is bounded stage by stage (HTTP grace, storage close deadline); this outer
     // bound only guards against a bug there keeping the process alive forever
     // (everything acknowledged is already durable).

@@ -28,12 +28,14 @@ pub enum DaemonCommand {
     Agent(AgentArgs),
     /// Check configuration files without starting an agent (Consul's `validate`).
     Validate(ValidateArgs),
+    /// Print Rostra's version and the Consul API version it implements.
+    Version,
 }
 
 /// `rostra agent`. Settings that config files can also give are `Option`s without clap
 /// defaults, so that a flag overrides a file only when it was typed; the defaults are
 /// applied in `cli::agent::config_from_args` (defaults, then files, then flags).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct AgentArgs {
     /// Development mode: one self-bootstrapping server on 127.0.0.1, data in a temporary
     /// directory unless -data-dir is given.
@@ -231,6 +233,166 @@ pub enum CtlCommand {
     /// Measure throughput and latency against a running agent.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Print Rostra's version and the Consul API version it implements.
+    Version,
+    /// Query the catalog (Consul's `consul catalog datacenters|nodes|services`).
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Register or deregister services with the local agent (Consul's `consul services`).
+    #[command(subcommand)]
+    Services(ServicesCommand),
+    /// Put the node or one service into maintenance mode, take it out, or list it.
+    Maint(MaintArgs),
+    /// Make the agent re-read its configuration files.
+    Reload(HttpAddr),
+    /// Stream the agent's log.
+    Monitor(MonitorArgs),
+    /// Print the agent's statistics (`Stats` of `/v1/agent/self`).
+    Info(InfoArgs),
+}
+
+/// The agent's HTTP API, for the commands that use it (Consul's `-http-addr`).
+#[derive(Debug, Clone, Args)]
+pub struct HttpAddr {
+    /// HTTP API address of the agent (host:port or http://host:port).
+    #[arg(
+        long = "http-addr",
+        env = "CONSUL_HTTP_ADDR",
+        default_value = "127.0.0.1:8500"
+    )]
+    pub http_addr: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// List the known datacenters.
+    Datacenters(HttpAddr),
+    /// List the nodes in the catalog.
+    Nodes(CatalogNodesArgs),
+    /// List the services in the catalog.
+    Services(CatalogServicesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogNodesArgs {
+    #[command(flatten)]
+    pub http: HttpAddr,
+    /// Only nodes that provide this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Full node IDs, tagged addresses and metadata.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub detailed: bool,
+    /// A filter expression (Consul's grammar) over the nodes.
+    #[arg(long, default_value = "")]
+    pub filter: String,
+    /// Sort by round-trip time from this node (accepted; Rostra has no coordinates).
+    #[arg(long, default_value = "")]
+    pub near: String,
+    /// Datacenter to query (only this cluster's is served).
+    #[arg(long, default_value = "")]
+    pub datacenter: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogServicesArgs {
+    #[command(flatten)]
+    pub http: HttpAddr,
+    /// Only the services on this node.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Show each service's tags.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub tags: bool,
+    /// A filter expression (Consul's grammar) over the service instances.
+    #[arg(long, default_value = "")]
+    pub filter: String,
+    /// Datacenter to query (only this cluster's is served).
+    #[arg(long, default_value = "")]
+    pub datacenter: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServicesCommand {
+    /// Register a service from flags or from definition files.
+    Register(ServicesRegisterArgs),
+    /// Deregister a service by ID or by the definition files that registered it.
+    Deregister(ServicesDeregisterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesRegisterArgs {
+    #[command(flatten)]
+    pub http: HttpAddr,
+    /// The service's name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The service's ID (default: its name).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The service's address (default: the node's).
+    #[arg(long)]
+    pub address: Option<String>,
+    /// The service's port.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// A tag (repeatable).
+    #[arg(long)]
+    pub tag: Vec<String>,
+    /// Metadata as key=value (repeatable).
+    #[arg(long)]
+    pub meta: Vec<String>,
+    /// Service definition files (JSON, as in config files).
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesDeregisterArgs {
+    #[command(flatten)]
+    pub http: HttpAddr,
+    /// The ID of the service to deregister.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Service definition files whose services to deregister.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintArgs {
+    #[command(flatten)]
+    pub http: HttpAddr,
+    /// Enable maintenance mode.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub enable: bool,
+    /// Disable maintenance mode.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub disable: bool,
+    /// Why (shown as the maintenance check's notes).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// The service ID to act on instead of the whole node.
+    #[arg(long)]
+    pub service: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    pub http: HttpAddr,
+    /// Lowest level to show: trace, debug, info, warn or error.
+    #[arg(long = "log-level", default_value = "info")]
+    pub log_level: String,
+    /// hclog JSON lines instead of text.
+    #[arg(long = "log-json", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false")]
+    pub log_json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub http: HttpAddr,
 }
 
 #[derive(Debug, Subcommand)]

@@ -54,7 +54,7 @@ pub async fn run(
             format!("{}:8301", m.address),
             status(m).to_string(),
             if m.server { "server" } else { "client" }.to_string(),
-            crate::http::status::CONSUL_COMPAT_VERSION.to_string(),
+            crate::version::CONSUL_API_VERSION.to_string(),
             "2".to_string(),
             m.datacenter.clone(),
             "default".to_string(),

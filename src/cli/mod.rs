@@ -5,6 +5,7 @@
 //! 2 usage error (from clap).
 
 pub mod agent;
+pub mod agent_http;
 pub mod args;
 pub mod bench;
 pub mod bench_catalog;
@@ -92,5 +93,12 @@ pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Res
         }
         CtlCommand::Bench(b) => bench::run(&args.addr, b, out).await,
         CtlCommand::Snapshot(s) => snapshot::run(connect(), s, out).await,
+        CtlCommand::Version => Ok(write!(out, "{}", crate::version::describe())?),
+        CtlCommand::Catalog(c) => agent_http::catalog(c, out).await,
+        CtlCommand::Services(c) => agent_http::services(c, out).await,
+        CtlCommand::Maint(m) => agent_http::maint(m, out).await,
+        CtlCommand::Reload(a) => agent_http::reload(a, out).await,
+        CtlCommand::Monitor(m) => agent_http::monitor(m, out).await,
+        CtlCommand::Info(i) => agent_http::info(i, out).await,
     }
 }

@@ -349,6 +349,14 @@ impl<'a> Obj<'a> {
     }
 
     /// Marks keys as accepted without decoding them (fields Rostra takes and ignores).
+    /// The object's keys as written (marking none as read).
+    pub fn keys(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|(_, orig, _)| orig.to_string())
+            .collect()
+    }
+
     pub fn ignore(&mut self, names: &[&str]) {
         for name in names {
             let _ = self.get(&[name]);

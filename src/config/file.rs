@@ -118,6 +118,8 @@ pub struct FileConfig {
     pub watches: Vec<(Origin, WatchDefinition)>,
     /// Consul's `disable_remote_exec`.
     pub disable_remote_exec: Option<bool>,
+    /// Consul's `performance.raft_multiplier` (1 to 10): scales raft's timing.
+    pub raft_multiplier: Option<u32>,
     /// Non-fatal findings (skipped files), to log once logging is set up.
     pub warnings: Vec<String>,
 }
@@ -190,6 +192,7 @@ impl FileConfig {
         over(&mut self.member_failed_after, later.member_failed_after);
         over(&mut self.reconnect_timeout, later.reconnect_timeout);
         over(&mut self.disable_remote_exec, later.disable_remote_exec);
+        over(&mut self.raft_multiplier, later.raft_multiplier);
         over(
             &mut self.enable_local_script_checks,
             later.enable_local_script_checks,
@@ -274,6 +277,7 @@ impl FileConfig {
             &mut config.limits.reconnect_timeout,
             &self.reconnect_timeout,
         );
+        set(&mut config.raft.multiplier, &self.raft_multiplier);
         if let Some(disabled) = self.disable_remote_exec {
             config.enable_remote_exec = !disabled;
         }

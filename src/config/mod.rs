@@ -64,6 +64,19 @@ pub struct AgentConfig {
     /// Remote exec jobs may run on this agent: Consul's `disable_remote_exec` false (it
     /// is true by default, so exec is off unless asked for).
     pub enable_remote_exec: bool,
+    /// Reads the configuration again (files and flags) for `/v1/agent/reload`; None for
+    /// an agent built in code, which has no files.
+    pub reloader: Option<Reloader>,
+}
+
+/// Builds the agent's configuration again from where it first came from.
+#[derive(Clone)]
+pub struct Reloader(pub std::sync::Arc<dyn Fn() -> Result<AgentConfig, String> + Send + Sync>);
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reloader")
+    }
 }
 
 /// Raft knobs that tests turn down to exercise snapshots quickly.
@@ -73,13 +86,20 @@ pub struct RaftTuning {
     pub snapshot_threshold: u64,
     /// Entries kept in the log behind a snapshot, for followers that lag a little.
     pub logs_to_keep: u64,
+    /// Consul's `performance.raft_multiplier` (1 to 10): heartbeat and election timeouts
+    /// scale with it. 5, Consul's default, gives Rostra's own timings.
+    pub multiplier: u32,
 }
+
+/// Consul's default `performance.raft_multiplier`.
+pub const DEFAULT_RAFT_MULTIPLIER: u32 = 5;
 
 impl Default for RaftTuning {
     fn default() -> Self {
         RaftTuning {
             snapshot_threshold: 10_000,
             logs_to_keep: 1_000,
+            multiplier: DEFAULT_RAFT_MULTIPLIER,
         }
     }
 }
@@ -111,6 +131,7 @@ impl AgentConfig {
             enable_local_script_checks: false,
             watches: Vec::new(),
             enable_remote_exec: false,
+            reloader: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! per proto service, each a thin translation onto `crate::service`.
 
 pub mod agent_transport;
+mod calls;
 pub mod catalog;
 pub mod catalog_convert;
 pub mod codec;
@@ -87,6 +88,7 @@ pub async fn serve(
         .expect("the compiled-in descriptors are valid");
     let (reporter, grpc_health) = tonic_health::server::health_reporter();
     let health_of = report_health(service.clone(), reporter);
+    let agent_telemetry = agent.telemetry.clone();
     let status = StatusServer::new(status::StatusService { service, agent });
     let server = tonic::transport::Server::builder()
         .tcp_nodelay(true)
@@ -96,6 +98,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(KEEPALIVE))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .layer(in_flight)
+        .layer(calls::CountCalls(agent_telemetry))
         .add_service(kv)
         .add_service(status)
         .add_service(catalog)

@@ -24,6 +24,7 @@ pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/v1/agent/services", get(services))
         .route("/v1/agent/service/register", put(register_service))
+        .route("/v1/agent/service/{id}", get(service))
         .route("/v1/agent/service/deregister/{id}", put(deregister_service))
         .route("/v1/agent/checks", get(checks))
         .route("/v1/agent/check/register", put(register_check))
@@ -32,18 +33,76 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/agent/check/warn/{id}", put(warn))
         .route("/v1/agent/check/fail/{id}", put(fail))
         .route("/v1/agent/check/update/{id}", put(update))
-        .route("/v1/agent/members", get(members))
         .route(
             "/v1/agent/force-leave/{node}",
             axum::routing::put(force_leave),
         )
         .route("/v1/agent/leave", axum::routing::put(leave))
+        .route("/v1/agent/maintenance", put(node_maintenance))
+        .route("/v1/agent/reload", put(reload))
+        .route(
+            "/v1/agent/service/maintenance/{id}",
+            put(service_maintenance),
+        )
+}
+
+/// `PUT /v1/agent/reload`: the config files again, applied without a restart; a file
+/// that no longer loads is a 500 naming the file and key, and nothing changes.
+async fn reload(State(state): State<HttpState>) -> Result<Response, HttpError> {
+    let agent = state.local.clone();
+    // Reading files and restarting checks is blocking work.
+    tokio::task::spawn_blocking(move || agent.reload())
+        .await
+        .map_err(|e| HttpError::Status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    Ok(empty_ok())
+}
+
+/// Consul's `?enable=` of the maintenance endpoints: required, parsed as Go's
+/// `strconv.ParseBool`.
+fn enable_param(params: &Params) -> Result<bool, HttpError> {
+    let raw = params
+        .get("enable")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| HttpError::BadRequest("Missing value for enable".into()))?;
+    match raw {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(HttpError::BadRequest(format!(
+            "Invalid value for enable: {raw:?}"
+        ))),
+    }
+}
+
+/// `PUT /v1/agent/maintenance?enable=true|false&reason=`.
+async fn node_maintenance(
+    State(state): State<HttpState>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    let enable = enable_param(&params)?;
+    let reason = params.get("reason").unwrap_or("");
+    state.local.set_node_maintenance(enable, reason)?;
+    Ok(empty_ok())
+}
+
+/// `PUT /v1/agent/service/maintenance/<id>?enable=true|false&reason=`.
+async fn service_maintenance(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    let enable = enable_param(&params)?;
+    let reason = params.get("reason").unwrap_or("");
+    state.local.set_service_maintenance(&id, enable, reason)?;
+    Ok(empty_ok())
 }
 
 impl From<AgentError> for HttpError {
     fn from(e: AgentError) -> Self {
         match e {
             AgentError::Invalid(m) => HttpError::BadRequest(m),
+            AgentError::UnknownService(_) => {
+                HttpError::Status(StatusCode::NOT_FOUND, e.to_string())
+            }
             AgentError::Refused(_) | AgentError::NotTtl(_) | AgentError::Persist(_) => {
                 HttpError::Status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }
@@ -63,13 +122,67 @@ async fn services(State(state): State<HttpState>, params: Params) -> Result<Resp
         .iter()
         .map(|d| (d.id.clone(), cj::local_service(d, dc)))
         .collect();
-    if let Some(f) = params.get("filter").filter(|f| !f.is_empty()) {
-        let f = filter::Filter::parse(f)?;
-        f.validate(&cj::local_service(&ServiceDefinition::default(), dc))?;
+    let template = cj::local_service(&ServiceDefinition::default(), dc);
+    if let Some(f) = filter::from_param(params.get("filter"), &template)? {
         items.retain(|(_, v)| f.matches(v));
     }
     let map: serde_json::Map<String, Value> = items.into_iter().collect();
     Ok(reply::json(&state, &params, StatusCode::OK, &map))
+}
+
+/// `GET /v1/agent/service/<id>`: one local service with its `ContentHash`, and Consul's
+/// hash-based blocking (spec §2.3): with `?hash=` equal to the current hash, the answer
+/// waits (up to `?wait`) for the definition to change.
+async fn service(
+    State(state): State<HttpState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    let wait = match params.get("wait").filter(|w| !w.is_empty()) {
+        None => None,
+        Some(w) => Some(
+            super::params::parse_go_duration(w)
+                .ok_or_else(|| HttpError::BadRequest("Invalid wait time".into()))?,
+        ),
+    };
+    let deadline = tokio::time::Instant::now() + crate::service::query::blocking_wait(wait);
+    let wanted = params
+        .get("hash")
+        .filter(|h| !h.is_empty())
+        .map(String::from);
+    let mut changes = state.local.service_changes();
+    loop {
+        changes.borrow_and_update();
+        let def = state.local.services().into_iter().find(|d| d.id == id);
+        let mut body = def
+            .map(|d| cj::local_service(&d, &state.agent.datacenter))
+            .ok_or_else(|| {
+                HttpError::Status(StatusCode::NOT_FOUND, format!("unknown service ID: {id}"))
+            })?;
+        let hash = format!("{:016x}", fnv_hash(body.to_string().as_bytes()));
+        let expired = tokio::time::Instant::now() >= deadline || state.shutdown.is_cancelled();
+        if wanted.as_deref() != Some(hash.as_str()) || expired {
+            body["ContentHash"] = Value::String(hash.clone());
+            let mut resp = reply::json(&state, &params, StatusCode::OK, &body);
+            if let Ok(v) = axum::http::HeaderValue::from_str(&hash) {
+                resp.headers_mut().insert("X-Consul-ContentHash", v);
+            }
+            return Ok(resp);
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+            _ = state.shutdown.cancelled() => {}
+        }
+    }
+}
+
+/// A stable 64-bit hash (FNV-1a): the same definition hashes the same in every process.
+fn fnv_hash(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(bytes);
+    h.finish()
 }
 
 async fn register_service(
@@ -233,44 +346,6 @@ async fn force_leave(
         .force_leave(&node, params.has("prune"))
         .await?;
     Ok(axum::response::IntoResponse::into_response(StatusCode::OK))
-}
-
-async fn members(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
-    let dc = &state.agent.datacenter;
-    let members: Vec<Value> = state
-        .service
-        .members()
-        .await?
-        .iter()
-        .map(|m| {
-            let mut tags = json!({
-                "role": if m.server.is_some() { "consul" } else { "node" },
-                "dc": dc,
-                "id": m.node.id,
-                "build": super::status::CONSUL_COMPAT_VERSION,
-                "vsn": "2",
-                "vsn_min": "2",
-                "vsn_max": "3",
-            });
-            if let Some(port) = m.server.as_deref().and_then(|a| a.rsplit_once(':')) {
-                tags["port"] = json!(port.1);
-            }
-            json!({
-                "Name": m.node.name,
-                "Addr": m.node.address,
-                "Port": 8301,
-                "Tags": tags,
-                "Status": m.status.serf_code(),
-                "ProtocolMin": 1,
-                "ProtocolMax": 5,
-                "ProtocolCur": 2,
-                "DelegateMin": 2,
-                "DelegateMax": 5,
-                "DelegateCur": 4,
-            })
-        })
-        .collect();
-    Ok(reply::json(&state, &params, StatusCode::OK, &members))
 }
 
 #[cfg(test)]

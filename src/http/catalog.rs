@@ -1,5 +1,7 @@
 //! `/v1/catalog/*` (spec §5): register/deregister and blocking reads.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::service::ServiceError;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -11,6 +13,7 @@ use serde_json::Value;
 
 use super::catalog_json as cj;
 use super::error::HttpError;
+use super::filter::{self, Filter};
 use super::kv::read_body;
 use super::params::Params;
 use super::reply;
@@ -32,6 +35,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/catalog/services", get(services))
         .route("/v1/catalog/service/{name}", get(service))
         .route("/v1/catalog/node/{node}", get(node))
+        .route("/v1/catalog/node-services/{node}", get(node_services))
 }
 
 /// A decoding failure that Consul answers with its own text rather than
@@ -221,7 +225,14 @@ async fn nodes(State(state): State<HttpState>, params: Params) -> Result<Respons
 async fn services(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
     params.check_scope(&state.agent.datacenter)?;
     let opts = params.query_options()?;
-    let (meta, services) = state.service.catalog_services(&opts).await?;
+    let filter = filter::from_param(params.get("filter"), &cj::templates::catalog_service())?;
+    let (meta, mut services) = state.service.catalog_services(&opts).await?;
+    if params.names_peer() {
+        services.clear();
+    }
+    if let Some(f) = filter {
+        services = filter_instances(&state, &f, services).await?;
+    }
     let map: serde_json::Map<String, Value> = services
         .into_iter()
         .map(|(name, tags)| (name, Value::from(tags.into_iter().collect::<Vec<_>>())))
@@ -230,6 +241,35 @@ async fn services(State(state): State<HttpState>, params: Params) -> Result<Resp
         reply::json(&state, &params, StatusCode::OK, &map),
         &meta,
     ))
+}
+
+/// Consul evaluates `/v1/catalog/services?filter=` on each instance (a `ServiceNode`,
+/// rendered as `/v1/catalog/service/<name>` renders it) and answers with the services
+/// that have a matching instance, each with the tags of its matching instances only.
+/// The instances are read after the (possibly blocking) list, without blocking, so the
+/// answer is at least as new as the index it carries.
+async fn filter_instances(
+    state: &HttpState,
+    filter: &Filter,
+    services: BTreeMap<String, BTreeSet<String>>,
+) -> Result<BTreeMap<String, BTreeSet<String>>, HttpError> {
+    let now = crate::service::QueryOptions::default();
+    let mut kept = BTreeMap::new();
+    for name in services.into_keys() {
+        let (_, instances) = state.service.catalog_service(&name, &[], &now).await?;
+        let mut matched = None;
+        for (node, instance) in &instances {
+            if filter.matches(&cj::catalog_service(node, instance)) {
+                matched
+                    .get_or_insert_with(BTreeSet::new)
+                    .extend(instance.tags.iter().cloned());
+            }
+        }
+        if let Some(tags) = matched {
+            kept.insert(name, tags);
+        }
+    }
+    Ok(kept)
 }
 
 async fn service(
@@ -256,22 +296,66 @@ async fn service(
     )
 }
 
+/// A node's services as Consul renders them under `Services`, the filter (evaluated on
+/// each of them, as Consul does) applied: what `node` and `node-services` share.
+async fn node_and_services(
+    state: &HttpState,
+    name: &str,
+    params: &Params,
+) -> Result<
+    (
+        crate::service::QueryMeta,
+        Option<(Value, Vec<(String, Value)>)>,
+    ),
+    HttpError,
+> {
+    params.check_scope(&state.agent.datacenter)?;
+    let opts = params.query_options()?;
+    let filter = filter::from_param(params.get("filter"), &cj::templates::agent_service())?;
+    let (meta, found) = state.service.catalog_node(name, &opts).await?;
+    let found = found.filter(|_| !params.names_peer()).map(|(n, services)| {
+        let services = services
+            .iter()
+            .map(|s| (s.id.clone(), cj::agent_service(s, &n.datacenter)))
+            .filter(|(_, v)| filter.as_ref().is_none_or(|f| f.matches(v)))
+            .collect();
+        (cj::node(&n), services)
+    });
+    Ok((meta, found))
+}
+
+/// `/v1/catalog/node/<node>`: `{"Node":…,"Services":{"<id>":…}}`, `null` when unknown.
 async fn node(
     State(state): State<HttpState>,
     Path(name): Path<String>,
     params: Params,
 ) -> Result<Response, HttpError> {
-    params.check_scope(&state.agent.datacenter)?;
-    let opts = params.query_options()?;
-    let (meta, found) = state.service.catalog_node(&name, &opts).await?;
+    let (meta, found) = node_and_services(&state, &name, &params).await?;
     let body = match found {
         None => Value::Null,
-        Some((n, services)) => {
-            let services: serde_json::Map<String, Value> = services
-                .iter()
-                .map(|s| (s.id.clone(), cj::agent_service(s, &n.datacenter)))
-                .collect();
-            serde_json::json!({"Node": cj::node(&n), "Services": services})
+        Some((node, services)) => {
+            let services: serde_json::Map<String, Value> = services.into_iter().collect();
+            serde_json::json!({"Node": node, "Services": services})
+        }
+    };
+    Ok(reply::query_headers(
+        reply::json(&state, &params, StatusCode::OK, &body),
+        &meta,
+    ))
+}
+
+/// `/v1/catalog/node-services/<node>`: `{"Node":…,"Services":[…]}`, `null` when unknown.
+async fn node_services(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    let (meta, found) = node_and_services(&state, &name, &params).await?;
+    let body = match found {
+        None => Value::Null,
+        Some((node, services)) => {
+            let services: Vec<Value> = services.into_iter().map(|(_, v)| v).collect();
+            serde_json::json!({"Node": node, "Services": services})
         }
     };
     Ok(reply::query_headers(

@@ -104,9 +104,11 @@ pub fn agent_service(s: &ServiceInstance, datacenter: &str) -> Value {
     })
 }
 
-/// `/v1/agent/services` entries: the local definition.
+/// `/v1/agent/services` and `/v1/agent/service/<id>` entries: the local definition,
+/// with Consul's `omitempty` fields left out when empty.
 pub fn local_service(d: &ServiceDefinition, datacenter: &str) -> Value {
-    json!({
+    let x = &d.extra;
+    let mut v = json!({
         "ID": d.id,
         "Service": d.name,
         "Tags": d.tags,
@@ -116,7 +118,24 @@ pub fn local_service(d: &ServiceDefinition, datacenter: &str) -> Value {
         "Weights": {"Passing": d.weights.passing, "Warning": d.weights.warning},
         "EnableTagOverride": d.enable_tag_override,
         "Datacenter": datacenter,
-    })
+    });
+    if !x.kind.is_empty() {
+        v["Kind"] = json!(x.kind);
+    }
+    if !x.tagged_addresses.is_empty() {
+        let tagged: serde_json::Map<String, Value> = x
+            .tagged_addresses
+            .iter()
+            .map(|(k, (a, p))| (k.clone(), json!({"Address": a, "Port": p})))
+            .collect();
+        v["TaggedAddresses"] = Value::Object(tagged);
+    }
+    v["Proxy"] = serde_json::from_str(&x.proxy)
+        .unwrap_or_else(|_| json!({"Mode": "", "MeshGateway": {}, "Expose": {}}));
+    if let Some((region, zone)) = &x.locality {
+        v["Locality"] = json!({"Region": region, "Zone": zone});
+    }
+    v
 }
 
 pub fn check(c: &HealthCheck, service_name: &str, service_tags: &[String]) -> Value {
@@ -196,6 +215,10 @@ pub mod templates {
 
     pub fn check() -> Value {
         super::check(&sample_check(), "", &[])
+    }
+
+    pub fn agent_service() -> Value {
+        super::agent_service(&ServiceInstance::default(), "")
     }
 
     pub fn service_entry() -> Value {

@@ -22,6 +22,31 @@ pub fn routes() -> Router<HttpState> {
         .route("/v1/health/checks/{service}", get(checks))
         .route("/v1/health/service/{service}", get(service))
         .route("/v1/health/state/{state}", get(state_checks))
+        .route("/v1/health/connect/{service}", get(no_mesh_instances))
+        .route("/v1/health/ingress/{service}", get(no_mesh_instances))
+}
+
+/// `/v1/health/connect/<svc>` and `/v1/health/ingress/<svc>`: the instances that are
+/// mesh-capable or behind an ingress gateway. Rostra has no service mesh, so there are
+/// none; the answer is Consul's with the feature unused: `[]`, with the blocking headers
+/// of the service's health, so a blocking client waits instead of spinning.
+async fn no_mesh_instances(
+    State(state): State<HttpState>,
+    Path(service): Path<String>,
+    params: Params,
+) -> Result<Response, HttpError> {
+    params.check_scope(&state.agent.datacenter)?;
+    let (meta, _) = state
+        .service
+        .health_service(&service, &[], false, &params.query_options()?)
+        .await?;
+    reply::filtered_list(
+        &state,
+        &params,
+        &meta,
+        Vec::new(),
+        cj::templates::service_entry(),
+    )
 }
 
 async fn node(

@@ -5,6 +5,7 @@
 //! queries ride on the service layer's change-feed waits.
 
 pub mod agent;
+pub mod agent_self;
 pub mod catalog;
 pub mod catalog_json;
 pub mod error;
@@ -12,6 +13,8 @@ pub mod event;
 pub mod filter;
 pub mod health;
 pub mod kv;
+pub mod metrics;
+pub mod monitor;
 pub mod params;
 pub mod reply;
 pub mod session;
@@ -37,6 +40,11 @@ pub struct AgentInfo {
     pub node_name: String,
     /// Dev mode: every JSON response is pretty-printed, as Consul's `-dev` does.
     pub dev: bool,
+    /// A raft server (false: a client agent).
+    pub server: bool,
+    pub bootstrap_expect: usize,
+    /// `/v1/agent/self`'s `DebugConfig`, made once from the config at start.
+    pub debug_config: serde_json::Value,
 }
 
 #[derive(Clone)]
@@ -45,6 +53,8 @@ pub struct HttpState {
     pub agent: Arc<AgentInfo>,
     /// The local agent: its services, checks and TTL updates.
     pub local: Arc<crate::agent::Agent>,
+    /// Fires when the agent stops: long-lived answers (`/v1/agent/monitor`) end then.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// The whole API as a router (tests drive it with `oneshot`; `serve` binds it).
@@ -64,6 +74,12 @@ pub fn router(state: HttpState) -> Router {
         .merge(snapshot::routes())
         .merge(health::routes())
         .merge(agent::routes())
+        .merge(agent_self::routes())
+        .merge(monitor::routes())
+        .merge(metrics::routes())
+        .route("/v1/acl/{*path}", axum::routing::any(acl_disabled))
+        // Only matched routes are counted (by their template, never the raw path).
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .fallback(unknown_path)
         .with_state(state);
     // Wrapped from outside: axum adds `Allow` to a 405 only as the whole router's
@@ -72,6 +88,22 @@ pub fn router(state: HttpState) -> Router {
         .fallback_service(api)
         .layer(middleware::from_fn(consul_method_errors))
         .layer(in_flight)
+}
+
+/// Counts one request by method, route template and status (`/v1/agent/metrics`).
+async fn count_request(
+    axum::extract::State(state): axum::extract::State<HttpState>,
+    route: axum::extract::MatchedPath,
+    req: Request,
+    next: Next,
+) -> Response {
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    state
+        .local
+        .telemetry
+        .http_request(method.as_str(), route.as_str(), resp.status().as_u16());
+    resp
 }
 
 fn too_many_requests(limit: usize) -> Response {
@@ -90,6 +122,13 @@ fn is_blocking_query(req: &Request) -> bool {
         form_urlencoded::parse(q.as_bytes())
             .any(|(k, v)| k == "index" && v.parse::<u64>().is_ok_and(|n| n > 0))
     })
+}
+
+/// With ACLs off (Rostra has no ACL system yet), every `/v1/acl/*` endpoint answers as
+/// Consul's do with `acl.enabled = false`: 401 `ACL support disabled`, which client
+/// libraries map to their "ACLs disabled" error (py-consul's `ACLDisabled`).
+async fn acl_disabled() -> Response {
+    error::text(StatusCode::UNAUTHORIZED, "ACL support disabled".into())
 }
 
 async fn unknown_path() -> Response {

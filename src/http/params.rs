@@ -119,6 +119,12 @@ impl Params {
         })
     }
 
+    /// `?peer=<name>` asks for what a cluster peer exported. Rostra has no peerings, so
+    /// every peer is unknown and, as in Consul, its data is empty (not an error).
+    pub fn names_peer(&self) -> bool {
+        self.get("peer").is_some_and(|p| !p.is_empty())
+    }
+
     /// `?dc` must be empty or ours; `?ns`/`?partition` only `default` (enterprise
     /// features are accepted and ignored, spec §0).
     pub fn check_scope(&self, datacenter: &str) -> Result<(), HttpError> {

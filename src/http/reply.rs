@@ -110,7 +110,10 @@ pub fn filtered_list(
     items: Vec<serde_json::Value>,
     template: serde_json::Value,
 ) -> Result<Response, super::error::HttpError> {
-    let items = super::filter::apply(params.get("filter"), items, Some(&template))?;
+    let mut items = super::filter::apply(params.get("filter"), items, Some(&template))?;
+    if params.names_peer() {
+        items.clear();
+    }
     Ok(query_headers(
         json(state, params, StatusCode::OK, &items),
         meta,

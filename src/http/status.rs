@@ -1,5 +1,5 @@
 //! Status and agent-identity endpoints that clients probe: `/v1/status/leader`,
-//! `/v1/status/peers`, `/v1/operator/raft/configuration`, `/v1/agent/self`,
+//! `/v1/status/peers`, `/v1/operator/raft/configuration`,
 //! `/v1/catalog/datacenters` (spec §14.1).
 
 use axum::extract::State;
@@ -14,17 +14,12 @@ use super::params::Params;
 use super::reply;
 use super::HttpState;
 
-/// The Consul API level Rostra answers as; clients that gate features on the agent's
-/// version see a release whose HTTP API this shim follows.
-pub const CONSUL_COMPAT_VERSION: &str = "1.17.0";
-
 pub fn routes() -> Router<HttpState> {
     Router::new()
         .route("/v1/status/leader", get(leader))
         .route("/v1/status/peers", get(peers))
         .route("/v1/operator/raft/configuration", get(raft_configuration))
         .route("/v1/operator/raft/peer", axum::routing::delete(remove_peer))
-        .route("/v1/agent/self", get(agent_self))
         .route("/v1/catalog/datacenters", get(datacenters))
 }
 
@@ -106,55 +101,6 @@ async fn raft_configuration(
         })
         .collect();
     let body = json!({ "Servers": servers, "Index": status.membership_index });
-    Ok(reply::json(&state, &params, StatusCode::OK, &body))
-}
-
-async fn agent_self(State(state): State<HttpState>, params: Params) -> Result<Response, HttpError> {
-    let agent = &state.agent;
-    let status = state.service.cluster_status();
-    let me = status.servers.iter().find(|(id, _, _)| *id == status.id);
-    let raft_addr = me.map(|(_, n, _)| n.raft_addr.clone()).unwrap_or_default();
-    let (ip, raft_port) = raft_addr.rsplit_once(':').unwrap_or(("127.0.0.1", "8300"));
-    let id = node_uuid(status.id);
-    let body = json!({
-        "Config": {
-            "Datacenter": agent.datacenter,
-            "PrimaryDatacenter": agent.datacenter,
-            "NodeName": agent.node_name,
-            "NodeID": id,
-            "Server": true,
-            "Version": CONSUL_COMPAT_VERSION,
-            "Revision": format!("rostra-{}", env!("CARGO_PKG_VERSION")),
-        },
-        "Coord": null,
-        "Member": {
-            "Name": agent.node_name,
-            "Addr": ip,
-            "Port": 8301,
-            "Tags": {
-                "role": "consul",
-                "dc": agent.datacenter,
-                "id": id,
-                "port": raft_port,
-                "build": CONSUL_COMPAT_VERSION,
-                "vsn": "2",
-            },
-            "Status": 1,
-            "ProtocolMin": 1,
-            "ProtocolMax": 5,
-            "ProtocolCur": 2,
-            "DelegateMin": 2,
-            "DelegateMax": 5,
-            "DelegateCur": 4,
-        },
-        "Stats": {
-            "raft": {
-                "term": status.term.to_string(),
-                "state": if status.leader.as_ref().map(|(l, _)| *l) == Some(status.id) { "Leader" } else { "Follower" },
-            },
-        },
-        "Meta": {},
-    });
     Ok(reply::json(&state, &params, StatusCode::OK, &body))
 }
 

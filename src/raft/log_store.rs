@@ -226,6 +226,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Not synced (losing it only means re-applying from the last applied entry), so a
         // plain memtable write on this thread is cheaper than a hop to the blocking pool.
         let bytes = postcard::to_stdvec(&committed).map_err(|e| StorageIOError::write(&e))?;
+        if let Some(c) = committed {
+            self.stats
+                .committed
+                .fetch_max(c.index, std::sync::atomic::Ordering::Relaxed);
+        }
         self.db
             .put_cf(cf(&self.db, CF_RAFT_META), COMMITTED_KEY, bytes)
             .map_err(|e| StorageIOError::write(&e))?;

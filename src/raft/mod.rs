@@ -116,6 +116,8 @@ pub struct RaftStats {
     pub log_entries: AtomicU64,
     /// WAL fsyncs that made appended entries durable.
     pub wal_fsyncs: AtomicU64,
+    /// The highest log index this server knows is committed (`save_committed`).
+    pub committed: AtomicU64,
     /// Where writes spend their time.
     pub timings: timing::WriteTimings,
 }
@@ -131,6 +133,22 @@ pub struct ClusterStatus {
     /// (id, node, voter) for every member.
     pub servers: Vec<(NodeId, NodeInfo, bool)>,
     pub membership_index: u64,
+    /// Where this server's log and state machine are (Consul's `Stats.raft`).
+    pub progress: RaftProgress,
+}
+
+/// One server's log positions, as Consul's `/v1/agent/self` reports them under
+/// `Stats.raft`.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct RaftProgress {
+    /// `Leader`, `Follower`, `Candidate` or `Shutdown`, Consul's names (a non-voter is a
+    /// follower there too).
+    pub state: String,
+    pub last_log_index: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_snapshot_index: u64,
+    pub last_snapshot_term: u64,
 }
 
 /// A running raft server.
@@ -152,11 +170,13 @@ pub struct RaftNode {
 /// Timings: short enough for a quick failover, long enough that a loaded 2-core CI
 /// machine does not trigger spurious elections.
 fn raft_config(tuning: RaftTuning) -> openraft::Config {
+    let m = u64::from(tuning.multiplier.clamp(1, 10));
     openraft::Config {
         cluster_name: "rostra".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 500,
-        election_timeout_max: 1000,
+        // At Consul's default multiplier (5): 100 ms heartbeats, 500-1000 ms elections.
+        heartbeat_interval: 20 * m,
+        election_timeout_min: 100 * m,
+        election_timeout_max: 200 * m,
         install_snapshot_timeout: 5_000,
         // Proposals batch up to ~1 MiB of writes; keep one AppendEntries bounded.
         max_payload_entries: 64,
@@ -333,6 +353,25 @@ impl RaftNode {
             membership_index: (*m.membership_config.log_id())
                 .map(|l| l.index)
                 .unwrap_or(0),
+            progress: RaftProgress {
+                state: match m.state {
+                    openraft::ServerState::Leader => "Leader",
+                    openraft::ServerState::Candidate => "Candidate",
+                    openraft::ServerState::Shutdown => "Shutdown",
+                    openraft::ServerState::Follower | openraft::ServerState::Learner => "Follower",
+                }
+                .into(),
+                last_log_index: m.last_log_index.unwrap_or(0),
+                // Committed is at least applied, whichever this server heard of last.
+                commit_index: self
+                    .stats
+                    .committed
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .max(m.last_applied.map_or(0, |l| l.index)),
+                applied_index: m.last_applied.map_or(0, |l| l.index),
+                last_snapshot_index: m.snapshot.map_or(0, |l| l.index),
+                last_snapshot_term: m.snapshot.map_or(0, |l| l.leader_id.term),
+            },
         }
     }
 

@@ -11,12 +11,20 @@ use std::time::{Duration, Instant};
 pub struct Stage {
     count: AtomicU64,
     total_ns: AtomicU64,
+    /// The fastest and slowest event (`/v1/agent/metrics`' Min and Max); 0 before any.
+    min_ns: AtomicU64,
+    max_ns: AtomicU64,
 }
 
 impl Stage {
     pub fn record(&self, took: Duration) {
-        self.count.fetch_add(1, Relaxed);
-        self.total_ns.fetch_add(took.as_nanos() as u64, Relaxed);
+        let ns = took.as_nanos() as u64;
+        if self.count.fetch_add(1, Relaxed) == 0 {
+            self.min_ns.store(ns, Relaxed);
+        }
+        self.total_ns.fetch_add(ns, Relaxed);
+        self.min_ns.fetch_min(ns, Relaxed);
+        self.max_ns.fetch_max(ns, Relaxed);
     }
 
     /// Records the time since `since`.
@@ -58,7 +66,22 @@ pub struct WriteTimings {
 impl WriteTimings {
     /// (stage, events, total nanoseconds) for every stage.
     pub fn readings(&self) -> Vec<(&'static str, u64, u64)> {
-        let s = |name, st: &Stage| (name, st.count.load(Relaxed), st.total_ns.load(Relaxed));
+        self.stages()
+            .into_iter()
+            .map(|(name, st)| (name, st.count.load(Relaxed), st.total_ns.load(Relaxed)))
+            .collect()
+    }
+
+    /// (stage, fastest, slowest) in nanoseconds for every stage.
+    pub fn extremes(&self) -> Vec<(&'static str, u64, u64)> {
+        self.stages()
+            .into_iter()
+            .map(|(name, st)| (name, st.min_ns.load(Relaxed), st.max_ns.load(Relaxed)))
+            .collect()
+    }
+
+    fn stages(&self) -> Vec<(&'static str, &Stage)> {
+        let s = |name, st| (name, st);
         vec![
             s("write", &self.write),
             s("queue", &self.queue),

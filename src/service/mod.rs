@@ -151,8 +151,12 @@ pub struct Metrics {
     pub wal_fsyncs: u64,
     pub watchers: u64,
     pub query_wakeups: u64,
+    /// Blocking queries waiting now.
+    pub blocking_queries: u64,
     /// (stage, events, total ns) of the write path (see `raft::timing`).
     pub stages: Vec<(String, u64, u64)>,
+    /// (stage, fastest ns, slowest ns), in the same order.
+    pub stage_extremes: Vec<(String, u64, u64)>,
 }
 
 /// Shared by every front end; cheap to clone behind an `Arc`.
@@ -170,6 +174,8 @@ pub struct Service {
     stream_permits: Arc<tokio::sync::Semaphore>,
     /// Blocked queries woken by a change to what they read (never by unrelated writes).
     query_wakeups: std::sync::atomic::AtomicU64,
+    /// Blocking queries waiting now.
+    blocking_queries: std::sync::atomic::AtomicU64,
     /// When the leader last heard from each member.
     liveness: membership::Liveness,
     /// Every task the service layer (and the agent on top of it) spawns: watch streams,
@@ -198,6 +204,7 @@ impl Service {
             node_name,
             shutdown,
             query_wakeups: Default::default(),
+            blocking_queries: Default::default(),
             liveness: Default::default(),
             tasks: TaskTracker::new(),
         })
@@ -229,11 +236,18 @@ impl Service {
             wal_fsyncs: s.wal_fsyncs.load(Relaxed),
             watchers: self.watcher_count() as u64,
             query_wakeups: self.query_wakeups.load(Relaxed),
+            blocking_queries: self.blocking_queries.load(Relaxed),
             stages: s
                 .timings
                 .readings()
                 .into_iter()
                 .map(|(name, count, ns)| (name.to_string(), count, ns))
+                .collect(),
+            stage_extremes: s
+                .timings
+                .extremes()
+                .into_iter()
+                .map(|(name, min, max)| (name.to_string(), min, max))
                 .collect(),
         }
     }

@@ -72,6 +72,22 @@ pub struct QueryMeta {
     pub consistency: Consistency,
 }
 
+/// One blocking query counted as waiting until it answers (or is dropped).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicU64);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicU64) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl Service {
     /// Runs `read` under `opts`, blocking as Consul does when `opts.min_index > 0`.
     pub(super) async fn query<T, F>(
@@ -84,9 +100,10 @@ impl Service {
         T: Send + 'static,
         F: Fn(&StateStore) -> Result<KvQuery<T>, StoreError> + Send + Sync + Clone + 'static,
     {
-        // A waiting query holds a permit, like a watch stream.
+        // A waiting query holds a permit, like a watch stream, and is counted while it
+        // waits (`/v1/agent/metrics`).
         let _permit = if opts.min_index > 0 {
-            Some(self.stream_permit()?)
+            Some((self.stream_permit()?, Waiting::new(&self.blocking_queries)))
         } else {
             None
         };

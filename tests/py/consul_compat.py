@@ -15,7 +15,13 @@ c = consul.Consul(host=host, port=int(port))
 # Status probes clients make on connect.
 assert c.status.leader() != ""
 assert len(c.status.peers()) == 1
-assert c.agent.self()["Config"]["Datacenter"] == "dc1"
+me = c.agent.self()
+assert me["Config"]["Datacenter"] == "dc1"
+# The Consul version clients switch behaviour on, and this node as a member of the list.
+assert me["Config"]["Version"] == "1.17.0", me["Config"]
+assert sorted(me) == ["Config", "Coord", "DebugConfig", "Member", "Meta", "Stats", "xDS"], sorted(me)
+assert me["Member"] in c.agent.members(), me["Member"]
+assert c.agent.members(wan=True)[0]["Name"] == me["Config"]["NodeName"] + ".dc1"
 
 # put/get, missing keys, flags beyond 2^53.
 assert c.kv.put("py/foo", "bar") is True
@@ -152,6 +158,30 @@ assert c.catalog.register("ext1", "10.9.9.9", service={"Service": "extsvc", "Por
 assert c.catalog.service("extsvc")[1][0]["Address"] == "10.9.9.9"
 assert c.catalog.deregister("ext1") is True
 assert c.catalog.service("extsvc")[1] == []
+
+# Maintenance mode, for one instance and for the whole node: out of ?passing, then back.
+assert c.agent.service.maintenance("pysvc1", "true", reason="upgrade") is True
+assert c.agent.checks()["_service_maintenance:pysvc1"]["Notes"] == "upgrade"
+until("pysvc leaves ?passing", lambda i: (None, c.health.service("pysvc", passing=True)[1] == []))
+assert c.agent.service.maintenance("pysvc1", "false") is True
+until("pysvc passes again", service_passing)
+assert c.agent.maintenance("true", reason="kernel") is True
+assert c.agent.checks()["_node_maintenance"]["Status"] == "critical"
+until("the node leaves ?passing", lambda i: (None, c.health.service("pysvc", passing=True)[1] == []))
+assert c.agent.maintenance("false") is True
+until("the node passes again", service_passing)
+
+# Filters in Consul's grammar, per instance on catalog services.
+_, services = c.catalog.services(filter_expr='"a" in ServiceTags and ServiceName matches "^py"')
+assert services == {"pysvc": ["a", "b"]}, services
+
+# Features Rostra lacks answer as Consul's with them unused.
+assert c.health.connect("pysvc")[1] == []
+try:
+    c.acl.token.list()
+    raise AssertionError("ACL calls must fail while ACLs are off")
+except consul.ACLDisabled:
+    pass
 
 assert c.agent.service.deregister("pysvc1") is True
 assert "pysvc1" not in c.agent.services()

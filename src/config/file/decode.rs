@@ -36,8 +36,26 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
     };
     c.reconnect_timeout = nonzero(&mut root, "reconnect_timeout")?;
     c.disable_remote_exec = root.bool(&["disable_remote_exec"])?;
-    // The web UI is Consul's, not ours; example configs enable it, so accept and ignore.
-    root.ignore(&["ui", "ui_config"]);
+    if let Some(mut performance) = root.object(&["performance"])? {
+        c.raft_multiplier = match performance.get(&["raft_multiplier"]) {
+            None => None,
+            Some((k, v)) => match v.as_u64() {
+                // Consul's range; 0 means its default.
+                Some(0) => None,
+                Some(n @ 1..=10) => Some(n as u32),
+                _ => return Err(performance.err(k, "must be a whole number from 0 to 10")),
+            },
+        };
+        without_effect(
+            &mut performance,
+            "performance",
+            &["leave_drain_time", "rpc_hold_timeout"],
+            &mut c.warnings,
+            file,
+        );
+        performance.finish(true)?;
+    }
+    without_effect(&mut root, "", CONSUL_TOP_LEVEL, &mut c.warnings, file);
     if let Some(mut ports) = root.object(&["ports"])? {
         c.http_port = client_port(&mut ports, "http", "HTTP")?;
         c.grpc_port = client_port(&mut ports, "grpc", "gRPC")?;
@@ -48,8 +66,7 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
             }
             other => other.map(|(_, n)| n as u16),
         };
-        // Consul's gossip and TLS ports: Rostra has neither, and they change nothing.
-        ports.ignore(&["serf_lan", "serf_wan", "https", "grpc_tls"]);
+        without_effect(&mut ports, "ports", CONSUL_PORTS, &mut c.warnings, file);
         ports.finish(true)?;
     }
     if let Some(mut limits) = root.object(&["limits"])? {
@@ -59,6 +76,7 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
         // Zero is allowed: no reserve (writes go on until the disk refuses them).
         c.min_free_disk_bytes = limits.u64(&["min_free_disk_bytes"])?;
         c.member_failed_after = nonzero(&mut limits, "member_failed_after")?;
+        without_effect(&mut limits, "limits", CONSUL_LIMITS, &mut c.warnings, file);
         limits.finish(true)?;
     }
     if let Some(mut addresses) = root.object(&["addresses"])? {
@@ -71,7 +89,13 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
                 c.addresses.push((origin, addr));
             }
         }
-        addresses.ignore(&["https", "grpc_tls"]);
+        without_effect(
+            &mut addresses,
+            "addresses",
+            &["https", "grpc_tls"],
+            &mut c.warnings,
+            file,
+        );
         addresses.finish(true)?;
     }
     // Consul appends the single `service`/`check` after the lists.
@@ -101,6 +125,164 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
     }
     root.finish(true)?;
     Ok(c)
+}
+
+/// Consul's own top-level configuration keys that mean nothing to Rostra (yet): a
+/// Consul user's file that sets them starts, with one warning per key, instead of being
+/// refused. A key Consul does not know either is still an error.
+const CONSUL_TOP_LEVEL: &[&str] = &[
+    "acl",
+    "advertise_addr_ipv4",
+    "advertise_addr_ipv6",
+    "advertise_addr_wan",
+    "advertise_addr_wan_ipv4",
+    "advertise_addr_wan_ipv6",
+    "advertise_reconnect_timeout",
+    "alt_domain",
+    "audit",
+    "auto_config",
+    "auto_encrypt",
+    "auto_reload_config",
+    "autopilot",
+    "bind_addr_wan",
+    "ca_file",
+    "ca_path",
+    "cache",
+    "cert_file",
+    "check_output_max_size",
+    "check_update_interval",
+    "cloud",
+    "config_entries",
+    "connect",
+    "default_query_time",
+    "disable_anonymous_signature",
+    "disable_coordinates",
+    "disable_host_node_id",
+    "disable_http_unprintable_char_filter",
+    "disable_keyring_file",
+    "disable_update_check",
+    "discard_check_output",
+    "discovery_max_stale",
+    "dns_config",
+    "domain",
+    "enable_acl_replication",
+    "enable_agent_tls_for_checks",
+    "enable_central_service_config",
+    "enable_debug",
+    "enable_syslog",
+    "encrypt",
+    "encrypt_verify_incoming",
+    "encrypt_verify_outgoing",
+    "experiments",
+    "http_config",
+    "key_file",
+    "leave_on_terminate",
+    "license_path",
+    "locality",
+    "log_file",
+    "log_rotate_bytes",
+    "log_rotate_duration",
+    "log_rotate_max_files",
+    "max_query_time",
+    "node_id",
+    "node_meta",
+    "peering",
+    "pid_file",
+    "primary_datacenter",
+    "primary_gateways",
+    "primary_gateways_retry_interval",
+    "protocol",
+    "raft_boltdb",
+    "raft_logstore",
+    "raft_protocol",
+    "raft_snapshot_interval",
+    "raft_snapshot_threshold",
+    "raft_trailing_logs",
+    "read_replica",
+    "reconnect_timeout_wan",
+    "rejoin_after_leave",
+    "reporting",
+    "retry_interval",
+    "retry_interval_wan",
+    "retry_join_wan",
+    "retry_max",
+    "retry_max_wan",
+    "rpc",
+    "segment",
+    "segments",
+    "serf_lan",
+    "serf_wan",
+    "server_name",
+    "session_ttl_min",
+    "skip_leave_on_interrupt",
+    "start_join",
+    "start_join_wan",
+    "syslog_facility",
+    "telemetry",
+    "tls",
+    "translate_wan_addrs",
+    "ui",
+    "ui_config",
+    "ui_content_path",
+    "ui_dir",
+    "unix_sockets",
+    "verify_incoming",
+    "verify_incoming_https",
+    "verify_incoming_rpc",
+    "verify_outgoing",
+    "verify_server_hostname",
+    "xds",
+];
+
+/// Consul's `ports` that Rostra has no listener for.
+const CONSUL_PORTS: &[&str] = &[
+    "serf_lan",
+    "serf_wan",
+    "https",
+    "grpc_tls",
+    "proxy_min_port",
+    "proxy_max_port",
+    "sidecar_min_port",
+    "sidecar_max_port",
+    "expose_min_port",
+    "expose_max_port",
+];
+
+/// Consul's `limits` that Rostra does not apply.
+const CONSUL_LIMITS: &[&str] = &[
+    "http_max_conns_per_client",
+    "https_handshake_timeout",
+    "rpc_handshake_timeout",
+    "rpc_client_timeout",
+    "rpc_max_burst",
+    "rpc_max_conns_per_client",
+    "rpc_rate",
+    "kv_max_value_size",
+    "txn_max_req_len",
+    "request_limits",
+];
+
+/// Accepts each of `keys` that `obj` has, with a warning that it changes nothing.
+fn without_effect(
+    obj: &mut Obj<'_>,
+    prefix: &str,
+    keys: &[&str],
+    warnings: &mut Vec<String>,
+    file: &Path,
+) {
+    for key in keys {
+        if let Some((k, _)) = obj.get(&[key]) {
+            let path = if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            warnings.push(format!(
+                "{}: {path}: a Consul setting that has no effect in Rostra; ignored",
+                file.display()
+            ));
+        }
+    }
 }
 
 /// Definition errors about the whole object carry no path; give them the object's.

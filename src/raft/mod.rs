@@ -618,3 +618,25 @@ fn never_sent(status: &tonic::Status) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Consul's `performance.raft_multiplier`: 5 (its default) gives Rostra's own timings,
+    /// 1 the fastest, and the timeouts scale in step.
+    #[test]
+    fn raft_timing_scales_with_the_multiplier() {
+        let at = |multiplier| {
+            let c = raft_config(RaftTuning {
+                multiplier,
+                ..RaftTuning::default()
+            });
+            (c.heartbeat_interval, c.election_timeout_min, c.election_timeout_max)
+        };
+        assert_eq!(at(5), (100, 500, 1000));
+        assert_eq!(at(1), (20, 100, 200));
+        assert_eq!(at(10), (200, 1000, 2000));
+        assert_eq!(at(0), at(1), "out-of-range values are clamped");
+    }
+}

@@ -309,7 +309,51 @@ fn in_flight_limits_come_from_the_limits_block() {
         "consul.json: limits.http_max_in_flight: must be at least 1"
     );
     assert_eq!(
-        err(r#"{"limits": {"rpc_rate": 1}}"#),
-        "consul.json: limits.rpc_rate: unknown configuration key"
+        err(r#"{"limits": {"rpc_rat": 1}}"#),
+        "consul.json: limits.rpc_rat: unknown configuration key"
     );
+    // Consul's own limits that Rostra does not apply are accepted with a warning.
+    assert_eq!(parse(r#"{"limits": {"rpc_rate": 1}}"#).unwrap().warnings.len(), 1);
+}
+
+/// Keys a Consul user's file has that mean nothing here start the agent with one warning
+/// each; a key Consul does not know either is still refused.
+#[test]
+fn consul_keys_without_effect_warn_and_unknown_ones_are_refused() {
+    let c = parse(
+        r#"{"node_name": "n", "ui_config": {"enabled": true}, "telemetry": {"prometheus_retention_time": "30s"},
+            "acl": {"enabled": false}, "connect": {"enabled": true}, "node_meta": {"rack": "r1"},
+            "ports": {"grpc_tls": 8503, "serf_lan": 8301}, "limits": {"http_max_conns_per_client": 200},
+            "performance": {"raft_multiplier": 1, "leave_drain_time": "5s"}}"#,
+    )
+    .unwrap();
+    let mut warned: Vec<&str> = c
+        .warnings
+        .iter()
+        .map(|w| {
+            let rest = w.strip_prefix("consul.json: ").expect("names the file");
+            assert!(rest.ends_with(": a Consul setting that has no effect in Rostra; ignored"), "{w}");
+            rest.split(':').next().unwrap()
+        })
+        .collect();
+    warned.sort();
+    assert_eq!(
+        warned,
+        [
+            "acl", "connect", "limits.http_max_conns_per_client", "node_meta",
+            "performance.leave_drain_time", "ports.grpc_tls", "ports.serf_lan", "telemetry",
+            "ui_config",
+        ]
+    );
+    // raft_multiplier has a meaning: raft's timing scales with it.
+    assert_eq!(c.raft_multiplier, Some(1));
+    assert_eq!(resolve(&c).unwrap().raft.multiplier, 1);
+    assert_eq!(resolve(&parse("{}").unwrap()).unwrap().raft.multiplier, 5);
+    assert!(err(r#"{"performance": {"raft_multiplier": 11}}"#)
+        .contains("performance.raft_multiplier: must be a whole number from 0 to 10"));
+    assert_eq!(
+        err(r#"{"performance": {"raft_multiplyer": 2}}"#),
+        "consul.json: performance.raft_multiplyer: unknown configuration key"
+    );
+    assert_eq!(err(r#"{"telemetri": {}}"#), "consul.json: telemetri: unknown configuration key");
 }

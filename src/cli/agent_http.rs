@@ -13,6 +13,7 @@ use super::args::{
     CatalogCommand, CatalogNodesArgs, CatalogServicesArgs, HttpAddr, InfoArgs, MaintArgs,
     MonitorArgs, ServicesCommand, ServicesRegisterArgs,
 };
+use super::table;
 
 /// An agent's HTTP API as Consul's CLI reaches it.
 struct Agent {
@@ -79,28 +80,6 @@ fn query(pairs: &[(&str, &str)]) -> String {
     } else {
         format!("?{q}")
     }
-}
-
-/// Rows as Consul's CLI prints tables: columns two spaces apart, padded to the widest.
-fn table(rows: &[Vec<String>], out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..n)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        writeln!(out, "{}", cells.join("  ").trim_end())?;
-    }
-    Ok(())
 }
 
 fn text(v: &Value) -> String {

@@ -7,6 +7,7 @@ use std::io::Write;
 use anyhow::anyhow;
 
 use super::args::{MembersArgs, RaftCommand};
+use super::table;
 use crate::client::Client;
 use crate::pb;
 
@@ -62,22 +63,6 @@ pub async fn run(
         ]);
     }
     table(&rows, out)
-}
-
-/// Writes rows as Consul's CLI does: columns padded to their widest cell, two spaces apart.
-fn table<const N: usize>(rows: &[[String; N]], out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
-    let widths: Vec<usize> = (0..N)
-        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
-        .collect();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        writeln!(out, "{}", line.join("  ").trim_end())?;
-    }
-    Ok(())
 }
 
 pub async fn raft(

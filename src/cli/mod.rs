@@ -32,6 +32,30 @@ use crate::client::Client;
 #[error("exit status {0}")]
 pub struct ExitStatus(pub u8);
 
+/// Writes rows as Consul's CLI prints tables: columns padded to their widest cell, two
+/// spaces apart, trailing blanks trimmed.
+pub fn table<R: AsRef<[String]>>(rows: &[R], out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
+    let n = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.as_ref().get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .as_ref()
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
 /// Runs one `rostractl` command, writing its output to `out`.
 pub async fn run_ctl(args: CtlArgs, out: &mut (dyn Write + Send)) -> anyhow::Result<()> {
     let connect = || async {

@@ -632,7 +632,11 @@ mod tests {
                 multiplier,
                 ..RaftTuning::default()
             });
-            (c.heartbeat_interval, c.election_timeout_min, c.election_timeout_max)
+            (
+                c.heartbeat_interval,
+                c.election_timeout_min,
+                c.election_timeout_max,
+            )
         };
         assert_eq!(at(5), (100, 500, 1000));
         assert_eq!(at(1), (20, 100, 200));

@@ -313,7 +313,13 @@ fn in_flight_limits_come_from_the_limits_block() {
         "consul.json: limits.rpc_rat: unknown configuration key"
     );
     // Consul's own limits that Rostra does not apply are accepted with a warning.
-    assert_eq!(parse(r#"{"limits": {"rpc_rate": 1}}"#).unwrap().warnings.len(), 1);
+    assert_eq!(
+        parse(r#"{"limits": {"rpc_rate": 1}}"#)
+            .unwrap()
+            .warnings
+            .len(),
+        1
+    );
 }
 
 /// Keys a Consul user's file has that mean nothing here start the agent with one warning
@@ -332,7 +338,10 @@ fn consul_keys_without_effect_warn_and_unknown_ones_are_refused() {
         .iter()
         .map(|w| {
             let rest = w.strip_prefix("consul.json: ").expect("names the file");
-            assert!(rest.ends_with(": a Consul setting that has no effect in Rostra; ignored"), "{w}");
+            assert!(
+                rest.ends_with(": a Consul setting that has no effect in Rostra; ignored"),
+                "{w}"
+            );
             rest.split(':').next().unwrap()
         })
         .collect();
@@ -340,8 +349,14 @@ fn consul_keys_without_effect_warn_and_unknown_ones_are_refused() {
     assert_eq!(
         warned,
         [
-            "acl", "connect", "limits.http_max_conns_per_client", "node_meta",
-            "performance.leave_drain_time", "ports.grpc_tls", "ports.serf_lan", "telemetry",
+            "acl",
+            "connect",
+            "limits.http_max_conns_per_client",
+            "node_meta",
+            "performance.leave_drain_time",
+            "ports.grpc_tls",
+            "ports.serf_lan",
+            "telemetry",
             "ui_config",
         ]
     );
@@ -355,5 +370,8 @@ fn consul_keys_without_effect_warn_and_unknown_ones_are_refused() {
         err(r#"{"performance": {"raft_multiplyer": 2}}"#),
         "consul.json: performance.raft_multiplyer: unknown configuration key"
     );
-    assert_eq!(err(r#"{"telemetri": {}}"#), "consul.json: telemetri: unknown configuration key");
+    assert_eq!(
+        err(r#"{"telemetri": {}}"#),
+        "consul.json: telemetri: unknown configuration key"
+    );
 }

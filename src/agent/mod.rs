@@ -330,14 +330,19 @@ impl Agent {
 
     /// Consul's `consul leave`: leaves the cluster (a server also leaves the raft
     /// configuration), then asks the process to stop (see [`Self::leave_requested`]).
+    ///
+    /// The node is marked left first, while this server is still a voter (and perhaps the
+    /// leader), so that write has a quorum; only then does it leave the configuration. The
+    /// other order left a leader that had removed itself proposing the mark on its own,
+    /// quorum-less log.
     pub async fn graceful_leave(&self) -> Result<(), crate::service::ServiceError> {
+        let left = self.leave().await;
         if let Some(port) = self.node.server_port {
             let me = format!("{}:{port}", self.node.address);
             if let Err(e) = self.service.raft_remove_peer(None, Some(me)).await {
                 tracing::warn!(error = %e, "leaving the raft configuration");
             }
         }
-        let left = self.leave().await;
         self.leave_requested.cancel();
         left
     }

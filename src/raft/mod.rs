@@ -398,6 +398,12 @@ impl RaftNode {
                     leader_node,
                 }) => (leader_id, leader_node),
                 Err(ProposeError::NoSpace(e)) => return Err(ConsensusError::NoSpace(e)),
+                Err(ProposeError::TimedOut) => {
+                    return Err(ConsensusError::OutcomeUnknown(format!(
+                        "not committed within {:?}",
+                        proposer::COMMIT_WAIT
+                    )))
+                }
                 Err(ProposeError::Fatal(e)) => return Err(ConsensusError::Fatal(e)),
             };
             let leader = match (leader_id, leader_node) {

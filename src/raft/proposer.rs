@@ -11,7 +11,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use openraft::error::ClientWriteError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -48,8 +48,17 @@ pub enum ProposeError {
     },
     /// The data directory's disk is below its free-space reserve; nothing was proposed.
     NoSpace(String),
+    /// Proposed, but not committed within [`COMMIT_WAIT`]: this server may have lost its
+    /// quorum, or its leadership without noticing yet. The write may still commit later.
+    TimedOut,
     Fatal(String),
 }
+
+/// How long a proposal may wait to be committed and applied. Without a bound, a write
+/// to a leader that can no longer reach a quorum (or that removed itself from the
+/// configuration and has not yet stepped down) would wait forever, and its caller with
+/// it.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(30);
 
 pub type ProposeReply = Result<(u64, CommandResult), ProposeError>;
 
@@ -100,7 +109,10 @@ impl Proposer {
             .send((command, reply, Instant::now()))
             .await
             .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        match tokio::time::timeout(COMMIT_WAIT, rx).await {
+            Ok(reply) => reply.map_err(|_| stopped())?,
+            Err(_) => Err(ProposeError::TimedOut),
+        }
     }
 }
 

@@ -119,6 +119,10 @@ impl RaftTransport for TransportService {
                 Err(ForwardError::NotLeader { leader: leader_id })
             }
             Err(super::proposer::ProposeError::NoSpace(e)) => Err(ForwardError::NoSpace(e)),
+            Err(super::proposer::ProposeError::TimedOut) => Err(ForwardError::Failed(format!(
+                "not committed within {:?}; its outcome is unknown",
+                super::proposer::COMMIT_WAIT
+            ))),
             Err(super::proposer::ProposeError::Fatal(e)) => Err(ForwardError::Failed(e)),
         };
         Ok(Response::new(wire::encode(&reply)))

@@ -747,10 +747,15 @@ async fn agent_services_keep_consuls_fields_and_block_on_their_hash() {
     assert_eq!((code, body.as_str()), (404, "unknown service ID: nosuch"));
 
     // The same hash blocks until the wait ends, with the same answer…
+    let asked = std::time::Instant::now();
     let (_, same, _) = http
         .get(&format!("/v1/agent/service/web1?hash={hash}&wait=200ms"))
         .await;
     assert_eq!(same["ContentHash"], hash.as_str());
+    assert!(asked.elapsed() >= std::time::Duration::from_millis(200), "it waited");
+    // A different hash answers at once.
+    let (_, other, _) = http.get("/v1/agent/service/web1?hash=0&wait=60s").await;
+    assert_eq!(other["ContentHash"], hash.as_str());
     // …and returns as soon as the definition changes.
     let blocked = {
         let http = Http::new(server.http_addr);

@@ -130,6 +130,17 @@ async fn check(http: &Http, id: &str) -> Option<Value> {
     checks.get(id).cloned()
 }
 
+/// The A records DNS gives for a service (only instances with no critical check).
+async fn dns_instances(agent: &Agent, service: &str) -> usize {
+    use common::dns::{a_records, query, udp_exchange};
+    let q = query(
+        &format!("{service}.service.consul."),
+        hickory_proto::rr::RecordType::A,
+        None,
+    );
+    a_records(&udp_exchange(agent.dns_addr.parse().unwrap(), &q).await).len()
+}
+
 async fn passing_instances(http: &Http, service: &str) -> usize {
     let (_, entries, _) = http
         .get(&format!("/v1/health/service/{service}?passing"))
@@ -154,6 +165,7 @@ async fn maintenance_mode_takes_nodes_and_instances_out_and_survives_a_restart()
         passing_instances(&http, "web").await == 1
     })
     .await;
+    assert_eq!(dns_instances(&agent, "web").await, 1);
 
     // Bad `enable` values are Consul's 400s; an unknown service its 404.
     let cases = [
@@ -198,6 +210,11 @@ async fn maintenance_mode_takes_nodes_and_instances_out_and_survives_a_restart()
     })
     .await;
     assert_eq!(
+        dns_instances(&agent, "web").await,
+        0,
+        "DNS drops the instance too"
+    );
+    assert_eq!(
         http.put("/v1/agent/service/maintenance/web?enable=false", "")
             .await
             .0,
@@ -227,6 +244,11 @@ async fn maintenance_mode_takes_nodes_and_instances_out_and_survives_a_restart()
         passing_instances(&http, "web").await == 0
     })
     .await;
+    assert_eq!(
+        dns_instances(&agent, "web").await,
+        0,
+        "nor does DNS list the node's"
+    );
 
     // It is kept across a restart, as Consul persists it.
     assert!(agent.terminate());
@@ -752,7 +774,10 @@ async fn agent_services_keep_consuls_fields_and_block_on_their_hash() {
         .get(&format!("/v1/agent/service/web1?hash={hash}&wait=200ms"))
         .await;
     assert_eq!(same["ContentHash"], hash.as_str());
-    assert!(asked.elapsed() >= std::time::Duration::from_millis(200), "it waited");
+    assert!(
+        asked.elapsed() >= std::time::Duration::from_millis(200),
+        "it waited"
+    );
     // A different hash answers at once.
     let (_, other, _) = http.get("/v1/agent/service/web1?hash=0&wait=60s").await;
     assert_eq!(other["ContentHash"], hash.as_str());

@@ -2,6 +2,7 @@
 //! processes that report their bound addresses through the "agent ready" log line.
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod faults;
 pub mod handlers;
 pub mod http;

@@ -632,6 +632,7 @@ async fn monitor_streams_the_log_and_metrics_count_requests() {
         .await;
     assert_eq!((code, body.as_str()), (400, "Unknown log level: loud"));
 
+    let asked = std::time::Instant::now();
     // A monitor at debug, in hclog's JSON, hears what the agent logs from then on.
     let mut stream = reqwest::Client::new()
         .get(format!(
@@ -662,6 +663,57 @@ async fn monitor_streams_the_log_and_metrics_count_requests() {
     assert_eq!(v["@level"], "info");
     assert!(v["@timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
     drop(stream);
+
+    // `rostractl monitor` prints the same stream, as text.
+    let mut ctl = std::process::Command::new(common::rostractl_bin())
+        .args([
+            "monitor",
+            "-log-level",
+            "info",
+            "-http-addr",
+            &agent.http_addr,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = ctl.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Reload until the monitor has printed one (it may connect after the first).
+    let mut printed = None;
+    while printed.is_none() {
+        assert_eq!(http.put("/v1/agent/reload", "").await.0, 200);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while let Ok(line) =
+            rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            if line.contains("configuration reloaded") {
+                printed = Some(line);
+                break;
+            }
+        }
+        assert!(
+            asked.elapsed() < common::DEADLINE,
+            "rostractl monitor printed the reload"
+        );
+    }
+    let line = printed.unwrap();
+    assert!(
+        line.contains("[INFO] rostra::agent: configuration reloaded"),
+        "{line}"
+    );
+    let _ = ctl.kill();
+    let _ = ctl.wait();
 
     // Metrics: Consul's JSON shape, and Prometheus text with the requests just made.
     let (code, m, _) = http.get("/v1/agent/metrics").await;

@@ -46,17 +46,14 @@ pub struct CheckLabels {
     pub status: String,
 }
 
-/// A counter per label set, and the label sets seen (a `Family` cannot be listed, and
-/// the JSON lists them).
-#[derive(Debug)]
-struct Counted<L: EncodeLabelSet + Clone + Eq + std::hash::Hash + Ord> {
-    family: Family<L, Counter>,
-    seen: std::sync::Mutex<std::collections::BTreeSet<L>>,
+/// What a label set must be to count by it and list it.
+trait Labels:
+    EncodeLabelSet + Clone + Eq + std::hash::Hash + Ord + std::fmt::Debug + Send + Sync + 'static
+{
 }
 
-impl<L> Default for Counted<L>
-where
-    L: EncodeLabelSet
+impl<T> Labels for T where
+    T: EncodeLabelSet
         + Clone
         + Eq
         + std::hash::Hash
@@ -64,8 +61,19 @@ where
         + std::fmt::Debug
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+/// A counter per label set, and the label sets seen (a `Family` cannot be listed, and
+/// the JSON lists them).
+#[derive(Debug)]
+struct Counted<L: Labels> {
+    family: Family<L, Counter>,
+    seen: std::sync::Mutex<std::collections::BTreeSet<L>>,
+}
+
+impl<L: Labels> Default for Counted<L> {
     fn default() -> Self {
         Counted {
             family: Family::default(),
@@ -74,18 +82,7 @@ where
     }
 }
 
-impl<L> Counted<L>
-where
-    L: EncodeLabelSet
-        + Clone
-        + Eq
-        + std::hash::Hash
-        + Ord
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
+impl<L: Labels> Counted<L> {
     fn inc(&self, labels: L) {
         self.family.get_or_create(&labels).inc();
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());

@@ -319,6 +319,7 @@ impl Server {
             address: advertise.ip().to_string(),
             datacenter: config.datacenter.clone(),
             server_port: Some(advertise.port()),
+            meta: config.node_meta.clone(),
         };
         let (local, front_tasks) = fronts.serve(config, front, identity, &data_dir, &shutdown)?;
         tasks.extend(front_tasks);

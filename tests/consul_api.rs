@@ -524,6 +524,7 @@ async fn reload_applies_the_files_and_a_broken_file_keeps_the_running_config() {
                 {"name": "drop", "port": 3},
             ],
             "checks": [{"id": "node-ttl", "name": "node ttl", "ttl": "10m"}],
+            "node_meta": {"rack": "r1"},
         }),
     );
     let args: Vec<String> = vec![
@@ -536,6 +537,14 @@ async fn reload_applies_the_files_and_a_broken_file_keeps_the_running_config() {
     let agent = Agent::spawn(data.path(), &args);
     common::elected(&agent).await;
     let http = Http::new(&agent.http_addr);
+    // node_meta: the agent's Meta, and the node's in the catalog.
+    let (_, me, _) = http.get("/v1/agent/self").await;
+    assert_eq!(me["Meta"], json!({"rack": "r1"}));
+    wait_until("the catalog has the node's meta", || async {
+        let (_, n, _) = http.get("/v1/catalog/node/reloader").await;
+        n["Node"]["Meta"]["rack"] == "r1"
+    })
+    .await;
     // An API registration is not the files' to remove.
     let api = json!({"Name": "api-made", "Port": 9});
     assert_eq!(

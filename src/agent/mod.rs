@@ -57,6 +57,8 @@ pub struct NodeIdentity {
     pub datacenter: String,
     /// Servers register service `consul` on their server port.
     pub server_port: Option<u16>,
+    /// Consul's `node_meta`.
+    pub meta: std::collections::BTreeMap<String, String>,
 }
 
 impl NodeIdentity {

@@ -82,8 +82,11 @@ fn desired(
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect(),
-        meta: [("consul-network-segment".to_string(), String::new())]
-            .into_iter()
+        meta: n
+            .meta
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain([("consul-network-segment".to_string(), String::new())])
             .collect(),
         create_index: 0,
         modify_index: 0,

@@ -120,6 +120,8 @@ pub struct FileConfig {
     pub disable_remote_exec: Option<bool>,
     /// Consul's `performance.raft_multiplier` (1 to 10): scales raft's timing.
     pub raft_multiplier: Option<u32>,
+    /// Consul's `node_meta`: the node's metadata in the catalog.
+    pub node_meta: Option<std::collections::BTreeMap<String, String>>,
     /// Non-fatal findings (skipped files), to log once logging is set up.
     pub warnings: Vec<String>,
 }
@@ -193,6 +195,7 @@ impl FileConfig {
         over(&mut self.reconnect_timeout, later.reconnect_timeout);
         over(&mut self.disable_remote_exec, later.disable_remote_exec);
         over(&mut self.raft_multiplier, later.raft_multiplier);
+        over(&mut self.node_meta, later.node_meta);
         over(
             &mut self.enable_local_script_checks,
             later.enable_local_script_checks,
@@ -278,6 +281,7 @@ impl FileConfig {
             &self.reconnect_timeout,
         );
         set(&mut config.raft.multiplier, &self.raft_multiplier);
+        set(&mut config.node_meta, &self.node_meta);
         if let Some(disabled) = self.disable_remote_exec {
             config.enable_remote_exec = !disabled;
         }

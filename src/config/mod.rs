@@ -64,6 +64,8 @@ pub struct AgentConfig {
     /// Remote exec jobs may run on this agent: Consul's `disable_remote_exec` false (it
     /// is true by default, so exec is off unless asked for).
     pub enable_remote_exec: bool,
+    /// Consul's `node_meta`: the node's metadata in the catalog (and DNS TXT records).
+    pub node_meta: std::collections::BTreeMap<String, String>,
     /// Reads the configuration again (files and flags) for `/v1/agent/reload`; None for
     /// an agent built in code, which has no files.
     pub reloader: Option<Reloader>,
@@ -131,6 +133,7 @@ impl AgentConfig {
             enable_local_script_checks: false,
             watches: Vec::new(),
             enable_remote_exec: false,
+            node_meta: Default::default(),
             reloader: None,
         }
     }

@@ -35,6 +35,12 @@ pub(super) fn decode(value: &Value, file: &Path) -> Result<FileConfig, DecodeErr
         ..FileConfig::default()
     };
     c.reconnect_timeout = nonzero(&mut root, "reconnect_timeout")?;
+    if let Some(meta) = root.string_map(&["node_meta"])? {
+        if let Err(e) = validate_node_meta(&meta) {
+            return Err(root.err("node_meta", e));
+        }
+        c.node_meta = Some(meta);
+    }
     c.disable_remote_exec = root.bool(&["disable_remote_exec"])?;
     if let Some(mut performance) = root.object(&["performance"])? {
         c.raft_multiplier = match performance.get(&["raft_multiplier"]) {
@@ -185,7 +191,6 @@ const CONSUL_TOP_LEVEL: &[&str] = &[
     "log_rotate_max_files",
     "max_query_time",
     "node_id",
-    "node_meta",
     "peering",
     "pid_file",
     "primary_datacenter",
@@ -261,6 +266,38 @@ const CONSUL_LIMITS: &[&str] = &[
     "txn_max_req_len",
     "request_limits",
 ];
+
+/// Consul's rules for node metadata (`structs.ValidateNodeMetadata`), with its texts.
+fn validate_node_meta(meta: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    if meta.len() > 64 {
+        return Err("Node metadata cannot contain more than 64 key/value pairs".into());
+    }
+    for (k, v) in meta {
+        if k.is_empty() {
+            return Err("Key cannot be blank".into());
+        }
+        if !k
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!("Key contains invalid characters: {k:?}"));
+        }
+        if k.len() > 128 {
+            return Err(format!("Key is too long (limit: 128 characters): {k:?}"));
+        }
+        if k.starts_with("consul-") {
+            return Err(format!(
+                "Key prefix 'consul-' is reserved for internal use: {k:?}"
+            ));
+        }
+        if v.len() > 512 {
+            return Err(format!(
+                "Value is too long (limit: 512 characters) for key {k:?}"
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Accepts each of `keys` that `obj` has, with a warning that it changes nothing.
 fn without_effect(

@@ -352,7 +352,6 @@ fn consul_keys_without_effect_warn_and_unknown_ones_are_refused() {
             "acl",
             "connect",
             "limits.http_max_conns_per_client",
-            "node_meta",
             "performance.leave_drain_time",
             "ports.grpc_tls",
             "ports.serf_lan",
@@ -360,7 +359,26 @@ fn consul_keys_without_effect_warn_and_unknown_ones_are_refused() {
             "ui_config",
         ]
     );
-    // raft_multiplier has a meaning: raft's timing scales with it.
+    // node_meta and raft_multiplier have a meaning here.
+    assert_eq!(
+        c.node_meta
+            .as_ref()
+            .and_then(|m| m.get("rack"))
+            .map(String::as_str),
+        Some("r1")
+    );
+    for (meta, why) in [
+        (r#"{"consul-x": "1"}"#, "reserved"),
+        (r#"{"a b": "1"}"#, "invalid characters"),
+        (r#"{"": "1"}"#, "blank"),
+    ] {
+        let e = err(&format!(r#"{{"node_meta": {meta}}}"#));
+        assert!(
+            e.starts_with("consul.json: node_meta: ") && e.contains(why),
+            "{e}"
+        );
+    }
+    // raft's timing scales with raft_multiplier.
     assert_eq!(c.raft_multiplier, Some(1));
     assert_eq!(resolve(&c).unwrap().raft.multiplier, 1);
     assert_eq!(resolve(&parse("{}").unwrap()).unwrap().raft.multiplier, 5);

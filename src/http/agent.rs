@@ -159,7 +159,7 @@ async fn service(
             .ok_or_else(|| {
                 HttpError::Status(StatusCode::NOT_FOUND, format!("unknown service ID: {id}"))
             })?;
-        let hash = format!("{:016x}", fnv_hash(body.to_string().as_bytes()));
+        let hash = format!("{:016x}", crate::watch::payload::digest(&body));
         let expired = tokio::time::Instant::now() >= deadline || state.shutdown.is_cancelled();
         if wanted.as_deref() != Some(hash.as_str()) || expired {
             body["ContentHash"] = Value::String(hash.clone());
@@ -175,14 +175,6 @@ async fn service(
             _ = state.shutdown.cancelled() => {}
         }
     }
-}
-
-/// A stable 64-bit hash (FNV-1a): the same definition hashes the same in every process.
-fn fnv_hash(bytes: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let mut h = fnv::FnvHasher::default();
-    h.write(bytes);
-    h.finish()
 }
 
 async fn register_service(

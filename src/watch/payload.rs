@@ -127,8 +127,9 @@ pub struct Cursor {
     pub ltime: u64,
 }
 
-/// A stable digest of a payload (FNV-1a, fixed across builds, so it can be persisted).
-fn digest(payload: &Value) -> u64 {
+/// A stable digest of a payload (FNV-1a, fixed across builds, so it can be persisted or
+/// handed to clients: `/v1/agent/service/<id>`'s `ContentHash`).
+pub fn digest(payload: &Value) -> u64 {
     let mut h = fnv::FnvHasher::default();
     h.write(payload.to_string().as_bytes());
     h.finish()

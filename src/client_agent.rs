@@ -75,7 +75,6 @@ impl ClientAgent {
             address: address.to_string(),
             datacenter: config.datacenter.clone(),
             server_port: None,
-            meta: config.node_meta.clone(),
         };
         let remote = Remote::start(
             config.retry_join.clone(),

@@ -158,6 +158,7 @@ impl FrontListeners {
                 enable_remote_exec: config.enable_remote_exec,
                 api_addrs: Some((self.grpc_addr, self.http_addr)),
                 reloader: config.reloader.clone(),
+                node_meta: config.node_meta.clone(),
             },
             shutdown.clone(),
         )
@@ -319,7 +320,6 @@ impl Server {
             address: advertise.ip().to_string(),
             datacenter: config.datacenter.clone(),
             server_port: Some(advertise.port()),
-            meta: config.node_meta.clone(),
         };
         let (local, front_tasks) = fronts.serve(config, front, identity, &data_dir, &shutdown)?;
         tasks.extend(front_tasks);

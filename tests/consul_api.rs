@@ -563,9 +563,17 @@ async fn reload_applies_the_files_and_a_broken_file_keeps_the_running_config() {
                 {"name": "added", "port": 4, "check": {"id": "added-ttl", "ttl": "10m"}},
             ],
             "watches": [{"type": "key", "key": "reload/k", "args": appender(o, "key")}],
+            "node_meta": {"rack": "r2"},
         }),
     );
     assert_eq!(http.put("/v1/agent/reload", "").await, (200, String::new()));
+    let (_, me, _) = http.get("/v1/agent/self").await;
+    assert_eq!(me["Meta"], json!({"rack": "r2"}));
+    wait_until("the catalog has the reloaded node meta", || async {
+        let (_, n, _) = http.get("/v1/catalog/node/reloader").await;
+        n["Node"]["Meta"]["rack"] == "r2"
+    })
+    .await;
     let (_, services, _) = http.get("/v1/agent/services").await;
     assert_eq!(
         keys(&services),
@@ -823,6 +831,46 @@ async fn agent_services_keep_consuls_fields_and_block_on_their_hash() {
     );
     let (_, all, _) = http.get("/v1/agent/services").await;
     assert_eq!(all["web1"]["TaggedAddresses"], svc["TaggedAddresses"]);
+
+    // Anti-entropy carries them into the catalog, under Consul's names there.
+    wait_until("web1 in the catalog", || async {
+        let (_, list, _) = http.get("/v1/catalog/service/web").await;
+        list.as_array().is_some_and(|l| !l.is_empty())
+    })
+    .await;
+    let (_, list, _) = http.get("/v1/catalog/service/web").await;
+    let entry = &list[0];
+    assert_eq!(entry["ServiceKind"], "connect-proxy");
+    assert_eq!(entry["ServiceTaggedAddresses"], svc["TaggedAddresses"]);
+    assert_eq!(entry["ServiceProxy"]["LocalServicePort"], 9090);
+    assert_eq!(entry["ServiceLocality"], svc["Locality"]);
+    let (_, health, _) = http.get("/v1/health/service/web").await;
+    let service = &health[0]["Service"];
+    assert_eq!(
+        (&service["Kind"], &service["TaggedAddresses"], &service["Locality"]),
+        (&svc["Kind"], &svc["TaggedAddresses"], &svc["Locality"])
+    );
+    assert_eq!(service["Proxy"], svc["Proxy"]);
+    let (_, kinds, _) = http
+        .get("/v1/catalog/service/web?filter=ServiceKind%20%3D%3D%20%22connect-proxy%22")
+        .await;
+    assert_eq!(kinds.as_array().map(Vec::len), Some(1));
+    // A catalog register carries them too, and refuses a kind Consul does not have.
+    let reg = json!({
+        "Node": "ext", "Address": "10.0.0.9",
+        "Service": {"Service": "gw", "Kind": "mesh-gateway", "Port": 443,
+                    "TaggedAddresses": {"wan": {"Address": "203.0.113.7", "Port": 8443}}},
+    });
+    assert_eq!(http.put("/v1/catalog/register", reg.to_string()).await.0, 200);
+    let (_, gw, _) = http.get("/v1/catalog/service/gw").await;
+    assert_eq!(
+        (&gw[0]["ServiceKind"], &gw[0]["ServiceTaggedAddresses"]["wan"]["Port"]),
+        (&json!("mesh-gateway"), &json!(8443))
+    );
+    assert!(gw[0].get("ServiceLocality").is_none(), "omitempty: {gw}");
+    let bad = json!({"Node": "ext", "Address": "10.0.0.9", "Service": {"Service": "gw", "Kind": "spaceship"}});
+    let (code, text) = http.put("/v1/catalog/register", bad.to_string()).await;
+    assert_eq!((code, text.contains("Invalid service kind")), (400, true), "{text}");
     let hash = svc["ContentHash"].as_str().unwrap().to_string();
     let (code, body, _) = http
         .call(reqwest::Method::GET, "/v1/agent/service/nosuch", "")

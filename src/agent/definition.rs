@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::config::consul_json::{DecodeError, Obj};
 
-pub use crate::state::catalog::{CheckStatus, Weights};
+pub use crate::state::catalog::{CheckStatus, ServiceExtra, Weights};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceDefinition {
@@ -31,73 +31,47 @@ pub struct ServiceDefinition {
     pub extra: ServiceExtra,
 }
 
-/// Consul's `TaggedAddresses`, `Kind`, `Proxy` and `Locality` of a service.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceExtra {
-    /// `{"lan": {"Address": …, "Port": …}, "wan_ipv4": …}`.
-    pub tagged_addresses: BTreeMap<String, (String, u16)>,
-    /// "" for a plain service, or one of Consul's proxy and gateway kinds.
-    pub kind: String,
-    /// The `Proxy` object as given, compact JSON ("" when none).
-    pub proxy: String,
-    /// `Locality`: (region, zone).
-    pub locality: Option<(String, String)>,
-}
-
-/// Consul's service kinds (`structs.ServiceKind`).
-const SERVICE_KINDS: &[&str] = &[
-    "",
-    "typical",
-    "connect-proxy",
-    "mesh-gateway",
-    "terminating-gateway",
-    "ingress-gateway",
-    "api-gateway",
-];
-
-impl ServiceExtra {
-    fn decode(obj: &mut Obj<'_>, strict: bool) -> Result<Self, DecodeError> {
-        let mut tagged_addresses = BTreeMap::new();
-        if let Some(mut t) = obj.object(&["TaggedAddresses"])? {
-            for name in t.keys() {
-                let Some(mut a) = t.object(&[&name])? else {
-                    continue;
-                };
-                let address = a.string(&["Address"])?.unwrap_or_default();
-                let port = match a.u64(&["Port"])? {
-                    None => 0,
-                    Some(p) if p <= u16::MAX as u64 => p as u16,
-                    Some(p) => return Err(a.err("Port", format!("port {p} is out of range"))),
-                };
-                a.finish(strict)?;
-                tagged_addresses.insert(name, (address, port));
-            }
+/// Decodes Consul's `TaggedAddresses`, `Kind`, `Proxy` and `Locality` of a service
+/// definition or a catalog registration's `Service`: shape only, what may be registered
+/// is `ServiceExtra::invalid`'s to say.
+pub fn decode_service_extra(obj: &mut Obj<'_>, strict: bool) -> Result<ServiceExtra, DecodeError> {
+    let mut tagged_addresses = BTreeMap::new();
+    if let Some(mut t) = obj.object(&["TaggedAddresses"])? {
+        for name in t.keys() {
+            let Some(mut a) = t.object(&[&name])? else {
+                continue;
+            };
+            let address = a.string(&["Address"])?.unwrap_or_default();
+            let port = match a.u64(&["Port"])? {
+                None => 0,
+                Some(p) if p <= u16::MAX as u64 => p as u16,
+                Some(p) => return Err(a.err("Port", format!("port {p} is out of range"))),
+            };
+            a.finish(strict)?;
+            tagged_addresses.insert(name, (address, port));
         }
-        let kind = obj.string(&["Kind"])?.unwrap_or_default();
-        if !SERVICE_KINDS.contains(&kind.as_str()) {
-            return Err(obj.err("Kind", format!("Invalid service kind {kind:?}")));
-        }
-        let proxy = match obj.get(&["Proxy"]) {
-            None => String::new(),
-            Some((_, v @ Value::Object(_))) => v.to_string(),
-            Some((k, _)) => return Err(obj.err(k, "expected an object")),
-        };
-        let locality = match obj.object(&["Locality"])? {
-            None => None,
-            Some(mut l) => {
-                let region = l.string(&["Region"])?.unwrap_or_default();
-                let zone = l.string(&["Zone"])?.unwrap_or_default();
-                l.finish(strict)?;
-                Some((region, zone))
-            }
-        };
-        Ok(ServiceExtra {
-            tagged_addresses,
-            kind,
-            proxy,
-            locality,
-        })
     }
+    let kind = obj.string(&["Kind"])?.unwrap_or_default();
+    let proxy = match obj.get(&["Proxy"]) {
+        None => String::new(),
+        Some((_, v @ Value::Object(_))) => v.to_string(),
+        Some((k, _)) => return Err(obj.err(k, "expected an object")),
+    };
+    let locality = match obj.object(&["Locality"])? {
+        None => None,
+        Some(mut l) => {
+            let region = l.string(&["Region"])?.unwrap_or_default();
+            let zone = l.string(&["Zone"])?.unwrap_or_default();
+            l.finish(strict)?;
+            Some((region, zone))
+        }
+    };
+    Ok(ServiceExtra {
+        tagged_addresses,
+        kind,
+        proxy,
+        locality,
+    })
 }
 
 /// What a check runs; exactly one kind per check.
@@ -375,7 +349,10 @@ impl ServiceDefinition {
         };
         let mut check_objs = obj.objects(&["Check"])?;
         check_objs.extend(obj.objects(&["Checks"])?);
-        let extra = ServiceExtra::decode(&mut obj, strict)?;
+        let extra = decode_service_extra(&mut obj, strict)?;
+        if let Some(why) = extra.invalid() {
+            return Err(obj.err("Kind", why));
+        }
         obj.ignore(&["Connect", "Namespace", "Partition", "SocketPath", "Token"]);
         obj.finish(strict)?;
         let count = check_objs.len();

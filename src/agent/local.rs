@@ -35,6 +35,8 @@ pub struct LocalService {
 pub struct LocalState {
     pub services: BTreeMap<String, LocalService>,
     pub checks: BTreeMap<String, LocalCheck>,
+    /// Consul's `node_meta`, from the configuration (so a reload changes it).
+    pub node_meta: BTreeMap<String, String>,
 }
 
 /// What survives a restart: API-registered services (with their checks) and checks,

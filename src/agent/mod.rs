@@ -57,8 +57,6 @@ pub struct NodeIdentity {
     pub datacenter: String,
     /// Servers register service `consul` on their server port.
     pub server_port: Option<u16>,
-    /// Consul's `node_meta`.
-    pub meta: std::collections::BTreeMap<String, String>,
 }
 
 impl NodeIdentity {
@@ -142,6 +140,8 @@ pub struct AgentOptions {
     pub api_addrs: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     /// Where `reload` reads the configuration again.
     pub reloader: Option<crate::config::Reloader>,
+    /// Consul's `node_meta` (a reload may change it).
+    pub node_meta: std::collections::BTreeMap<String, String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -158,7 +158,10 @@ impl Agent {
         shutdown: CancellationToken,
     ) -> Result<Arc<Agent>, AgentError> {
         let scripts_allowed = opts.enable_script_checks || opts.enable_local_script_checks;
-        let mut state = LocalState::default();
+        let mut state = LocalState {
+            node_meta: opts.node_meta,
+            ..LocalState::default()
+        };
         for s in opts.services {
             if !scripts_allowed
                 && s.checks
@@ -270,6 +273,7 @@ impl Agent {
                 state.checks.remove(&id);
                 stopped.push(id);
             }
+            state.node_meta = config.node_meta.clone();
             for s in &config.services {
                 let mut bare = s.clone();
                 bare.checks.clear();
@@ -352,6 +356,11 @@ impl Agent {
     /// Fires when a graceful leave asked the process to stop.
     pub fn leave_requested(&self) -> CancellationToken {
         self.leave_requested.clone()
+    }
+
+    /// Consul's `node_meta` as configured now.
+    pub fn node_meta(&self) -> std::collections::BTreeMap<String, String> {
+        lock(&self.state).node_meta.clone()
     }
 
     pub fn services(&self) -> Vec<ServiceDefinition> {

@@ -82,16 +82,20 @@ fn desired(
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect(),
-        meta: n
-            .meta
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .chain([("consul-network-segment".to_string(), String::new())])
-            .collect(),
+        meta: BTreeMap::new(),
         create_index: 0,
         modify_index: 0,
     };
     let state = lock(&agent.state);
+    let node = Node {
+        meta: state
+            .node_meta
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain([("consul-network-segment".to_string(), String::new())])
+            .collect(),
+        ..node
+    };
     let mut services: BTreeMap<String, ServiceInstance> = state
         .services
         .values()
@@ -111,6 +115,7 @@ fn desired(
                     enable_tag_override: d.enable_tag_override,
                     create_index: 0,
                     modify_index: 0,
+                    extra: d.extra.clone(),
                 },
             )
         })

@@ -2,7 +2,9 @@
 
 use crate::pb;
 use crate::service::catalog::{CheckView, ServiceEntry};
-use crate::state::catalog::{CheckSpec, CheckStatus, HealthCheck, Node, ServiceInstance, Weights};
+use crate::state::catalog::{
+    CheckSpec, CheckStatus, HealthCheck, Node, ServiceExtra, ServiceInstance, Weights,
+};
 
 pub fn node_out(n: Node) -> pb::Node {
     pb::Node {
@@ -44,11 +46,34 @@ pub fn service_out(s: ServiceInstance) -> pb::ServiceInstance {
         enable_tag_override: s.enable_tag_override,
         create_index: s.create_index,
         modify_index: s.modify_index,
+        tagged_addresses: s
+            .extra
+            .tagged_addresses
+            .into_iter()
+            .map(|(k, (address, port))| {
+                let port = u32::from(port);
+                (k, pb::ServiceAddress { address, port })
+            })
+            .collect(),
+        kind: s.extra.kind,
+        proxy_json: s.extra.proxy,
+        locality: s
+            .extra
+            .locality
+            .map(|(region, zone)| pb::Locality { region, zone }),
     }
 }
 
 pub fn service_in(s: pb::ServiceInstance, node: &str) -> Result<ServiceInstance, tonic::Status> {
     let port = crate::service::catalog::service_port(u64::from(s.port))?;
+    let tagged_addresses = s
+        .tagged_addresses
+        .into_iter()
+        .map(|(name, a)| {
+            let port = crate::service::catalog::service_port(u64::from(a.port))?;
+            Ok((name, (a.address, port)))
+        })
+        .collect::<Result<_, tonic::Status>>()?;
     Ok(ServiceInstance {
         node: node.to_string(),
         id: s.id,
@@ -64,6 +89,12 @@ pub fn service_in(s: pb::ServiceInstance, node: &str) -> Result<ServiceInstance,
         enable_tag_override: s.enable_tag_override,
         create_index: s.create_index,
         modify_index: s.modify_index,
+        extra: ServiceExtra {
+            tagged_addresses,
+            kind: s.kind,
+            proxy: s.proxy_json,
+            locality: s.locality.map(|l| (l.region, l.zone)),
+        },
     })
 }
 

@@ -252,7 +252,7 @@ async fn agent_self(State(state): State<HttpState>, params: Params) -> Result<Re
         },
         "Member": member,
         "Stats": stats,
-        "Meta": node.meta,
+        "Meta": state.local.node_meta(),
         // No xDS server (no service mesh): Consul's answer when its gRPC xDS port is off.
         "xDS": {
             "SupportedProxies": {"envoy": []},

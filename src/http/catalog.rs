@@ -124,6 +124,7 @@ fn decode_registration(v: &Value) -> Result<Result<Registration, ServiceError>, 
                 name,
                 create_index: 0,
                 modify_index: 0,
+                extra: crate::agent::definition::decode_service_extra(&mut s, false)?,
             })
         }
     };

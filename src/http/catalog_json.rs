@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::agent::definition::ServiceDefinition;
 use crate::service::catalog::{CheckView, ServiceEntry};
-use crate::state::catalog::{HealthCheck, Node, ServiceInstance};
+use crate::state::catalog::{HealthCheck, Node, ServiceExtra, ServiceInstance};
 
 /// Go's `time.Duration.String()` for the values checks use ("15s", "1m30s", "0s").
 pub fn go_duration(ns: u64) -> String {
@@ -55,20 +55,45 @@ pub fn node(n: &Node) -> Value {
     })
 }
 
+/// Consul's default `Proxy` object, for services registered without one.
+fn empty_proxy() -> Value {
+    json!({"Mode": "", "MeshGateway": {}, "Expose": {}})
+}
+
+/// Adds a service's mesh and topology fields to `v` under Consul's names (`prefix` is
+/// "Service" in catalog entries, "" in AgentService objects), leaving out the
+/// `omitempty` ones when empty. `Kind` is `omitempty` only in AgentService.
+fn extra_fields(v: &mut Value, x: &ServiceExtra, prefix: &str) {
+    if !x.kind.is_empty() || !prefix.is_empty() {
+        v[format!("{prefix}Kind")] = json!(x.kind);
+    }
+    if !x.tagged_addresses.is_empty() {
+        let tagged: serde_json::Map<String, Value> = x
+            .tagged_addresses
+            .iter()
+            .map(|(k, (a, p))| (k.clone(), json!({"Address": a, "Port": p})))
+            .collect();
+        v[format!("{prefix}TaggedAddresses")] = Value::Object(tagged);
+    }
+    v[format!("{prefix}Proxy")] = serde_json::from_str(&x.proxy).unwrap_or_else(|_| empty_proxy());
+    if let Some((region, zone)) = &x.locality {
+        v[format!("{prefix}Locality")] = json!({"Region": region, "Zone": zone});
+    }
+}
+
 fn weights(s: &ServiceInstance) -> Value {
     json!({"Passing": s.weights.passing, "Warning": s.weights.warning})
 }
 
 /// `/v1/catalog/service/<name>` entries.
 pub fn catalog_service(n: &Node, s: &ServiceInstance) -> Value {
-    json!({
+    let mut v = json!({
         "ID": n.id,
         "Node": n.name,
         "Address": n.address,
         "Datacenter": n.datacenter,
         "TaggedAddresses": n.tagged_addresses,
         "NodeMeta": n.meta,
-        "ServiceKind": "",
         "ServiceID": s.id,
         "ServiceName": s.name,
         "ServiceTags": s.tags,
@@ -78,16 +103,17 @@ pub fn catalog_service(n: &Node, s: &ServiceInstance) -> Value {
         "ServicePort": s.port,
         "ServiceSocketPath": "",
         "ServiceEnableTagOverride": s.enable_tag_override,
-        "ServiceProxy": {"Mode": "", "MeshGateway": {}, "Expose": {}},
         "ServiceConnect": {},
         "CreateIndex": s.create_index,
         "ModifyIndex": s.modify_index,
-    })
+    });
+    extra_fields(&mut v, &s.extra, "Service");
+    v
 }
 
 /// Consul's AgentService shape as catalog and health endpoints return it.
 pub fn agent_service(s: &ServiceInstance, datacenter: &str) -> Value {
-    json!({
+    let mut v = json!({
         "ID": s.id,
         "Service": s.name,
         "Tags": s.tags,
@@ -96,12 +122,13 @@ pub fn agent_service(s: &ServiceInstance, datacenter: &str) -> Value {
         "Port": s.port,
         "Weights": weights(s),
         "EnableTagOverride": s.enable_tag_override,
-        "Proxy": {"Mode": "", "MeshGateway": {}, "Expose": {}},
         "Connect": {},
         "Datacenter": datacenter,
         "CreateIndex": s.create_index,
         "ModifyIndex": s.modify_index,
-    })
+    });
+    extra_fields(&mut v, &s.extra, "");
+    v
 }
 
 /// `/v1/agent/services` and `/v1/agent/service/<id>` entries: the local definition,
@@ -119,22 +146,7 @@ pub fn local_service(d: &ServiceDefinition, datacenter: &str) -> Value {
         "EnableTagOverride": d.enable_tag_override,
         "Datacenter": datacenter,
     });
-    if !x.kind.is_empty() {
-        v["Kind"] = json!(x.kind);
-    }
-    if !x.tagged_addresses.is_empty() {
-        let tagged: serde_json::Map<String, Value> = x
-            .tagged_addresses
-            .iter()
-            .map(|(k, (a, p))| (k.clone(), json!({"Address": a, "Port": p})))
-            .collect();
-        v["TaggedAddresses"] = Value::Object(tagged);
-    }
-    v["Proxy"] = serde_json::from_str(&x.proxy)
-        .unwrap_or_else(|_| json!({"Mode": "", "MeshGateway": {}, "Expose": {}}));
-    if let Some((region, zone)) = &x.locality {
-        v["Locality"] = json!({"Region": region, "Zone": zone});
-    }
+    extra_fields(&mut v, x, "");
     v
 }
 
@@ -205,12 +217,25 @@ pub mod templates {
         }
     }
 
+    /// An instance whose `omitempty` fields are present (Consul filters on `Kind` and
+    /// `TaggedAddresses`; `Locality` is not filterable in Consul).
+    fn sample_service() -> ServiceInstance {
+        ServiceInstance {
+            extra: ServiceExtra {
+                kind: "typical".into(),
+                tagged_addresses: [("lan".to_string(), (String::new(), 0))].into(),
+                ..ServiceExtra::default()
+            },
+            ..ServiceInstance::default()
+        }
+    }
+
     pub fn node() -> Value {
         super::node(&Node::default())
     }
 
     pub fn catalog_service() -> Value {
-        super::catalog_service(&Node::default(), &ServiceInstance::default())
+        super::catalog_service(&Node::default(), &sample_service())
     }
 
     pub fn check() -> Value {
@@ -218,13 +243,13 @@ pub mod templates {
     }
 
     pub fn agent_service() -> Value {
-        super::agent_service(&ServiceInstance::default(), "")
+        super::agent_service(&sample_service(), "")
     }
 
     pub fn service_entry() -> Value {
         super::service_entry(&ServiceEntry {
             node: Node::default(),
-            service: ServiceInstance::default(),
+            service: sample_service(),
             checks: Vec::new(),
         })
     }

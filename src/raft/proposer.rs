@@ -129,8 +129,11 @@ fn size(command: &Command) -> usize {
             ..
         } => key.len() + value.len() + session.len(),
         Command::KvReapTombstones { .. } => 0,
-        // Catalog records are small; count them as a few hundred bytes.
-        Command::CatalogRegister(_) | Command::CatalogDeregister(_) => 256,
+        // Catalog records are small, a few hundred bytes, but for a service's `Proxy`.
+        Command::CatalogRegister(r) => {
+            256 + r.service.as_ref().map_or(0, |s| s.extra.proxy.len())
+        }
+        Command::CatalogRegisterV1(_) | Command::CatalogDeregister(_) => 256,
         Command::SessionCreate(_)
         | Command::SessionDestroy { .. }
         | Command::SessionRenew { .. }

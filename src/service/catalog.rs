@@ -142,6 +142,9 @@ impl Service {
             if s.id.is_empty() {
                 s.id = s.name.clone();
             }
+            if let Some(why) = s.extra.invalid() {
+                return invalid(&why);
+            }
             s.node = name.clone();
             // A passing instance always gets an SRV share (Consul requires Passing >= 1);
             // Warning may be 0.

@@ -83,6 +83,93 @@ pub struct ServiceInstance {
     pub enable_tag_override: bool,
     pub create_index: u64,
     pub modify_index: u64,
+    /// Consul's mesh and topology fields. Last, so that a record written before they
+    /// existed is exactly a prefix of today's encoding and fails to decode as one (see
+    /// [`decode_service`]).
+    pub extra: ServiceExtra,
+}
+
+/// Consul's `TaggedAddresses`, `Kind`, `Proxy` and `Locality` of a service: Rostra has
+/// no service mesh, so it stores them as registered and returns them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceExtra {
+    /// `{"lan": {"Address": …, "Port": …}, "wan_ipv4": …}`.
+    pub tagged_addresses: BTreeMap<String, (String, u16)>,
+    /// "" for a plain service, or one of Consul's proxy and gateway kinds.
+    pub kind: String,
+    /// The `Proxy` object as given, compact JSON ("" when none).
+    pub proxy: String,
+    /// `Locality`: (region, zone).
+    pub locality: Option<(String, String)>,
+}
+
+/// Consul's service kinds (`structs.ServiceKind`).
+pub const SERVICE_KINDS: &[&str] = &[
+    "",
+    "typical",
+    "connect-proxy",
+    "mesh-gateway",
+    "terminating-gateway",
+    "ingress-gateway",
+    "api-gateway",
+];
+
+impl ServiceExtra {
+    /// Why these fields cannot be registered (Consul's text for an unknown `Kind`), or
+    /// None.
+    pub fn invalid(&self) -> Option<String> {
+        if !SERVICE_KINDS.contains(&self.kind.as_str()) {
+            return Some(format!("Invalid service kind {:?}", self.kind));
+        }
+        let object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>;
+        if !self.proxy.is_empty() && object(&self.proxy).is_err() {
+            return Some("Proxy must be a JSON object".into());
+        }
+        None
+    }
+}
+
+/// A service record as Rostra wrote it before [`ServiceExtra`] existed: how records in
+/// older data directories, raft logs and snapshots decode. Frozen: never change it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInstanceV1 {
+    pub node: String,
+    pub id: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub address: String,
+    pub port: u16,
+    pub meta: BTreeMap<String, String>,
+    pub weights: Weights,
+    pub enable_tag_override: bool,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl From<ServiceInstanceV1> for ServiceInstance {
+    fn from(s: ServiceInstanceV1) -> Self {
+        ServiceInstance {
+            node: s.node,
+            id: s.id,
+            name: s.name,
+            tags: s.tags,
+            address: s.address,
+            port: s.port,
+            meta: s.meta,
+            weights: s.weights,
+            enable_tag_override: s.enable_tag_override,
+            create_index: s.create_index,
+            modify_index: s.modify_index,
+            extra: ServiceExtra::default(),
+        }
+    }
+}
+
+/// Decodes a stored service record of either layout. An older record is today's minus
+/// the trailing `extra`, so it ends early as today's layout and decodes as the old one.
+pub fn decode_service(bytes: &[u8]) -> Result<ServiceInstance, postcard::Error> {
+    postcard::from_bytes(bytes)
+        .or_else(|_| postcard::from_bytes::<ServiceInstanceV1>(bytes).map(Into::into))
 }
 
 /// How a check was defined, for Consul's `Definition` object.
@@ -121,6 +208,27 @@ pub struct Registration {
     pub skip_node_update: bool,
     pub service: Option<ServiceInstance>,
     pub checks: Vec<HealthCheck>,
+}
+
+/// A registration as raft entries written before [`ServiceExtra`] carry it (the payload
+/// of `Command::CatalogRegisterV1`). Frozen: never change it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationV1 {
+    pub node: Node,
+    pub skip_node_update: bool,
+    pub service: Option<ServiceInstanceV1>,
+    pub checks: Vec<HealthCheck>,
+}
+
+impl From<RegistrationV1> for Registration {
+    fn from(r: RegistrationV1) -> Self {
+        Registration {
+            node: r.node,
+            skip_node_update: r.skip_node_update,
+            service: r.service.map(Into::into),
+            checks: r.checks,
+        }
+    }
 }
 
 /// `PUT /v1/catalog/deregister`: the node, or one of its services, or one check.
@@ -173,6 +281,12 @@ fn decode_all<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
+fn decode_services(rows: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Vec<ServiceInstance>, StoreError> {
+    rows.into_iter()
+        .map(|(_, v)| Ok(decode_service(&v)?))
+        .collect()
+}
+
 /// Catalog reads over any raw view: a snapshot for queries, the apply batch in apply.
 pub struct CatalogRead<'r, R: RawRead>(pub &'r R);
 
@@ -189,7 +303,7 @@ impl<R: RawRead> CatalogRead<'_, R> {
     }
 
     pub fn services(&self) -> Result<Vec<ServiceInstance>, StoreError> {
-        decode_all(self.0.scan_raw(CF_SERVICES, b"")?)
+        decode_services(self.0.scan_raw(CF_SERVICES, b"")?)
     }
 
     /// Every instance of the service `name`, through the name index.
@@ -210,13 +324,13 @@ impl<R: RawRead> CatalogRead<'_, R> {
     /// One instance by node and service id.
     pub fn service(&self, node: &str, id: &str) -> Result<Option<ServiceInstance>, StoreError> {
         match self.0.get_raw(CF_SERVICES, &child_key(node, id))? {
-            Some(v) => Ok(Some(postcard::from_bytes(&v)?)),
+            Some(v) => Ok(Some(decode_service(&v)?)),
             None => Ok(None),
         }
     }
 
     pub fn node_services(&self, node: &str) -> Result<Vec<ServiceInstance>, StoreError> {
-        decode_all(self.0.scan_raw(CF_SERVICES, &node_prefix(node))?)
+        decode_services(self.0.scan_raw(CF_SERVICES, &node_prefix(node))?)
     }
 
     pub fn checks(&self) -> Result<Vec<HealthCheck>, StoreError> {
@@ -337,7 +451,7 @@ impl CatalogWrite<'_, '_> {
         if let Some(svc) = &reg.service {
             let key = child_key(name, &svc.id);
             let old: Option<ServiceInstance> = match self.ab.get_raw(CF_SERVICES, &key)? {
-                Some(v) => Some(postcard::from_bytes(&v)?),
+                Some(v) => Some(decode_service(&v)?),
                 None => None,
             };
             let same = old.as_ref().is_some_and(|o| {

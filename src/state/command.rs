@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{Deregistration, Registration};
+use super::catalog::{Deregistration, Registration, RegistrationV1};
 use super::event::Event;
 use super::kv::LockOp;
 use super::session::Session;
@@ -38,8 +38,10 @@ pub enum Command {
     KvTxn { ops: Vec<KvTxnOp> },
     /// Leader housekeeping: forget tombstones created at or before `up_to`.
     KvReapTombstones { up_to: u64 },
-    /// Upsert a node, optionally a service, and checks (Consul's catalog register).
-    CatalogRegister(Registration),
+    /// A catalog register as entries written before services carried `ServiceExtra`;
+    /// only ever decoded from older logs, never proposed. Keeps its place in the enum,
+    /// since postcard encodes a variant by its position.
+    CatalogRegisterV1(RegistrationV1),
     /// Remove a node, one of its services, or one check.
     CatalogDeregister(Deregistration),
     /// Create a session (its id chosen by the service layer).
@@ -58,6 +60,9 @@ pub enum Command {
     /// restore`). Always alone in its raft entry; applied by the state machine, not
     /// through `StateStore::apply`.
     Restore { tables: super::store::TablesDump },
+    /// Upsert a node, optionally a service, and checks (Consul's catalog register).
+    /// Appended, so every older entry still decodes as what it was.
+    CatalogRegister(Registration),
 }
 
 /// What one raft entry carries: client writes that arrived together, batched by the

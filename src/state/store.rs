@@ -8,7 +8,7 @@ use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 use serde::{Deserialize, Serialize};
 
 use super::apply::{db_get, db_scan, ApplyBatch, RawRead};
-use super::catalog::{CatalogRead, CatalogWrite};
+use super::catalog::{CatalogRead, CatalogWrite, Registration};
 use super::change::{Applied, Change};
 use super::command::{Command, CommandResult};
 use super::kv::{self, KvChange, KvEntry, KvRead};
@@ -124,18 +124,9 @@ impl StateStore {
                     changes: changes.into_iter().map(Change::Kv).collect(),
                 }
             }
-            Command::CatalogRegister(reg) => {
-                let mut w = CatalogWrite {
-                    ab,
-                    index,
-                    changes: Vec::new(),
-                };
-                let result = w.register(reg)?;
-                let changes = with_sessions_invalidated(w.ab, index, time_ns, w.changes)?;
-                Applied {
-                    result: CommandResult::Catalog(result),
-                    changes,
-                }
+            Command::CatalogRegister(reg) => register(ab, index, time_ns, reg)?,
+            Command::CatalogRegisterV1(old) => {
+                register(ab, index, time_ns, &Registration::from(old.clone()))?
             }
             Command::CatalogDeregister(d) => {
                 let mut w = CatalogWrite {
@@ -411,7 +402,7 @@ impl StateStore {
             batch.delete_cf(handle, item?.0);
         }
         for bytes in services {
-            let svc: super::catalog::ServiceInstance = postcard::from_bytes(&bytes)?;
+            let svc = super::catalog::decode_service(&bytes)?;
             batch.put_cf(
                 handle,
                 super::catalog::name_key(&svc.name, &svc.node, &svc.id),
@@ -452,6 +443,26 @@ fn with_sessions_invalidated(
     Ok(changes)
 }
 
+/// Applies a catalog register, with the sessions its check changes invalidate.
+fn register(
+    ab: &mut ApplyBatch<'_>,
+    index: u64,
+    time_ns: u64,
+    reg: &Registration,
+) -> Result<Applied, StoreError> {
+    let mut w = CatalogWrite {
+        ab,
+        index,
+        changes: Vec::new(),
+    };
+    let result = w.register(reg)?;
+    let changes = with_sessions_invalidated(w.ab, index, time_ns, w.changes)?;
+    Ok(Applied {
+        result: CommandResult::Catalog(result),
+        changes,
+    })
+}
+
 /// `value` (a record of `table`) with its create/modify indexes at most `ceiling`.
 fn clamp_indexes(table: &str, value: &[u8], ceiling: u64) -> Result<Vec<u8>, StoreError> {
     use super::catalog::{HealthCheck, Node, ServiceInstance};
@@ -474,10 +485,13 @@ fn clamp_indexes(table: &str, value: &[u8], ceiling: u64) -> Result<Vec<u8>, Sto
             c(&mut n.create_index);
             c(&mut n.modify_index);
         }),
-        CF_SERVICES => clamp(value, |s: &mut ServiceInstance| {
+        // Either layout (a snapshot from an older build); written back as today's.
+        CF_SERVICES => {
+            let mut s: ServiceInstance = super::catalog::decode_service(value)?;
             c(&mut s.create_index);
             c(&mut s.modify_index);
-        }),
+            Ok(postcard::to_stdvec(&s)?)
+        }
         crate::db::CF_CHECKS => clamp(value, |h: &mut HealthCheck| {
             c(&mut h.create_index);
             c(&mut h.modify_index);
@@ -832,6 +846,90 @@ mod tests {
     /// The service-name index follows registrations, renames and deregistrations, is
     /// rebuilt from the services of an installed snapshot, and is built for data that
     /// predates it.
+    /// An instance as every build before `ServiceExtra` encoded it (postcard, by hand:
+    /// strings and lists are a length then the items, integers varints): node "n", id and
+    /// name "w", tags ["t"], no address, port 80, no meta, weights 1/1, no tag override,
+    /// create index 5, modify index 6.
+    const V1_SERVICE: &[u8] = &[
+        1, b'n', 1, b'w', 1, b'w', 1, 1, b't', 0, 80, 0, 1, 1, 0, 5, 6,
+    ];
+
+    fn v1_instance() -> crate::state::catalog::ServiceInstance {
+        crate::state::catalog::ServiceInstance {
+            node: "n".into(),
+            id: "w".into(),
+            name: "w".into(),
+            tags: vec!["t".into()],
+            port: 80,
+            create_index: 5,
+            modify_index: 6,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn service_records_of_the_older_layout_still_decode() {
+        use crate::state::catalog::{decode_service, ServiceExtra, ServiceInstanceV1};
+        // The frozen type is the old layout, byte for byte.
+        let v1: ServiceInstanceV1 = postcard::from_bytes(V1_SERVICE).unwrap();
+        assert_eq!(postcard::to_stdvec(&v1).unwrap(), V1_SERVICE);
+        assert_eq!(decode_service(V1_SERVICE).unwrap(), v1_instance());
+        // Today's layout is the old one plus the extras, and decodes as itself.
+        let mut now = v1_instance();
+        now.extra = ServiceExtra {
+            tagged_addresses: [("wan".to_string(), ("198.51.100.1".to_string(), 8080))].into(),
+            kind: "connect-proxy".into(),
+            proxy: r#"{"DestinationServiceName":"w"}"#.into(),
+            locality: Some(("eu-west-1".into(), "a".into())),
+        };
+        let bytes = postcard::to_stdvec(&now).unwrap();
+        assert!(bytes.starts_with(V1_SERVICE));
+        assert_eq!(decode_service(&bytes).unwrap(), now);
+        // Without extras too: the older decode must not win on a prefix.
+        let plain = postcard::to_stdvec(&v1_instance()).unwrap();
+        assert_ne!(plain, V1_SERVICE);
+        assert_eq!(decode_service(&plain).unwrap(), v1_instance());
+    }
+
+    #[test]
+    fn raft_entries_of_the_older_layout_apply() {
+        use crate::state::catalog::ServiceExtra;
+        // `Command::CatalogRegister` as older builds wrote it: variant 6, a node (no id,
+        // name "n", address "a", datacenter "dc1", no tagged addresses or meta, indexes
+        // 0), no SkipNodeUpdate, the service above, no checks.
+        let mut entry = vec![6, 0, 1, b'n', 1, b'a', 3, b'd', b'c', b'1', 0, 0, 0, 0, 0, 1];
+        entry.extend_from_slice(V1_SERVICE);
+        entry.push(0);
+        let command: Command = postcard::from_bytes(&entry).unwrap();
+        assert!(matches!(command, Command::CatalogRegisterV1(_)), "{command:?}");
+        let (_d, s) = store();
+        assert!(apply(&s, 9, command).0.succeeded());
+        let got = s.view().catalog().service("n", "w").unwrap().unwrap();
+        assert_eq!((got.tags, got.port, got.modify_index), (vec!["t".to_string()], 80, 9));
+        // Today's register carries the extras through raft into the table, and a change
+        // to them alone is a change.
+        let mut reg = crate::state::catalog::Registration {
+            node: crate::state::catalog::Node {
+                name: "n".into(),
+                address: "a".into(),
+                datacenter: "dc1".into(),
+                ..Default::default()
+            },
+            skip_node_update: false,
+            service: Some(v1_instance()),
+            checks: vec![],
+        };
+        reg.service.as_mut().unwrap().extra = ServiceExtra {
+            kind: "mesh-gateway".into(),
+            ..ServiceExtra::default()
+        };
+        let wire = postcard::to_stdvec(&Command::CatalogRegister(reg)).unwrap();
+        let command: Command = postcard::from_bytes(&wire).unwrap();
+        apply(&s, 10, command);
+        let got = s.view().catalog().service("n", "w").unwrap().unwrap();
+        assert_eq!((got.extra.kind.as_str(), got.modify_index), ("mesh-gateway", 10));
+    }
+
     #[test]
     fn service_name_index_follows_the_catalog() {
         use crate::state::catalog::{Deregistration, Node, Registration, ServiceInstance};

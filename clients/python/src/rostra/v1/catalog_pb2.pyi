@@ -53,7 +53,7 @@ class Node(_message.Message):
     def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., address: _Optional[str] = ..., datacenter: _Optional[str] = ..., tagged_addresses: _Optional[_Mapping[str, str]] = ..., meta: _Optional[_Mapping[str, str]] = ..., create_index: _Optional[int] = ..., modify_index: _Optional[int] = ...) -> None: ...
 
 class ServiceInstance(_message.Message):
-    __slots__ = ("node", "id", "name", "tags", "address", "port", "meta", "weight_passing", "weight_warning", "enable_tag_override", "create_index", "modify_index")
+    __slots__ = ("node", "id", "name", "tags", "address", "port", "meta", "weight_passing", "weight_warning", "enable_tag_override", "create_index", "modify_index", "tagged_addresses", "kind", "proxy_json", "locality")
     class MetaEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,13 @@ class ServiceInstance(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class TaggedAddressesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ServiceAddress
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ServiceAddress, _Mapping]] = ...) -> None: ...
     NODE_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -73,6 +80,10 @@ class ServiceInstance(_message.Message):
     ENABLE_TAG_OVERRIDE_FIELD_NUMBER: _ClassVar[int]
     CREATE_INDEX_FIELD_NUMBER: _ClassVar[int]
     MODIFY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    TAGGED_ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PROXY_JSON_FIELD_NUMBER: _ClassVar[int]
+    LOCALITY_FIELD_NUMBER: _ClassVar[int]
     node: str
     id: str
     name: str
@@ -85,7 +96,27 @@ class ServiceInstance(_message.Message):
     enable_tag_override: bool
     create_index: int
     modify_index: int
-    def __init__(self, node: _Optional[str] = ..., id: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., meta: _Optional[_Mapping[str, str]] = ..., weight_passing: _Optional[int] = ..., weight_warning: _Optional[int] = ..., enable_tag_override: bool = ..., create_index: _Optional[int] = ..., modify_index: _Optional[int] = ...) -> None: ...
+    tagged_addresses: _containers.MessageMap[str, ServiceAddress]
+    kind: str
+    proxy_json: str
+    locality: Locality
+    def __init__(self, node: _Optional[str] = ..., id: _Optional[str] = ..., name: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., address: _Optional[str] = ..., port: _Optional[int] = ..., meta: _Optional[_Mapping[str, str]] = ..., weight_passing: _Optional[int] = ..., weight_warning: _Optional[int] = ..., enable_tag_override: bool = ..., create_index: _Optional[int] = ..., modify_index: _Optional[int] = ..., tagged_addresses: _Optional[_Mapping[str, ServiceAddress]] = ..., kind: _Optional[str] = ..., proxy_json: _Optional[str] = ..., locality: _Optional[_Union[Locality, _Mapping]] = ...) -> None: ...
+
+class ServiceAddress(_message.Message):
+    __slots__ = ("address", "port")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    port: int
+    def __init__(self, address: _Optional[str] = ..., port: _Optional[int] = ...) -> None: ...
+
+class Locality(_message.Message):
+    __slots__ = ("region", "zone")
+    REGION_FIELD_NUMBER: _ClassVar[int]
+    ZONE_FIELD_NUMBER: _ClassVar[int]
+    region: str
+    zone: str
+    def __init__(self, region: _Optional[str] = ..., zone: _Optional[str] = ...) -> None: ...
 
 class HealthCheck(_message.Message):
     __slots__ = ("node", "check_id", "name", "status", "notes", "output", "service_id", "service_name", "service_tags", "type", "create_index", "modify_index", "interval_ns", "timeout_ns", "http", "tcp", "deregister_critical_service_after_ns")

@@ -186,11 +186,50 @@ export interface ServiceInstance {
    * Assigned by the server; ignored on Register.
    */
   modifyIndex: bigint;
+  /**
+   * Consul's TaggedAddresses of the service: a name (lan, wan, lan_ipv4, …) to an
+   * address. Stored and returned as registered.
+   */
+  taggedAddresses: { [key: string]: ServiceAddress };
+  /**
+   * Consul's Kind: empty for a plain service, or one of typical, connect-proxy,
+   * mesh-gateway, terminating-gateway, ingress-gateway, api-gateway; anything else is
+   * refused. Rostra has no service mesh: it stores and returns the kind.
+   */
+  kind: string;
+  /**
+   * Consul's Proxy object as JSON text (empty: none); anything but a JSON object is
+   * refused. Stored and returned as registered.
+   */
+  proxyJson: string;
+  /** Consul's Locality; absent when the service has none. */
+  locality?: Locality | undefined;
 }
 
 export interface ServiceInstance_MetaEntry {
   key: string;
   value: string;
+}
+
+export interface ServiceInstance_TaggedAddressesEntry {
+  key: string;
+  value: ServiceAddress | undefined;
+}
+
+/** One of a service's tagged addresses (Consul's ServiceAddress). */
+export interface ServiceAddress {
+  /** Host name or IP address. */
+  address: string;
+  /** Port, 0 to 65535. */
+  port: number;
+}
+
+/** Where a service runs (Consul's Locality). */
+export interface Locality {
+  /** Region name, free-form. */
+  region: string;
+  /** Zone name within the region, free-form. */
+  zone: string;
 }
 
 /**
@@ -1062,6 +1101,10 @@ function createBaseServiceInstance(): ServiceInstance {
     enableTagOverride: false,
     createIndex: 0n,
     modifyIndex: 0n,
+    taggedAddresses: {},
+    kind: "",
+    proxyJson: "",
+    locality: undefined,
   };
 }
 
@@ -1108,6 +1151,18 @@ export const ServiceInstance: MessageFns<ServiceInstance> = {
         throw new globalThis.Error("value provided for field message.modifyIndex of type uint64 too large");
       }
       writer.uint32(96).uint64(message.modifyIndex);
+    }
+    Object.entries(message.taggedAddresses).forEach(([key, value]) => {
+      ServiceInstance_TaggedAddressesEntry.encode({ key: key as any, value }, writer.uint32(106).fork()).join();
+    });
+    if (message.kind !== "") {
+      writer.uint32(114).string(message.kind);
+    }
+    if (message.proxyJson !== "") {
+      writer.uint32(122).string(message.proxyJson);
+    }
+    if (message.locality !== undefined) {
+      Locality.encode(message.locality, writer.uint32(130).fork()).join();
     }
     return writer;
   },
@@ -1218,6 +1273,41 @@ export const ServiceInstance: MessageFns<ServiceInstance> = {
           message.modifyIndex = reader.uint64() as bigint;
           continue;
         }
+        case 13: {
+          if (tag !== 106) {
+            break;
+          }
+
+          const entry13 = ServiceInstance_TaggedAddressesEntry.decode(reader, reader.uint32());
+          if (entry13.value !== undefined) {
+            message.taggedAddresses[entry13.key] = entry13.value;
+          }
+          continue;
+        }
+        case 14: {
+          if (tag !== 114) {
+            break;
+          }
+
+          message.kind = reader.string();
+          continue;
+        }
+        case 15: {
+          if (tag !== 122) {
+            break;
+          }
+
+          message.proxyJson = reader.string();
+          continue;
+        }
+        case 16: {
+          if (tag !== 130) {
+            break;
+          }
+
+          message.locality = Locality.decode(reader, reader.uint32());
+          continue;
+        }
       }
       if ((tag & 7) === 4 || tag === 0) {
         break;
@@ -1246,6 +1336,15 @@ export const ServiceInstance: MessageFns<ServiceInstance> = {
       enableTagOverride: isSet(object.enableTagOverride) ? globalThis.Boolean(object.enableTagOverride) : false,
       createIndex: isSet(object.createIndex) ? BigInt(object.createIndex) : 0n,
       modifyIndex: isSet(object.modifyIndex) ? BigInt(object.modifyIndex) : 0n,
+      taggedAddresses: isObject(object.taggedAddresses)
+        ? Object.entries(object.taggedAddresses).reduce<{ [key: string]: ServiceAddress }>((acc, [key, value]) => {
+          acc[key] = ServiceAddress.fromJSON(value);
+          return acc;
+        }, {})
+        : {},
+      kind: isSet(object.kind) ? globalThis.String(object.kind) : "",
+      proxyJson: isSet(object.proxyJson) ? globalThis.String(object.proxyJson) : "",
+      locality: isSet(object.locality) ? Locality.fromJSON(object.locality) : undefined,
     };
   },
 
@@ -1293,6 +1392,24 @@ export const ServiceInstance: MessageFns<ServiceInstance> = {
     if (message.modifyIndex !== 0n) {
       obj.modifyIndex = message.modifyIndex.toString();
     }
+    if (message.taggedAddresses) {
+      const entries = Object.entries(message.taggedAddresses);
+      if (entries.length > 0) {
+        obj.taggedAddresses = {};
+        entries.forEach(([k, v]) => {
+          obj.taggedAddresses[k] = ServiceAddress.toJSON(v);
+        });
+      }
+    }
+    if (message.kind !== "") {
+      obj.kind = message.kind;
+    }
+    if (message.proxyJson !== "") {
+      obj.proxyJson = message.proxyJson;
+    }
+    if (message.locality !== undefined) {
+      obj.locality = Locality.toJSON(message.locality);
+    }
     return obj;
   },
 
@@ -1318,6 +1435,20 @@ export const ServiceInstance: MessageFns<ServiceInstance> = {
     message.enableTagOverride = object.enableTagOverride ?? false;
     message.createIndex = object.createIndex ?? 0n;
     message.modifyIndex = object.modifyIndex ?? 0n;
+    message.taggedAddresses = Object.entries(object.taggedAddresses ?? {}).reduce<{ [key: string]: ServiceAddress }>(
+      (acc, [key, value]) => {
+        if (value !== undefined) {
+          acc[key] = ServiceAddress.fromPartial(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.kind = object.kind ?? "";
+    message.proxyJson = object.proxyJson ?? "";
+    message.locality = (object.locality !== undefined && object.locality !== null)
+      ? Locality.fromPartial(object.locality)
+      : undefined;
     return message;
   },
 };
@@ -1394,6 +1525,236 @@ export const ServiceInstance_MetaEntry: MessageFns<ServiceInstance_MetaEntry> = 
     const message = createBaseServiceInstance_MetaEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseServiceInstance_TaggedAddressesEntry(): ServiceInstance_TaggedAddressesEntry {
+  return { key: "", value: undefined };
+}
+
+export const ServiceInstance_TaggedAddressesEntry: MessageFns<ServiceInstance_TaggedAddressesEntry> = {
+  encode(message: ServiceInstance_TaggedAddressesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      ServiceAddress.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServiceInstance_TaggedAddressesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseServiceInstance_TaggedAddressesEntry();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.key = reader.string();
+          continue;
+        }
+        case 2: {
+          if (tag !== 18) {
+            break;
+          }
+
+          message.value = ServiceAddress.decode(reader, reader.uint32());
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): ServiceInstance_TaggedAddressesEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? ServiceAddress.fromJSON(object.value) : undefined,
+    };
+  },
+
+  toJSON(message: ServiceInstance_TaggedAddressesEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = ServiceAddress.toJSON(message.value);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ServiceInstance_TaggedAddressesEntry>): ServiceInstance_TaggedAddressesEntry {
+    return ServiceInstance_TaggedAddressesEntry.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServiceInstance_TaggedAddressesEntry>): ServiceInstance_TaggedAddressesEntry {
+    const message = createBaseServiceInstance_TaggedAddressesEntry();
+    message.key = object.key ?? "";
+    message.value = (object.value !== undefined && object.value !== null)
+      ? ServiceAddress.fromPartial(object.value)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseServiceAddress(): ServiceAddress {
+  return { address: "", port: 0 };
+}
+
+export const ServiceAddress: MessageFns<ServiceAddress> = {
+  encode(message: ServiceAddress, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.address !== "") {
+      writer.uint32(10).string(message.address);
+    }
+    if (message.port !== 0) {
+      writer.uint32(16).uint32(message.port);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServiceAddress {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseServiceAddress();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.address = reader.string();
+          continue;
+        }
+        case 2: {
+          if (tag !== 16) {
+            break;
+          }
+
+          message.port = reader.uint32();
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): ServiceAddress {
+    return {
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+    };
+  },
+
+  toJSON(message: ServiceAddress): unknown {
+    const obj: any = {};
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<ServiceAddress>): ServiceAddress {
+    return ServiceAddress.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<ServiceAddress>): ServiceAddress {
+    const message = createBaseServiceAddress();
+    message.address = object.address ?? "";
+    message.port = object.port ?? 0;
+    return message;
+  },
+};
+
+function createBaseLocality(): Locality {
+  return { region: "", zone: "" };
+}
+
+export const Locality: MessageFns<Locality> = {
+  encode(message: Locality, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.region !== "") {
+      writer.uint32(10).string(message.region);
+    }
+    if (message.zone !== "") {
+      writer.uint32(18).string(message.zone);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Locality {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    let end = length === undefined ? reader.len : reader.pos + length;
+    const message = createBaseLocality();
+    while (reader.pos < end) {
+      const tag = reader.uint32();
+      switch (tag >>> 3) {
+        case 1: {
+          if (tag !== 10) {
+            break;
+          }
+
+          message.region = reader.string();
+          continue;
+        }
+        case 2: {
+          if (tag !== 18) {
+            break;
+          }
+
+          message.zone = reader.string();
+          continue;
+        }
+      }
+      if ((tag & 7) === 4 || tag === 0) {
+        break;
+      }
+      reader.skip(tag & 7);
+    }
+    return message;
+  },
+
+  fromJSON(object: any): Locality {
+    return {
+      region: isSet(object.region) ? globalThis.String(object.region) : "",
+      zone: isSet(object.zone) ? globalThis.String(object.zone) : "",
+    };
+  },
+
+  toJSON(message: Locality): unknown {
+    const obj: any = {};
+    if (message.region !== "") {
+      obj.region = message.region;
+    }
+    if (message.zone !== "") {
+      obj.zone = message.zone;
+    }
+    return obj;
+  },
+
+  create(base?: DeepPartial<Locality>): Locality {
+    return Locality.fromPartial(base ?? {});
+  },
+  fromPartial(object: DeepPartial<Locality>): Locality {
+    const message = createBaseLocality();
+    message.region = object.region ?? "";
+    message.zone = object.zone ?? "";
     return message;
   },
 };

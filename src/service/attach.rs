@@ -155,6 +155,7 @@ impl Service {
                 || c.id != node.id
                 || c.datacenter != node.datacenter
                 || c.tagged_addresses != node.tagged_addresses
+                || c.meta != node.meta
         });
         let registration =
             |service: Option<ServiceInstance>, checks: Vec<HealthCheck>, skip: bool| Registration {
